@@ -1,0 +1,26 @@
+"""Entropy Engine: train swarms of differential-drive robots with recurrent PPO on a laptop."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .config import ConfigError
+from .envs.batch import BatchEnv
+
+
+def parallel_env(scenario: str = "navigation", n_agents: int = 10, seed: int | None = None,
+                 render_mode: str | None = None, **config):
+    """The PettingZoo ``ParallelEnv`` of one world (agents ``robot_0`` ...)."""
+    from .envs.parallel import SwarmParallelEnv
+
+    return SwarmParallelEnv(scenario=scenario, n_agents=n_agents, seed=seed, render_mode=render_mode, **config)
+
+
+def vec_env(scenario: str = "navigation", num_worlds: int = 8, n_agents: int = 10, seed: int | None = None,
+            **config):
+    """A Stable-Baselines3 ``VecEnv`` with ``num_worlds * n_agents`` slots (one per agent)."""
+    from .envs.vec import SwarmVecEnv
+
+    return SwarmVecEnv(scenario=scenario, num_worlds=num_worlds, n_agents=n_agents, seed=seed, **config)
+
+
+__all__ = ["__version__", "ConfigError", "BatchEnv", "parallel_env", "vec_env"]

@@ -1,0 +1,46 @@
+"""Counter-based per-world random numbers for numba kernels (no global RNG).
+
+Each world owns one ``uint64`` state (SplitMix64). A kernel that works on world ``w`` draws only
+from ``state[w]``, so results do not depend on how worlds are spread over threads.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(cache=True, inline="always")
+def next_u64(state, w):
+    """Advance world ``w``'s SplitMix64 state and return 64 random bits."""
+    s = state[w] + _GOLDEN
+    state[w] = s
+    z = (s ^ (s >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
+def uniform(state, w):
+    """A float64 uniform in [0, 1) from world ``w``'s stream."""
+    return np.float64(next_u64(state, w) >> _S11) * _INV53
+
+
+@njit(cache=True, inline="always")
+def randint(state, w, n):
+    """An integer uniform in [0, n) (n > 0)."""
+    return np.int64(uniform(state, w) * n)
+
+
+def seed_states(seed: int | None, num_worlds: int) -> np.ndarray:
+    """Independent per-world states derived from one seed with numpy's SeedSequence."""
+    ss = np.random.SeedSequence(seed)
+    return ss.generate_state(num_worlds, dtype=np.uint64).astype(np.uint64)

@@ -1,0 +1,32 @@
+"""Scenario registry: ``make_scenario("navigation", num_worlds, n_agents, seed, **config)``."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import ConfigError, build_config
+from .base import Scenario
+from .navigation import Navigation, NavigationConfig, navigation_heuristic
+
+SCENARIOS: dict[str, type[Scenario]] = {"navigation": Navigation}
+
+
+def register(cls: type[Scenario]) -> type[Scenario]:
+    """Class decorator that makes a scenario available by its ``name``."""
+    SCENARIOS[cls.name] = cls
+    return cls
+
+
+def scenario_class(name: str) -> type[Scenario]:
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ConfigError(f"unknown scenario {name!r}; available: {sorted(SCENARIOS)}") from None
+
+
+def make_scenario(name: str, num_worlds: int, n_agents: int, seed: int | None = None, **config: Any) -> Scenario:
+    cls = scenario_class(name)
+    return cls(build_config(cls.Config, config), num_worlds, n_agents, seed)
+
+
+__all__ = ["Scenario", "Navigation", "NavigationConfig", "navigation_heuristic", "SCENARIOS", "register",
+           "scenario_class", "make_scenario"]

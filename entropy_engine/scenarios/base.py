@@ -1,0 +1,53 @@
+"""What every scenario provides: batched reset, step, reward and termination over a World."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..core.world import World
+
+
+class Scenario:
+    """Base class of scenarios. Subclasses set ``name``, ``Config`` and implement the methods.
+
+    Arrays owned by a scenario (all preallocated, written in place):
+
+    - ``obs``       float32 [E, N, obs_dim]
+    - ``reward``    float32 [E, N]   reward of the last step
+    - ``reached``   bool    [E, N]   the agent reached its goal in the last step (terminates it)
+    - ``world.contact`` bool [E, N]  the agent collided in the last step
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type]
+    act_dim: ClassVar[int] = 2
+
+    world: World
+    obs: np.ndarray
+    reward: np.ndarray
+    reached: np.ndarray
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.obs.shape[-1])
+
+    @property
+    def max_steps(self) -> int:
+        return int(self.config.max_steps)
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Start new episodes in the worlds where ``mask`` [E] is True (all if None)."""
+        raise NotImplementedError
+
+    def respawn(self, mask: np.ndarray) -> None:
+        """Restart the agents where ``mask`` [E, N] is True inside their running worlds."""
+        raise NotImplementedError
+
+    def step(self, actions: np.ndarray) -> None:
+        """Advance all worlds with float32 actions [E, N, 2] in [-1, 1]; refresh obs/reward/reached."""
+        raise NotImplementedError
+
+    def heuristic(self, obs: np.ndarray) -> np.ndarray:
+        """A scripted policy: actions [..., 2] from observations [..., obs_dim]."""
+        raise NotImplementedError

@@ -1,0 +1,208 @@
+"""Navigation: every robot drives to its own goal through walls and the rest of the swarm."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import ConfigError, field, require
+from ..core.params import WorldConfig
+from ..core.rng import seed_states
+from ..core.world import make_world
+from . import navigation_kernels as nk
+from .base import Scenario
+
+
+@dataclass(frozen=True)
+class NavigationConfig(WorldConfig):
+    """Navigation scenario settings (plus every physical constant of ``WorldConfig``)."""
+
+    n_obstacles: int = field(4, "Interior wall segments per episode (randomised at every reset).")
+    obstacle_min_length: float = field(1.0, "Shortest interior wall, metres.")
+    obstacle_max_length: float = field(3.0, "Longest interior wall, metres.")
+    obstacle_margin: float = field(1.0, "Interior walls keep this distance from the border, metres.")
+    obstacle_gap: float = field(1.0, "Interior walls keep this distance from each other, metres.")
+    spawn_clearance: float = field(0.05, "Extra gap between spawned agents, goals and walls, metres.")
+    goal_radius: float = field(0.3, "An agent whose centre is this close to its goal has reached it.")
+    max_steps: int = field(500, "Episode length limit (truncation), steps.")
+    progress_reward: float = field(1.0, "Reward per metre of progress towards the goal.")
+    goal_reward: float = field(10.0, "One-off bonus for reaching the goal.")
+    collision_penalty: float = field(0.5, "Penalty for every step in contact with a wall or robot.")
+    time_penalty: float = field(0.01, "Penalty for every step (encourages short paths).")
+    goal_obs_scale: float = field(5.0, "Goal vector divisor in metres; farther goals keep direction, norm 1.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.n_obstacles >= 0, f"n_obstacles must be >= 0, got {self.n_obstacles!r}")
+        require(0 < self.obstacle_min_length <= self.obstacle_max_length,
+                "need 0 < obstacle_min_length <= obstacle_max_length")
+        require(self.goal_radius > 0, f"goal_radius must be positive, got {self.goal_radius!r}")
+        require(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps!r}")
+        require(self.goal_obs_scale > 0, "goal_obs_scale must be positive")
+        require(self.spawn_clearance >= 0, "spawn_clearance must be >= 0")
+
+
+class Navigation(Scenario):
+    """Differential-drive robots each drive to their own goal in a walled square arena.
+
+    ## Observation (float32, 36 values for the default 32 rays)
+
+    | Index  | Observation                                   | Range   |
+    |--------|-----------------------------------------------|---------|
+    | 0-31   | lidar distance / ``lidar_range`` (ray 0 along the heading, counter-clockwise, measured from the robot's centre; walls and other robots) | [0, 1], 1 = nothing in range |
+    | 32     | forward velocity / ``max_speed``              | [-1, 1] |
+    | 33     | sideways (left) velocity / ``max_speed``      | [-1, 1] |
+    | 34     | goal vector, forward component / s            | [-1, 1] |
+    | 35     | goal vector, left component / s               | [-1, 1] |
+
+    ``s = max(goal_obs_scale, distance to goal)``: the goal vector is exact within 5 m and a unit
+    vector pointing at the goal beyond.
+
+    ## Action (float32, 2 values)
+
+    | Index | Action            | Range   |
+    |-------|-------------------|---------|
+    | 0     | left wheel power  | [-1, 1] |
+    | 1     | right wheel power | [-1, 1] |
+
+    Values outside [-1, 1] are clipped; NaN or inf is an error. The drive model is documented in
+    ``entropy_engine.core.params``.
+
+    ## Reward (per agent, per step; defaults)
+
+    ``1.0 * (metres of progress towards the goal) + 10.0 on reaching the goal
+    - 0.5 if in contact with a wall or robot this step - 0.01``.
+
+    ## Episode end
+
+    - Termination (per agent): its centre comes within ``goal_radius`` (0.3 m) of its goal.
+    - Truncation: ``max_steps`` (500) steps since the world's reset.
+    - ``info`` per agent and step: ``reached_goal`` and ``collided`` (booleans).
+
+    ## Start state
+
+    Interior walls (``n_obstacles`` segments of 1-3 m, at least 1 m from each other and from the
+    border), robots and goals are placed at random at every reset: robots and goals each on
+    distinct cells of a jittered lattice, so that no two robots overlap, no two goals overlap and
+    none is within ``spawn_clearance`` of a wall; headings are uniform.
+
+    ## Arguments
+
+    ``Navigation(config, num_worlds, n_agents, seed)``: see ``NavigationConfig`` for every field.
+    """
+
+    name = "navigation"
+    Config = NavigationConfig
+
+    def __init__(self, config: NavigationConfig, num_worlds: int, n_agents: int, seed: int | None = None):
+        self.config = config
+        self.world = w = make_world(config, num_worlds, n_agents, max_walls=4 + config.n_obstacles)
+        E, N, R = w.num_worlds, w.n_agents, config.n_rays
+        self._check_room(w.arena, N)
+        self.goals = np.zeros((E, N, 2), np.float32)      # [E, N, 2] goal positions
+        self.dist = np.zeros((E, N), np.float32)          # [E, N] distance to goal after last step
+        self.obs = np.zeros((E, N, R + 4), np.float32)    # [E, N, 36]
+        self.reward = np.zeros((E, N), np.float32)        # [E, N]
+        self.reached = np.zeros((E, N), np.bool_)         # [E, N]
+        self._placed = np.zeros(E, np.int64)              # [E] agents placed by the last reset
+        n_cells = self._lattice_cells(w.arena) ** 2
+        self._order = np.zeros((E, n_cells), np.int64)    # [E, cells] scratch permutation
+        self.rng = seed_states(seed, E)                   # [E] per-world random streams
+        p = np.zeros(nk.N_PARAMS, np.float64)
+        p[nk.P_ARENA] = w.arena
+        p[nk.P_RADIUS] = config.agent_radius
+        p[nk.P_GOAL_R] = config.goal_radius
+        p[nk.P_N_OBST] = config.n_obstacles
+        p[nk.P_OBST_MIN] = config.obstacle_min_length
+        p[nk.P_OBST_MAX] = config.obstacle_max_length
+        p[nk.P_OBST_MARGIN] = config.obstacle_margin
+        p[nk.P_OBST_GAP] = config.obstacle_gap
+        p[nk.P_CLEAR] = config.spawn_clearance
+        p[nk.P_PROGRESS] = config.progress_reward
+        p[nk.P_GOAL_BONUS] = config.goal_reward
+        p[nk.P_COLLISION] = config.collision_penalty
+        p[nk.P_TIME] = config.time_penalty
+        p[nk.P_GOAL_SCALE] = config.goal_obs_scale
+        p[nk.P_VMAX] = config.max_speed
+        self._params = p
+
+    def seed(self, seed: int | None) -> None:
+        """Restart every world's random stream from ``seed``."""
+        self.rng[:] = seed_states(seed, self.world.num_worlds)
+
+    def _lattice_cells(self, arena: float) -> int:
+        r = self.config.agent_radius
+        return max(0, int((arena - 2 * (r + self.config.spawn_clearance)) / (4 * r)))
+
+    def _check_room(self, arena: float, n_agents: int) -> None:
+        """Refuse arenas where the lattice cannot hold every robot even with the walls in it."""
+        cfg = self.config
+        side = self._lattice_cells(arena)
+        cell = 4 * cfg.agent_radius
+        # an interior wall can spoil the cells within (clearance + r) of it on both sides
+        per_wall = (cfg.obstacle_max_length / cell + 2) * (2 * (cfg.agent_radius + cfg.spawn_clearance) / cell + 2)
+        usable = side * side - cfg.n_obstacles * per_wall
+        if usable < n_agents:
+            raise ConfigError(
+                f"arena of {arena:.1f} m is too small for {n_agents} agents of radius {cfg.agent_radius} m "
+                f"with {cfg.n_obstacles} interior walls (about {max(int(usable), 0)} spawn places); "
+                f"raise arena_size or area_per_agent, or lower n_agents or n_obstacles"
+            )
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        w = self.world
+        if mask is None:
+            mask = np.ones(w.num_worlds, np.bool_)
+        nk.reset_worlds(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
+                        w.active, self.goals, self._order, self._placed)
+        if np.any(self._placed[mask] < w.n_agents):
+            bad = int(np.flatnonzero(mask & (self._placed < w.n_agents))[0])
+            raise RuntimeError(
+                f"world {bad}: could place only {self._placed[bad]} of {w.n_agents} agents or goals; "
+                "the arena is too crowded (raise arena_size or lower n_obstacles)"
+            )
+        w.contact[mask] = False
+        w.sync(mask)
+        self._refresh()
+
+    def respawn(self, mask: np.ndarray) -> None:
+        w = self.world
+        nk.respawn_agents(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
+                          w.active, self.goals)
+        w.sync(mask.any(axis=1))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Lidar and observations from the current state (after a reset or respawn)."""
+        w = self.world
+        w.refresh_lidar()
+        nk.observe(w.pos, w.vel, w.theta, self.goals, w.lidar, w.active, self._params, self.obs, self.dist)
+
+    def step(self, actions: np.ndarray) -> None:
+        w = self.world
+        w.step(actions)
+        nk.reward(w.pos, self.goals, w.active, w.contact, self._params, self.dist, self.reward, self.reached)
+        nk.observe(w.pos, w.vel, w.theta, self.goals, w.lidar, w.active, self._params, self.obs, self.dist)
+
+    def heuristic(self, obs: np.ndarray) -> np.ndarray:
+        """Go to the goal, steering away from lidar hits closer than 1 m (a potential field)."""
+        return navigation_heuristic(obs, self.config.n_rays, self.config.lidar_range)
+
+
+def navigation_heuristic(obs: np.ndarray, n_rays: int = 32, lidar_range: float = 3.0) -> np.ndarray:
+    """Scripted policy for the navigation scenario, batched over any leading axes."""
+    obs = np.asarray(obs, np.float32)
+    lidar = obs[..., :n_rays] * lidar_range                      # metres
+    goal = obs[..., n_rays + 2:n_rays + 4]
+    ang = 2 * np.pi * np.arange(n_rays) / n_rays
+    ray_dir = np.stack([np.cos(ang), np.sin(ang)], axis=1)       # [R, 2] ego frame
+    push = np.clip((1.0 - lidar) / 1.0, 0.0, 1.0) ** 2           # within 1 m
+    goal_norm = np.linalg.norm(goal, axis=-1, keepdims=True)
+    desired = goal / np.maximum(goal_norm, 1e-6) - 1.5 * push @ ray_dir / 4.0
+    heading_err = np.arctan2(desired[..., 1], desired[..., 0])
+    front = np.minimum(lidar[..., :2].min(-1), lidar[..., -1])
+    forward = np.clip(np.cos(heading_err), 0.0, 1.0) * np.clip((front - 0.3) / 0.7, 0.2, 1.0)
+    forward = forward * np.clip(goal_norm[..., 0] * 5.0 / 0.6, 0.3, 1.0)  # slow down near the goal
+    turn = np.clip(1.5 * heading_err, -1.0, 1.0)
+    act = np.stack([forward - turn, forward + turn], axis=-1)
+    return np.clip(act, -1.0, 1.0).astype(np.float32)

@@ -1,0 +1,149 @@
+"""The PettingZoo and SB3 adapters, the BatchEnv contract and bad-input handling."""
+import numpy as np
+import pytest
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+import entropy_engine as ee
+from entropy_engine import BatchEnv, ConfigError
+
+
+def test_pettingzoo_parallel_api():
+    env = ee.parallel_env(n_agents=6, seed=1, max_steps=80)
+    parallel_api_test(env, num_cycles=300)
+
+
+def test_pettingzoo_seed_test():
+    parallel_seed_test(lambda: ee.parallel_env(n_agents=5, max_steps=40))
+
+
+def test_parallel_env_contract():
+    env = ee.parallel_env(n_agents=4, seed=0)
+    obs, infos = env.reset(seed=3)
+    assert env.agents == ["robot_0", "robot_1", "robot_2", "robot_3"]
+    assert obs["robot_0"].shape == (36,) and obs["robot_0"].dtype == np.float32
+    assert env.observation_space("robot_0").contains(obs["robot_0"])
+    obs, rew, term, trunc, info = env.step({a: np.array([0.5, 0.5], np.float32) for a in env.agents})
+    assert set(info["robot_1"]) >= {"reached_goal", "collided"}
+    assert isinstance(info["robot_1"]["collided"], bool)
+
+
+def test_parallel_env_truncates_at_max_steps():
+    env = ee.parallel_env(n_agents=3, seed=0, max_steps=7)
+    env.reset()
+    for t in range(7):
+        _, _, term, trunc, _ = env.step({a: np.zeros(2) for a in env.agents})
+    assert all(trunc.values()) and env.agents == []
+
+
+def test_heuristic_reaches_more_goals_than_random():
+    def success(policy, seed):
+        env = BatchEnv(num_worlds=8, n_agents=10, seed=seed, on_goal="deactivate", max_steps=250)
+        env.reset()
+        reached = 0
+        rng = np.random.default_rng(seed)
+        for _ in range(250):
+            act = env.heuristic_actions() if policy == "heuristic" else rng.uniform(-1, 1, (env.num_slots, 2))
+            _, _, term, _, info = env.step(act)
+            reached += int(term.sum())
+            if info["world_done"].all():
+                break
+        return reached / env.num_slots
+
+    h, r = success("heuristic", 1), success("random", 1)
+    assert h >= 0.6, h
+    assert h > r + 0.4, (h, r)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((9, 2)), r"shape \(10, 2\)"),
+    (np.zeros((10, 3)), r"shape \(10, 2\)"),
+    (np.array([["a", "b"]] * 10), "dtype"),
+    (np.full((10, 2), np.nan), "NaN or inf"),
+    (np.full((10, 2), np.inf), "NaN or inf"),
+])
+def test_bad_actions_are_rejected_and_state_is_kept(bad, match):
+    env = BatchEnv(num_worlds=2, n_agents=5, seed=0)
+    env.reset()
+    before = env.scenario.world.pos.copy()
+    with pytest.raises(ValueError, match=match):
+        env.step(bad)
+    assert np.array_equal(before, env.scenario.world.pos)
+    env.step(np.zeros((10, 2)))  # still usable
+
+
+def test_out_of_range_actions_are_clipped():
+    a, b = BatchEnv(num_worlds=1, n_agents=3, seed=0), BatchEnv(num_worlds=1, n_agents=3, seed=0)
+    a.reset(), b.reset()
+    oa = a.step(np.full((3, 2), 7.0))[0].copy()
+    ob = b.step(np.ones((3, 2)))[0].copy()
+    assert np.array_equal(oa, ob)
+
+
+def test_parallel_env_bad_actions():
+    env = ee.parallel_env(n_agents=2, seed=0)
+    env.reset()
+    with pytest.raises(ValueError, match="missing actions"):
+        env.step({"robot_0": np.zeros(2)})
+    with pytest.raises(ValueError, match="not live"):
+        env.step({"robot_0": np.zeros(2), "robot_1": np.zeros(2), "robot_9": np.zeros(2)})
+    with pytest.raises(ValueError, match="NaN"):
+        env.step({"robot_0": np.array([np.nan, 0]), "robot_1": np.zeros(2)})
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_agents": 0}, "n_agents"),
+    ({"num_worlds": -1}, "num_worlds"),
+    ({"bogus_key": 1}, "unknown config key"),
+    ({"n_agents": 500, "arena_size": 8.0}, "too small"),
+    ({"max_speed": 5.0}, "pass through a wall"),
+    ({"agent_radius": -1.0}, "agent_radius"),
+])
+def test_bad_construction(kwargs, match):
+    args = {"num_worlds": 2, "n_agents": 4, **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        BatchEnv(**args)
+
+
+def test_batch_env_respawn_and_autoreset():
+    env = BatchEnv(num_worlds=4, n_agents=6, seed=2, max_steps=30)
+    env.reset()
+    seen_term = seen_trunc = False
+    for t in range(60):
+        obs, rew, term, trunc, info = env.step(env.heuristic_actions())
+        done = term | trunc
+        if term.any():
+            seen_term = True
+            k = np.flatnonzero(term)[0]
+            # the terminal observation is the last one; obs is already the next episode's
+            assert not np.array_equal(info["terminal_obs"][k], obs[k])
+            assert info["episode_success"][k]
+        if trunc.any():
+            seen_trunc = True
+            assert (env.t == 0).all() and info["world_done"].all()
+            assert (info["episode_length"][trunc] <= 30).all()
+        assert env.scenario.world.active.all()  # respawn keeps every slot alive
+    assert seen_term and seen_trunc
+
+
+def test_sb3_vec_env_contract_and_ppo_learn():
+    from stable_baselines3 import PPO
+
+    env = ee.vec_env(num_worlds=2, n_agents=5, seed=0, max_steps=40)
+    obs = env.reset()
+    assert obs.shape == (10, 36)
+    obs2, rew, dones, infos = env.step(np.zeros((10, 2), np.float32))
+    assert obs2.shape == (10, 36) and rew.shape == (10,) and dones.shape == (10,)
+    assert all({"reached_goal", "collided"} <= set(i) for i in infos)
+    for _ in range(45):
+        obs2, rew, dones, infos = env.step(np.zeros((10, 2), np.float32))
+        if dones.any():
+            k = int(np.flatnonzero(dones)[0])
+            assert infos[k]["terminal_observation"].shape == (36,)
+            assert infos[k]["TimeLimit.truncated"] is True and "episode" in infos[k]
+            break
+    else:
+        pytest.fail("no episode ended")
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=1, seed=0)
+    model.learn(640)
+    assert model.num_timesteps >= 640
+    env.close()

@@ -1,0 +1,372 @@
+"""ShmBatchEnv: ``BatchEnv`` worlds stepped in worker processes, exchanging arrays through shared memory.
+
+This is how the pymunk backend uses several cores (the original ran 8 processes x 10 agents);
+the compiled backend uses threads instead. The public interface is ``BatchEnv``'s: ``reset`` and
+``step`` return ``obs [S, D]``, ``reward [S]``, ``terminated [S]``, ``truncated [S]`` and an
+``info`` dict of arrays (``terminal_obs``, episode statistics, ...), all views of one
+``multiprocessing.shared_memory`` segment that the next call overwrites.
+
+How it works: worker ``k`` owns a contiguous block of worlds (sizes differ by at most one) and
+runs an ordinary ``BatchEnv`` on them. Each step the main process writes the validated actions
+into the shared segment and sends every worker one byte; each worker steps, copies its results
+into its slice of the segment and answers one byte. Nothing is pickled per step (only at start-up
+and on errors). Each world keeps the random stream it would have in a single ``BatchEnv`` with the
+same seed, so ``ShmBatchEnv(..., workers=W)`` produces exactly the trajectories of
+``BatchEnv(...)`` for every ``W``.
+
+Failures: a worker that raises, dies or does not answer within ``timeout`` seconds makes the call
+raise ``RuntimeError`` naming the worker (with its traceback when there is one); the env is then
+shut down. ``close()`` (also run on garbage collection and at interpreter exit) stops and joins
+every worker (terminating or killing it if it does not exit) and unlinks the segment.
+
+Processes are started with the ``"spawn"`` context by default: forking a process whose numba
+OpenMP threads are running is unsafe. Scripts that create this env must therefore guard their
+entry point with ``if __name__ == "__main__":``.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+import secrets
+import time
+import weakref
+from multiprocessing import shared_memory
+from multiprocessing.connection import wait
+from typing import Any, Literal
+
+import numpy as np
+
+from ..config import build_config
+from ..scenarios import scenario_class
+from .validate import check_actions
+
+_ALIGN = 64
+STEP, RESET, SEED, CLOSE, OK, ERROR = b"s", b"r", b"d", b"c", b"k", b"e"
+
+
+def _layout(fields: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, tuple[int, tuple, str]], int]:
+    """Byte offsets of every array in the segment: name -> (offset, shape, dtype)."""
+    out, off = {}, 0
+    for name, (shape, dtype) in fields.items():
+        out[name] = (off, shape, dtype)
+        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        off += -(-max(size, 1) // _ALIGN) * _ALIGN
+    return out, max(off, _ALIGN)
+
+
+def _views(buf, layout) -> dict[str, np.ndarray]:
+    return {name: np.ndarray(shape, dtype, buffer=buf, offset=off) for name, (off, shape, dtype) in layout.items()}
+
+
+def _encode_seed(seed: int | None) -> bytes:
+    return b"" if seed is None else str(int(seed)).encode()
+
+
+def _decode_seed(data: bytes) -> int | None:
+    return None if not data else int(data.decode())
+
+
+def _worker(conn, scenario: str, e0: int, e1: int, total_worlds: int, n_agents: int, seed: int,
+            on_goal: str, config: dict, threads: int) -> None:
+    """Worker process: build a BatchEnv on worlds [e0, e1), then serve one-byte commands."""
+    import signal
+    import traceback
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    shm = None
+    views: dict[str, np.ndarray] = {}
+    out_info: list = []
+    try:
+        import numba
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        from ..core.rng import seed_states
+        from .batch import BatchEnv
+
+        env = BatchEnv(scenario, e1 - e0, n_agents, seed=None, on_goal=on_goal, **config)
+        env.scenario.rng[:] = seed_states(seed, total_worlds)[e0:e1]
+        S0, S1 = e0 * n_agents, e1 * n_agents
+        info = {k: (v.dtype.str, v.shape[1:], "world" if k == "world_done" else "slot") for k, v in env.info.items()}
+        conn.send_bytes(pickle.dumps({"obs_dim": env.obs_dim, "max_steps": env.max_steps, "info": info}))
+        name, layout = pickle.loads(conn.recv_bytes())
+        shm = shared_memory.SharedMemory(name=name)
+
+        def part(key: str, arr: np.ndarray) -> np.ndarray:
+            world = key.startswith("info_") and info[key[5:]][2] == "world"
+            return arr[e0:e1] if world else arr[S0:S1]
+
+        views = {k: part(k, v) for k, v in _views(shm.buf, layout).items()}
+        conn.send_bytes(pickle.dumps(None))
+        out_info = [(views["info_" + k], k) for k in env.info]
+        while True:
+            msg = conn.recv_bytes()
+            cmd, arg = msg[:1], msg[1:]
+            if cmd == STEP:
+                obs, rew, term, trunc, inf = env.step(views["actions"])
+                views["obs"][:] = obs
+                views["reward"][:] = rew
+                views["terminated"][:] = term
+                views["truncated"][:] = trunc
+                for dst, k in out_info:
+                    dst[:] = inf[k]
+            elif cmd in (RESET, SEED):
+                s = _decode_seed(arg)
+                if s is not None:
+                    env.scenario.rng[:] = seed_states(s, total_worlds)[e0:e1]
+                if cmd == RESET:
+                    views["obs"][:] = env.reset()
+            elif cmd == CLOSE:
+                conn.send_bytes(OK)
+                return
+            conn.send_bytes(OK)
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return  # the main process is gone
+    except BaseException as exc:  # report any failure to the main process, then exit
+        tb = traceback.format_exc()
+        try:
+            payload = pickle.dumps((exc, tb))
+        except Exception:
+            payload = pickle.dumps((RuntimeError(repr(exc)), tb))
+        try:
+            conn.send_bytes(ERROR + payload)
+        except Exception:
+            pass
+        os._exit(1)
+    finally:
+        views.clear()
+        out_info = None  # noqa: F841 - drop the last views so the segment can be unmapped
+        if shm is not None:
+            try:
+                shm.close()
+            except BufferError:
+                pass
+
+
+def _shutdown(procs: list, conns: list, shm_box: list, grace: float = 5.0) -> None:
+    """Stop every worker (politely, then terminate, then kill), close pipes, unlink the segment."""
+    for conn, proc in zip(conns, procs):
+        if proc.is_alive():
+            try:
+                conn.send_bytes(CLOSE)
+            except Exception:
+                pass
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(1.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5.0)
+    for conn in conns:
+        conn.close()
+    for proc in procs:
+        try:
+            proc.close()
+        except ValueError:
+            pass
+    procs.clear()
+    conns.clear()
+    for shm in shm_box:
+        try:
+            shm.close()
+        except BufferError:
+            pass  # arrays handed out still map it; the memory goes when they do
+        try:
+            shm.unlink()
+        except FileNotFoundError:
+            pass
+    shm_box.clear()
+
+
+class ShmBatchEnv:
+    """``BatchEnv`` over ``num_worlds`` worlds split across ``workers`` processes (shared memory)."""
+
+    def __init__(self, scenario: str = "navigation", num_worlds: int = 8, n_agents: int = 10,
+                 seed: int | None = None, on_goal: Literal["respawn", "deactivate"] = "respawn",
+                 workers: int = 2, timeout: float = 60.0, start_timeout: float = 300.0,
+                 threads_per_worker: int = 1, context: str = "spawn", **config: Any):
+        if not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        if not isinstance(num_worlds, (int, np.integer)) or num_worlds < workers:
+            raise ValueError(f"num_worlds ({num_worlds!r}) must be an integer >= workers ({workers})")
+        if on_goal not in ("respawn", "deactivate"):
+            raise ValueError(f"on_goal must be 'respawn' or 'deactivate', got {on_goal!r}")
+        self._cls = scenario_class(scenario)
+        self._config = build_config(self._cls.Config, config)  # config errors surface here, not in a worker
+        self.scenario_name = scenario
+        self.on_goal = on_goal
+        self.num_workers = W = int(workers)
+        self.num_worlds = E = int(num_worlds)
+        self.n_agents = N = int(n_agents)
+        self.num_slots = S = E * N
+        self.act_dim = 2
+        self.timeout = float(timeout)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2 ** 63))
+        bounds = np.linspace(0, E, W + 1).round().astype(int)  # worker k: worlds [bounds[k], bounds[k+1])
+        self._bounds = bounds
+        self._procs: list = []
+        self._conns: list = []
+        self._shm: list = []
+        self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns, self._shm)
+        ctx = mp.get_context(context)
+        try:
+            for k in range(W):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, name=f"entropy-shm-worker-{k}", daemon=True,
+                                   args=(child, scenario, int(bounds[k]), int(bounds[k + 1]), E, N, seed, on_goal,
+                                         dict(config), int(threads_per_worker)))
+                proc.start()
+                child.close()
+                self._procs.append(proc)
+                self._conns.append(parent)
+            metas = self._gather_pickled(start_timeout, "start")
+            meta = metas[0]
+            self.obs_dim = D = int(meta["obs_dim"])
+            self.max_steps = int(meta["max_steps"])
+            fields = {"actions": ((S, 2), "<f4"), "obs": ((S, D), "<f4"), "reward": ((S,), "<f4"),
+                      "terminated": ((S,), "|b1"), "truncated": ((S,), "|b1")}
+            for key, (dtype, tail, kind) in meta["info"].items():
+                fields["info_" + key] = (((E,) if kind == "world" else (S,)) + tuple(tail), dtype)
+            layout, size = _layout(fields)
+            name = f"entropy_{os.getpid()}_{secrets.token_hex(4)}"
+            self._shm.append(shared_memory.SharedMemory(name=name, create=True, size=size))
+            for conn in self._conns:
+                conn.send_bytes(pickle.dumps((name, layout)))
+            self._gather_pickled(start_timeout, "attach")
+        except BaseException:
+            self._finalizer()
+            raise
+        views = _views(self._shm[0].buf, layout)
+        self._actions = views["actions"]
+        self.obs = views["obs"]
+        self._reward = views["reward"]
+        self._terminated = views["terminated"]
+        self._truncated = views["truncated"]
+        self.info: dict[str, np.ndarray] = {k[5:]: v for k, v in views.items() if k.startswith("info_")}
+        self.terminal_obs = self.info["terminal_obs"]
+        self._shapes = ((S, 2), (E, N, 2))
+        self._needs_reset = True
+
+    # ------------------------------------------------------------------ BatchEnv interface
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def seed(self, seed: int | None) -> None:
+        """Restart every world's random stream from ``seed`` (as ``BatchEnv.seed``)."""
+        if seed is not None:
+            self._command(SEED + _encode_seed(seed))
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Reset every world; returns the observation view [S, D]."""
+        self._command(RESET + _encode_seed(seed))
+        self._needs_reset = False
+        return self.obs
+
+    def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Step with actions [S, 2] (or [E, N, 2]); returns views overwritten by the next call."""
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step()")
+        if self.closed:
+            raise RuntimeError("this ShmBatchEnv is closed")
+        check_actions(actions, self._shapes, self._actions)
+        self._command(STEP)
+        return self.obs, self._reward, self._terminated, self._truncated, self.info
+
+    def heuristic_actions(self) -> np.ndarray:
+        """The scenario's scripted policy on the current observations, [S, 2]."""
+        holder = type("_Holder", (), {"config": self._config})()
+        return self._cls.heuristic(holder, self.obs)
+
+    def close(self) -> None:
+        """Stop every worker and free the shared memory (safe to call twice)."""
+        self._finalizer()
+
+    def __enter__(self) -> "ShmBatchEnv":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        fin = getattr(self, "_finalizer", None)
+        if fin is not None:
+            fin()
+
+    # ------------------------------------------------------------------ plumbing
+    def _command(self, msg: bytes) -> None:
+        if self.closed:
+            raise RuntimeError("this ShmBatchEnv is closed")
+        try:
+            for k, conn in enumerate(self._conns):
+                try:
+                    conn.send_bytes(msg)
+                except (BrokenPipeError, ConnectionResetError, OSError):
+                    self._fail(k, "its pipe is closed")
+            self._await(lambda k, conn: self._ack(k, conn), self.timeout, "step" if msg == STEP else "command")
+        except BaseException:
+            self._finalizer()
+            raise
+
+    def _ack(self, k: int, conn) -> None:
+        msg = conn.recv_bytes()
+        if msg[:1] == ERROR:
+            exc, tb = pickle.loads(msg[1:])
+            raise RuntimeError(f"worker {k} (pid {self._procs[k].pid}) raised {type(exc).__name__}: {exc}\n"
+                               f"--- worker traceback ---\n{tb}") from exc
+
+    def _gather_pickled(self, timeout: float, phase: str) -> list:
+        out: list = [None] * len(self._conns)
+
+        def receive(k, conn):
+            msg = conn.recv_bytes()
+            if msg[:1] == ERROR:
+                exc, tb = pickle.loads(msg[1:])
+                if isinstance(exc, ValueError):  # a config the scenario refused: the user's error
+                    raise exc
+                raise RuntimeError(f"worker {k} failed to {phase}: {type(exc).__name__}: {exc}\n{tb}") from exc
+            out[k] = pickle.loads(msg)
+
+        self._await(receive, timeout, phase)
+        return out
+
+    def _await(self, receive, timeout: float, what: str) -> None:
+        """Call ``receive(k, conn)`` once per worker as answers arrive; fail on death or timeout."""
+        pending = dict(enumerate(self._conns))
+        deadline = time.monotonic() + timeout
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                ids = sorted(pending)
+                raise RuntimeError(
+                    f"worker(s) {ids} (pid {[self._procs[k].pid for k in ids]}) did not answer a {what} within "
+                    f"{timeout:g} s (hung?); the env was shut down")
+            sentinels = {self._procs[k].sentinel: k for k in pending}
+            ready = wait(list(pending.values()) + list(sentinels), timeout=left)
+            for obj in ready:
+                if obj in sentinels:
+                    continue
+                k = next(k for k, c in pending.items() if c is obj)
+                try:
+                    receive(k, obj)
+                except (EOFError, ConnectionResetError):
+                    self._procs[k].join(1.0)
+                    self._fail(k, f"exited with code {self._procs[k].exitcode}")
+                del pending[k]
+            for obj in ready:
+                k = sentinels.get(obj)
+                if k is not None and k in pending and not pending[k].poll():
+                    self._procs[k].join(0.1)
+                    self._fail(k, f"exited with code {self._procs[k].exitcode}")
+
+    def _fail(self, k: int, why: str) -> None:
+        raise RuntimeError(f"worker {k} (pid {self._procs[k].pid}) {why}; the env was shut down")

@@ -3,8 +3,21 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING
+
 from .config import ConfigError
-from .envs.batch import BatchEnv
+
+if TYPE_CHECKING:
+    from .envs.batch import BatchEnv
+
+
+def __getattr__(name: str):
+    # imported on first use, so that `import entropy_engine` stays cheap (no numba start-up)
+    if name == "BatchEnv":
+        from .envs.batch import BatchEnv
+
+        return BatchEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parallel_env(scenario: str = "navigation", n_agents: int = 10, seed: int | None = None,

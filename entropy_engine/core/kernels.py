@@ -16,8 +16,9 @@ from numba import njit, prange
 from .geometry import INF, closest_on_segment, ray_circle, ray_segment, segment_distance, segments_cross, wrap_angle
 
 # Layout of the float64 ``phys`` parameter vector (see World._phys).
-DT, MASS, INERTIA, MAX_FORCE, HALF_BASE, LIN_DAMP, ANG_DAMP, LAT_SLIP, V_MAX, W_MAX, RADIUS, RANGE, CELL, ARENA = range(14)
-N_PHYS = 14
+(DT, MASS, INERTIA, MAX_FORCE, HALF_BASE, LIN_DAMP, ANG_DAMP, LAT_SLIP, V_MAX, W_MAX, RADIUS, RANGE, CELL, ARENA,
+ LIN_DECAY, ANG_DECAY) = range(16)
+N_PHYS = 16
 CONTACT_TOL = 1e-4  # metres of overlap that count as a contact
 
 
@@ -37,11 +38,11 @@ def _drive(w, i, actions, pos, vel, theta, omega, phys):
     v_l = -vx * s + vy * c
     force = (a_l + a_r) * phys[MAX_FORCE]
     torque = (a_r - a_l) * phys[MAX_FORCE] * phys[HALF_BASE]
-    decay = math.exp(-phys[LIN_DAMP] * dt)
+    decay = phys[LIN_DECAY]  # exp(-c_v dt)
     v_f = v_f * decay + force / (phys[MASS] * phys[LIN_DAMP]) * (1.0 - decay)
     v_f = min(max(v_f, -phys[V_MAX]), phys[V_MAX])
     v_l = v_l * phys[LAT_SLIP]
-    adecay = math.exp(-phys[ANG_DAMP] * dt)
+    adecay = phys[ANG_DECAY]  # exp(-c_w dt)
     om = omega[w, i] * adecay + torque / (phys[INERTIA] * phys[ANG_DAMP]) * (1.0 - adecay)
     om = min(max(om, -phys[W_MAX]), phys[W_MAX])
     th = wrap_angle(th + om * dt)
@@ -133,7 +134,8 @@ def _wall_fix(w, i, pos, start, walls, n_walls, phys):
     """Keep agent i out of every wall; returns the deepest wall penetration that was removed."""
     r = phys[RADIUS]
     worst = 0.0
-    for _ in range(2):  # two sweeps settle agents wedged in a corner
+    for sweep in range(2):  # a second sweep settles agents wedged in a corner
+        touched = False
         for k in range(n_walls[w]):
             ax = walls[w, k, 0]
             ay = walls[w, k, 1]
@@ -141,6 +143,12 @@ def _wall_fix(w, i, pos, start, walls, n_walls, phys):
             by = walls[w, k, 3]
             px = pos[w, i, 0]
             py = pos[w, i, 1]
+            qx, qy = closest_on_segment(px, py, ax, ay, bx, by)
+            move2 = (px - start[w, i, 0]) ** 2 + (py - start[w, i, 1]) ** 2
+            gap2 = (px - qx) ** 2 + (py - qy) ** 2
+            if gap2 >= r * r and gap2 > move2:
+                continue  # clear of this wall and too far from it to have crossed it
+            touched = True
             if segments_cross(start[w, i, 0], start[w, i, 1], px, py, ax, ay, bx, by):
                 # the move crossed the wall: go back to where the step started (a valid place)
                 px = start[w, i, 0]
@@ -168,6 +176,8 @@ def _wall_fix(w, i, pos, start, walls, n_walls, phys):
                 py = qy + ny * r
             pos[w, i, 0] = px
             pos[w, i, 1] = py
+        if not touched:
+            break
     lo = r
     hi = phys[ARENA] - r
     pos[w, i, 0] = min(max(pos[w, i, 0], lo), hi)
@@ -265,18 +275,21 @@ def step_world(actions, pos, vel, theta, omega, active, walls, n_walls, phys, g,
         moved[w, i, 1] = pos[w, i, 1]
     for w in prange(n_worlds):
         build_grid(w, pos, active, phys, g, cell_start, cell_fill, cell_items)
-    for _ in range(iterations):
+    for it in range(iterations):  # Jacobi passes, ping-ponging between pos and tmp
+        src = pos if it % 2 == 0 else tmp
+        dst = tmp if it % 2 == 0 else pos
         for k in prange(total):
             w = k // n
             i = k - w * n
-            tmp[w, i, 0] = pos[w, i, 0]
-            tmp[w, i, 1] = pos[w, i, 1]
+            dst[w, i, 0] = src[w, i, 0]
+            dst[w, i, 1] = src[w, i, 1]
             if active[w, i]:
-                sx, sy, worst = _agent_push(w, i, pos, phys, g, cell_start, cell_items)
-                tmp[w, i, 0] += sx
-                tmp[w, i, 1] += sy
+                sx, sy, worst = _agent_push(w, i, src, phys, g, cell_start, cell_items)
+                dst[w, i, 0] += sx
+                dst[w, i, 1] += sy
                 if worst > CONTACT_TOL:
                     contact[w, i] = True
+    if iterations % 2 == 1:
         for k in prange(total):
             w = k // n
             i = k - w * n

@@ -71,6 +71,8 @@ class World:
         phys[kernels.RANGE] = config.lidar_range
         phys[kernels.CELL] = cell
         phys[kernels.ARENA] = self.arena
+        phys[kernels.LIN_DECAY] = math.exp(-config.linear_damping * config.dt)
+        phys[kernels.ANG_DECAY] = math.exp(-config.angular_damping * config.dt)
         self.phys = phys
         angles = 2.0 * np.pi * np.arange(R) / R
         self.ray_cs = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # [R, 2] ray directions

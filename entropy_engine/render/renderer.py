@@ -191,15 +191,19 @@ class Renderer:
         wall_w = max(2, int(round(0.05 * self.scale)))
         for x1, y1, x2, y2 in np.asarray(w.walls[wi, : int(w.n_walls[wi])], np.float64):
             pg.draw.line(surf, WALL_COLOR, self._px(x1, y1), self._px(x2, y2), wall_w)
+        # heading mark: from 40% of the radius (at least 1.5 px + half its width, so that the
+        # centre pixel keeps the agent's colour) to the rim
+        head_w = max(1, r_px // 4)
+        head_start = max(0.4 * r_px, 1.5 + head_w / 2) / self.scale
+        head_end = max(0.95 * r_px, head_start * self.scale + 1.0) / self.scale
         for i in np.flatnonzero(active):
             centre = self._px(*pos[i])
             pg.draw.circle(surf, COLLISION_COLOR if contact[i] else agent_color(i), centre, r_px)
             if r_px >= 4:
                 pg.draw.circle(surf, OUTLINE_COLOR, centre, r_px, 1)
             h = np.array([np.cos(theta[i]), np.sin(theta[i])])
-            r_m = self.world.radius
-            pg.draw.line(surf, HEADING_COLOR, self._px(*(pos[i] + 0.35 * r_m * h)),
-                         self._px(*(pos[i] + 0.95 * r_m * h)), max(1, r_px // 4))
+            pg.draw.line(surf, HEADING_COLOR, self._px(*(pos[i] + head_start * h)),
+                         self._px(*(pos[i] + head_end * h)), head_w)
         if text:
             self._draw_text(surf, text)
 

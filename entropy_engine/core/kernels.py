@@ -1,17 +1,17 @@
-"""Compiled kernels of the batched world: drive model, spatial grid, collisions and lidar.
+"""Per-agent pieces of the compiled world step: drive model, spatial grid, collisions and lidar.
 
-Every array is laid out ``[world, agent, feature]``. The parallel loops run over the flattened
-``world * n_agents + agent`` index (so one big world and many small worlds both use every core);
-each agent's result is computed by exactly one thread from data no other thread writes in that
-loop, and grids are built sequentially per world, so results are bit-identical for any number of
-threads. ``reference.py`` holds slow, readable numpy versions used by the tests.
+Every array is laid out ``[world, agent, feature]``. The functions here work on one agent (or
+build one world's grid) and are composed into parallel drivers in ``step.py``. Each agent's result
+depends only on data that no other agent writes in the same phase, so the drivers give
+bit-identical results for any number of threads. ``reference.py`` holds slow, readable numpy
+versions used by the tests.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .geometry import INF, closest_on_segment, ray_circle, ray_segment, segment_distance, segments_cross, wrap_angle
 
@@ -252,90 +252,55 @@ def _lidar(w, i, pos, theta, walls, n_walls, phys, g, cell_start, cell_items, ra
         out[w, i, k] = min(out[w, i, k], rng) / rng
 
 
-# ----------------------------------------------------------------------------- the step driver
-@njit(cache=True, parallel=True, error_model="numpy")
-def step_world(actions, pos, vel, theta, omega, active, walls, n_walls, phys, g, iterations, ray_cs,
-               start, moved, tmp, cell_start, cell_fill, cell_items, lidar, contact):
-    """One control step of every world: drive, collisions (agents, then walls), then lidar.
+# ----------------------------------------------------------------------------- phases of a step
+@njit(cache=True, inline="always")
+def phase_drive(w, i, actions, pos, vel, theta, omega, active, phys, start, moved, contact):
+    """Remember the start position, then drive (active agents only)."""
+    start[w, i, 0] = pos[w, i, 0]
+    start[w, i, 1] = pos[w, i, 1]
+    contact[w, i] = False
+    if active[w, i]:
+        _drive(w, i, actions, pos, vel, theta, omega, phys)
+    moved[w, i, 0] = pos[w, i, 0]
+    moved[w, i, 1] = pos[w, i, 1]
 
-    actions [E,N,2] in [-1,1]; pos/vel/start/moved/tmp [E,N,2]; theta/omega [E,N];
-    active/contact [E,N] bool; walls [E,W,4]; n_walls [E]; lidar [E,N,R] (written, normalised).
-    """
-    n_worlds, n = pos.shape[0], pos.shape[1]
-    total = n_worlds * n
-    for k in prange(total):
-        w = k // n
-        i = k - w * n
-        start[w, i, 0] = pos[w, i, 0]
-        start[w, i, 1] = pos[w, i, 1]
-        contact[w, i] = False
-        if active[w, i]:
-            _drive(w, i, actions, pos, vel, theta, omega, phys)
-        moved[w, i, 0] = pos[w, i, 0]
-        moved[w, i, 1] = pos[w, i, 1]
-    for w in prange(n_worlds):
-        build_grid(w, pos, active, phys, g, cell_start, cell_fill, cell_items)
-    for it in range(iterations):  # Jacobi passes, ping-ponging between pos and tmp
-        src = pos if it % 2 == 0 else tmp
-        dst = tmp if it % 2 == 0 else pos
-        for k in prange(total):
-            w = k // n
-            i = k - w * n
-            dst[w, i, 0] = src[w, i, 0]
-            dst[w, i, 1] = src[w, i, 1]
-            if active[w, i]:
-                sx, sy, worst = _agent_push(w, i, src, phys, g, cell_start, cell_items)
-                dst[w, i, 0] += sx
-                dst[w, i, 1] += sy
-                if worst > CONTACT_TOL:
-                    contact[w, i] = True
-    if iterations % 2 == 1:
-        for k in prange(total):
-            w = k // n
-            i = k - w * n
-            pos[w, i, 0] = tmp[w, i, 0]
-            pos[w, i, 1] = tmp[w, i, 1]
+
+@njit(cache=True, inline="always")
+def phase_push(w, i, src, dst, active, phys, g, cell_start, cell_items, contact):
+    """One Jacobi pass for agent i: dst = src + half of every overlap."""
+    dst[w, i, 0] = src[w, i, 0]
+    dst[w, i, 1] = src[w, i, 1]
+    if active[w, i]:
+        sx, sy, worst = _agent_push(w, i, src, phys, g, cell_start, cell_items)
+        dst[w, i, 0] += sx
+        dst[w, i, 1] += sy
+        if worst > CONTACT_TOL:
+            contact[w, i] = True
+
+
+@njit(cache=True, inline="always")
+def phase_settle(w, i, pos, vel, active, walls, n_walls, phys, start, moved, contact):
+    """Walls win over robots; position corrections become velocity changes (PBD)."""
+    if not active[w, i]:
+        return
+    if _wall_fix(w, i, pos, start, walls, n_walls, phys) > CONTACT_TOL:
+        contact[w, i] = True
     dt = phys[DT]
     vmax = phys[V_MAX]
-    for k in prange(total):
-        w = k // n
-        i = k - w * n
-        if not active[w, i]:
-            continue
-        if _wall_fix(w, i, pos, start, walls, n_walls, phys) > CONTACT_TOL:
-            contact[w, i] = True
-        # position corrections become velocity changes (position-based dynamics)
-        vx = vel[w, i, 0] + (pos[w, i, 0] - moved[w, i, 0]) / dt
-        vy = vel[w, i, 1] + (pos[w, i, 1] - moved[w, i, 1]) / dt
-        sp = math.sqrt(vx * vx + vy * vy)
-        if sp > vmax:
-            vx *= vmax / sp
-            vy *= vmax / sp
-        vel[w, i, 0] = vx
-        vel[w, i, 1] = vy
-    for w in prange(n_worlds):
-        build_grid(w, pos, active, phys, g, cell_start, cell_fill, cell_items)
-    for k in prange(total):
-        w = k // n
-        i = k - w * n
-        if active[w, i]:
-            _lidar(w, i, pos, theta, walls, n_walls, phys, g, cell_start, cell_items, ray_cs, lidar)
-        else:
-            for r in range(ray_cs.shape[0]):
-                lidar[w, i, r] = 1.0
+    vx = vel[w, i, 0] + (pos[w, i, 0] - moved[w, i, 0]) / dt
+    vy = vel[w, i, 1] + (pos[w, i, 1] - moved[w, i, 1]) / dt
+    sp = math.sqrt(vx * vx + vy * vy)
+    if sp > vmax:
+        vx *= vmax / sp
+        vy *= vmax / sp
+    vel[w, i, 0] = vx
+    vel[w, i, 1] = vy
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def observe_lidar(pos, theta, active, walls, n_walls, phys, g, ray_cs, cell_start, cell_fill, cell_items, lidar):
-    """Lidar only (after a reset): rebuild the grids and cast every active agent's rays."""
-    n_worlds, n = pos.shape[0], pos.shape[1]
-    for w in prange(n_worlds):
-        build_grid(w, pos, active, phys, g, cell_start, cell_fill, cell_items)
-    for k in prange(n_worlds * n):
-        w = k // n
-        i = k - w * n
-        if active[w, i]:
-            _lidar(w, i, pos, theta, walls, n_walls, phys, g, cell_start, cell_items, ray_cs, lidar)
-        else:
-            for r in range(ray_cs.shape[0]):
-                lidar[w, i, r] = 1.0
+@njit(cache=True, inline="always")
+def phase_lidar(w, i, pos, theta, active, walls, n_walls, phys, g, cell_start, cell_items, ray_cs, lidar):
+    if active[w, i]:
+        _lidar(w, i, pos, theta, walls, n_walls, phys, g, cell_start, cell_items, ray_cs, lidar)
+    else:
+        for r in range(ray_cs.shape[0]):
+            lidar[w, i, r] = 1.0

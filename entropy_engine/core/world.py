@@ -11,7 +11,9 @@ import math
 import numpy as np
 
 from ..config import ConfigError
-from . import kernels
+import numba
+
+from . import kernels, step as drivers
 from .params import WorldConfig
 
 
@@ -75,11 +77,20 @@ class World:
         phys[kernels.ANG_DECAY] = math.exp(-config.angular_damping * config.dt)
         self.phys = phys
         angles = 2.0 * np.pi * np.arange(R) / R
+        self.schedule_override: str | None = None  # 'world' or 'agent' to force a schedule (tests)
         self.ray_cs = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # [R, 2] ray directions
+
+    @property
+    def schedule(self) -> str:
+        """'world' (a world per task) when there are at least two worlds per thread, else 'agent'."""
+        if self.schedule_override is not None:
+            return self.schedule_override
+        return "world" if self.num_worlds >= 2 * numba.get_num_threads() else "agent"
 
     def step(self, actions: np.ndarray) -> None:
         """Advance every world by one step. ``actions`` is float32 [E, N, 2], already in [-1, 1]."""
-        kernels.step_world(
+        step = drivers.step_by_world if self.schedule == "world" else drivers.step_by_agent
+        step(
             actions, self.pos, self.vel, self.theta, self.omega, self.active, self.walls, self.n_walls,
             self.phys, self.grid_size, self.config.collision_iterations, self.ray_cs,
             self._start, self._moved, self._tmp, self._cell_start, self._cell_fill, self._cell_items,
@@ -93,7 +104,8 @@ class World:
 
     def refresh_lidar(self) -> None:
         """Recompute the lidar of every agent from the current state (after a reset)."""
-        kernels.observe_lidar(
+        lidar = drivers.lidar_by_world if self.schedule == "world" else drivers.lidar_by_agent
+        lidar(
             self.pos, self.theta, self.active, self.walls, self.n_walls, self.phys, self.grid_size,
             self.ray_cs, self._cell_start, self._cell_fill, self._cell_items, self.lidar,
         )

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..scenarios import make_scenario
+from .batch_kernels import bookkeep
 from .validate import check_actions
 
 
@@ -49,6 +50,9 @@ class BatchEnv:
         self._ep_length = np.zeros(S, np.int64)
         self._ep_collisions = np.zeros(S, np.int64)
         self._prev_contact = np.zeros(S, np.bool_)
+        self._terminated = np.zeros(S, np.bool_)              # [S] returned views
+        self._truncated = np.zeros(S, np.bool_)
+        self._world_trunc = np.zeros(E, np.bool_)             # [E]
         self.terminal_obs = np.zeros((S, D), np.float32)     # [S, D] valid where done
         self.info: dict[str, np.ndarray] = {
             "reached_goal": np.zeros(S, np.bool_),           # [S] reached its goal this step
@@ -92,42 +96,30 @@ class BatchEnv:
         check_actions(actions, self._shapes, self._actions)
         sc = self.scenario
         E, N = self.num_worlds, self.n_agents
-        active = sc.world.active.reshape(-1).copy()          # [S] alive during this step
         sc.step(self._actions)
         self.t += 1
-        reward = sc.reward.reshape(-1)
-        reached = sc.reached.reshape(-1)
-        contact = sc.world.contact.reshape(-1) & active
         info = self.info
-        info["reached_goal"][:] = reached
-        info["collided"][:] = contact
-        self._ep_return += reward
-        self._ep_length += active
-        self._ep_collisions += contact & ~self._prev_contact
-        self._prev_contact[:] = contact
-        terminated = reached.copy()
-        world_trunc = self.t >= self.max_steps                # [E]
-        truncated = np.repeat(world_trunc, N) & active & ~reached
-        done = terminated | truncated
-        if self.on_goal == "deactivate":
-            sc.world.active.reshape(-1)[reached] = False
-            world_done = world_trunc | ~sc.world.active.any(axis=1)
-        else:
-            world_done = world_trunc
-        info["world_done"][:] = world_done
-        if done.any():
-            idx = np.flatnonzero(done)
+        reward = sc.reward.reshape(-1)
+        terminated, truncated = self._terminated, self._truncated
+        n_done = bookkeep(sc.world.active.reshape(-1), reward, sc.reached.reshape(-1), sc.world.contact.reshape(-1),
+                          self.t, self.max_steps, N, self.on_goal == "deactivate",
+                          self._ep_return, self._ep_length, self._ep_collisions, self._prev_contact,
+                          info["reached_goal"], info["collided"], terminated, truncated,
+                          self._world_trunc, info["world_done"])
+        world_trunc, world_done = self._world_trunc, info["world_done"]
+        if n_done:
+            idx = np.flatnonzero(terminated | truncated)
             self.terminal_obs[idx] = self.obs[idx]
             info["episode_return"][idx] = self._ep_return[idx]
             info["episode_length"][idx] = self._ep_length[idx]
-            info["episode_success"][idx] = reached[idx]
+            info["episode_success"][idx] = terminated[idx]
             info["episode_collisions"][idx] = self._ep_collisions[idx]
             self._ep_return[idx] = 0
             self._ep_length[idx] = 0
             self._ep_collisions[idx] = 0
             self._prev_contact[idx] = False
             if self.on_goal == "respawn":
-                respawn = (reached & ~np.repeat(world_trunc, N)).reshape(E, N)
+                respawn = (terminated.reshape(E, N) & ~world_trunc[:, None])
                 if respawn.any():
                     sc.respawn(respawn)
         if world_done.any():

@@ -10,14 +10,18 @@ Model
   the body's heading at the wheel points ``(0, +wheel_base/2)`` (left) and ``(0, -wheel_base/2)``
   (right) with ``apply_force_at_local_point``; Chipmunk accumulates them into a force and a
   torque ``(F_r - F_l) * wheel_base / 2``.
-- A custom ``position_func`` turns the accumulated force and torque into velocity with the
-  documented drive model (exact linear damping, lateral friction ``lateral_slip``, speed and
-  turn-rate limits; see ``core.params``), then lets Chipmunk integrate the position (including
-  its collision bias). The forces are consumed there, so Chipmunk's default velocity integration
-  adds nothing and collision impulses act on the drive velocity as usual.
+- Before the physics step the accumulated force and torque are turned into the step's velocity
+  and turn rate with the documented drive model (exact linear damping, lateral friction
+  ``lateral_slip``, speed and turn-rate limits; see ``core.params``) and consumed, so Chipmunk's
+  own velocity integration adds nothing. Chipmunk then advances the space in ``SUBSTEPS``
+  substeps of ``dt / SUBSTEPS``: free bodies move exactly ``v dt`` and turn ``w dt`` (the drive
+  model's update), and contacts are detected every substep and resolved by Chipmunk's impulse
+  solver and position bias (``BIAS_PER_STEP``: 90 % of an overlap is removed per control step).
+  A robot pushing at full power against a wall or another robot stays within 1 cm of contact.
 - Walls are static segments; contacts have no friction and no bounce (``elasticity = 0``), like
-  the compiled backend's position correction. ``contact`` is set for both shapes of every
-  arbiter deeper than ``kernels.CONTACT_TOL``.
+  the compiled backend's position correction. ``contact`` is set for the robots of every contact
+  where the solver had to push (a robot driving into a wall or robot, or an impact) or that is
+  deeper than Chipmunk's resting overlap; a robot merely resting against a wall is not in contact.
 - Lidar (``pymunk_lidar``): ``"compiled"`` casts the compiled ray kernels on the synced arrays;
   ``"pymunk"`` makes one ``space.segment_query_first`` per ray (the original's path, kept as the
   reference) with the same normalisation: distance from the centre / ``lidar_range``, ray 0 along
@@ -43,6 +47,8 @@ from .params import WorldConfig
 from .world import World
 
 AGENT_TYPE = 1  # collision_type of robots; walls keep 0
+SUBSTEPS = 4  # Chipmunk steps per control step: contacts are detected every dt / SUBSTEPS
+BIAS_PER_STEP = 0.1  # fraction of an overlap left after one control step of Chipmunk's correction
 
 
 def import_pymunk():
@@ -57,9 +63,12 @@ def import_pymunk():
 
 
 def _drive_func(config: WorldConfig):
-    """A Chipmunk ``position_func`` that applies the documented drive model to the wheel forces."""
-    pymunk = import_pymunk()
-    update_position = pymunk.Body.update_position
+    """The documented drive model applied to a body's accumulated wheel force and torque.
+
+    Sets the body's velocity and turn rate for the coming control step and consumes the force
+    (so Chipmunk's own velocity integration adds nothing); Chipmunk then moves the body with that
+    velocity through the substeps while contact impulses act on it.
+    """
     dt = config.dt
     decay = math.exp(-config.linear_damping * dt)
     k_force = (1.0 - decay) / (config.mass * config.linear_damping)
@@ -70,7 +79,7 @@ def _drive_func(config: WorldConfig):
     wmax = config.max_angular_speed
     cos, sin, sqrt = math.cos, math.sin, math.sqrt
 
-    def drive(body, step_dt):
+    def drive(body):
         th = body.angle
         c, s = cos(th), sin(th)
         vx, vy = body.velocity
@@ -80,7 +89,7 @@ def _drive_func(config: WorldConfig):
         v_l = (-vx * s + vy * c) * slip
         om = body.angular_velocity * adecay + body.torque * k_torque
         om = min(max(om, -wmax), wmax)
-        th = th + om * step_dt
+        th = th + om * dt
         c, s = cos(th), sin(th)
         vx = v_f * c - v_l * s
         vy = v_f * s + v_l * c
@@ -90,9 +99,8 @@ def _drive_func(config: WorldConfig):
             vy *= vmax / sp
         body.velocity = (vx, vy)
         body.angular_velocity = om
-        body.force = (0.0, 0.0)  # consumed: the default velocity integration adds nothing
+        body.force = (0.0, 0.0)
         body.torque = 0.0
-        update_position(body, step_dt)
 
     return drive
 
@@ -100,8 +108,10 @@ def _drive_func(config: WorldConfig):
 class PymunkWorld(World):
     """``World`` stepped by Chipmunk2D: one ``pymunk.Space`` per world (see the module docstring)."""
 
-    def __init__(self, config: WorldConfig, num_worlds: int, n_agents: int, max_walls: int):
+    def __init__(self, config: WorldConfig, num_worlds: int, n_agents: int, max_walls: int,
+                 substeps: int = SUBSTEPS):
         super().__init__(config, num_worlds, n_agents, max_walls)
+        self.substeps = int(substeps)
         self._pm = pymunk = import_pymunk()
         E, N = self.num_worlds, self.n_agents
         self._drive = _drive_func(config)
@@ -125,7 +135,6 @@ class PymunkWorld(World):
             bodies, shapes = [], []
             for i in range(N):
                 body = pymunk.Body(config.mass, config.inertia)
-                body.position_func = self._drive
                 shape = pymunk.Circle(body, config.agent_radius)
                 shape.friction = 0.0
                 shape.elasticity = 0.0
@@ -135,7 +144,7 @@ class PymunkWorld(World):
                 shapes.append(shape)
             self._bodies.append(bodies)
             self._shapes.append(shapes)
-        self._agent_of = {id(s): (w, i) for w in range(E) for i, s in enumerate(self._shapes[w])}
+        self._agent_of = {id(s): i for w in range(E) for i, s in enumerate(self._shapes[w])}
         self._rays = self.ray_cs.shape[0]
         self._ray_angles = 2.0 * np.pi * np.arange(self._rays) / self._rays  # [R]
 
@@ -145,17 +154,20 @@ class PymunkWorld(World):
         space.iterations = 10
         space.collision_slop = 1e-3   # metres of overlap Chipmunk tolerates (default 0.1 is half a robot)
         space.damping = 1.0           # damping is the drive model's, not Chipmunk's
-        space.on_collision(pre_solve=self._on_contact, data=w)
+        space.collision_bias = BIAS_PER_STEP ** (1.0 / self.config.dt)  # Chipmunk's unit: overlap left per second
+        space.on_collision(post_solve=self._on_contact, data=w)
         return space
 
     def _on_contact(self, arbiter, space, w) -> None:
-        points = arbiter.contact_point_set.points
-        if not points or points[0].distance > -kernels.CONTACT_TOL:
-            return
+        """post_solve: a contact counts when the solver had to push (the robot drives into it)
+        or the overlap exceeds what Chipmunk tolerates at rest (``collision_slop``)."""
+        if arbiter.total_impulse.length <= 1e-9:
+            points = arbiter.contact_point_set.points
+            if not points or min(p.distance for p in points) > -(space.collision_slop + kernels.CONTACT_TOL):
+                return
         for shape in arbiter.shapes:
             if shape.collision_type == AGENT_TYPE:
-                _, i = self._agent_of[id(shape)]
-                self.contact[w, i] = True
+                self.contact[w, self._agent_of[id(shape)]] = True
 
     def _rebuild_walls(self, w: int) -> None:
         space = self._spaces[w]
@@ -222,11 +234,12 @@ class PymunkWorld(World):
         if stale.any():
             for w in np.flatnonzero(stale.any(axis=1)).tolist():
                 self._place(w, np.flatnonzero(stale[w]).tolist())
-        self.contact[:] = False
+        self.contact[:] = False  # set by the contact handler during the substeps
         forces = (actions.astype(np.float64) * self.config.max_wheel_force).tolist()
         hb = self._half_base
         left, right = (0.0, hb), (0.0, -hb)
-        dt = self.config.dt
+        drive = self._drive
+        sub_dt = self.config.dt / self.substeps
         for w, space in enumerate(self._spaces):
             bodies = self._bodies[w]
             fw = forces[w]
@@ -235,7 +248,9 @@ class PymunkWorld(World):
                 f_l, f_r = fw[i]
                 body.apply_force_at_local_point((f_l, 0.0), left)
                 body.apply_force_at_local_point((f_r, 0.0), right)
-            space.step(dt)
+                drive(body)
+            for _ in range(self.substeps):
+                space.step(sub_dt)
             self._read_back(w)
         self.refresh_lidar()
 

@@ -143,21 +143,22 @@ def _worker(conn, scenario: str, e0: int, e1: int, total_worlds: int, n_agents: 
                 pass
 
 
-def _shutdown(procs: list, conns: list, shm_box: list, grace: float = 5.0) -> None:
-    """Stop every worker (politely, then terminate, then kill), close pipes, unlink the segment."""
+def _shutdown(procs: list, conns: list, shm_box: list, grace: list) -> None:
+    """Stop every worker (politely within ``grace[0]`` s, then terminate, then kill), close pipes,
+    unlink the segment."""
     for conn, proc in zip(conns, procs):
         if proc.is_alive():
             try:
                 conn.send_bytes(CLOSE)
             except Exception:
                 pass
-    deadline = time.monotonic() + grace
+    deadline = time.monotonic() + grace[0]
     for proc in procs:
         proc.join(max(0.0, deadline - time.monotonic()))
     for proc in procs:
         if proc.is_alive():
             proc.terminate()
-            proc.join(1.0)
+            proc.join(0.5)
         if proc.is_alive():
             proc.kill()
             proc.join(5.0)
@@ -212,7 +213,8 @@ class ShmBatchEnv:
         self._procs: list = []
         self._conns: list = []
         self._shm: list = []
-        self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns, self._shm)
+        self._grace = [5.0]  # seconds a worker gets to exit on close (less after a failure)
+        self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns, self._shm, self._grace)
         ctx = mp.get_context(context)
         try:
             for k in range(W):
@@ -239,6 +241,7 @@ class ShmBatchEnv:
                 conn.send_bytes(pickle.dumps((name, layout)))
             self._gather_pickled(start_timeout, "attach")
         except BaseException:
+            self._grace[0] = 0.5
             self._finalizer()
             raise
         views = _views(self._shm[0].buf, layout)
@@ -314,6 +317,7 @@ class ShmBatchEnv:
                     self._fail(k, "its pipe is closed")
             self._await(lambda k, conn: self._ack(k, conn), self.timeout, "step" if msg == STEP else "command")
         except BaseException:
+            self._grace[0] = 0.5  # a worker failed: do not wait long for the others
             self._finalizer()
             raise
 

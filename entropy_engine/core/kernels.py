@@ -13,7 +13,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .geometry import INF, closest_on_segment, ray_circle, ray_segment, segment_distance, segments_cross, wrap_angle
+from .geometry import (INF, closest_on_segment, fast_atan2, ray_circle, ray_segment, segment_distance,
+                       segments_cross, wrap_angle)
 
 # Layout of the float64 ``phys`` parameter vector (see World._phys).
 (DT, MASS, INERTIA, MAX_FORCE, HALF_BASE, LIN_DAMP, ANG_DAMP, LAT_SLIP, V_MAX, W_MAX, RADIUS, RANGE, CELL, ARENA,
@@ -190,8 +191,8 @@ def _hit_rays(out, w, i, lo, hi, th_c, th_s, ray_cs, ox, oy, kind, ax, ay, bx, b
     """Test the rays whose angle (relative to the heading) lies in [lo, hi] against one shape."""
     n_rays = ray_cs.shape[0]
     step = 2.0 * math.pi / n_rays
-    j0 = int(math.ceil(lo / step - 1e-3))
-    j1 = int(math.floor(hi / step + 1e-3))
+    j0 = int(math.ceil(lo / step - 1e-2))  # margin: 0.01 ray spacing >> fast_atan2's error
+    j1 = int(math.floor(hi / step + 1e-2))
     for j in range(j0, j1 + 1):
         ridx = j % n_rays
         dx = th_c * ray_cs[ridx, 0] - th_s * ray_cs[ridx, 1]
@@ -224,8 +225,12 @@ def _lidar(w, i, pos, theta, walls, n_walls, phys, g, cell_start, cell_items, ra
         by = walls[w, k, 3]
         if segment_distance(ox, oy, ax, ay, bx, by) >= rng:
             continue
-        a1 = math.atan2(ay - oy, ax - ox) - th
-        span = wrap_angle(math.atan2(by - oy, bx - ox) - th - a1)
+        a1 = fast_atan2(ay - oy, ax - ox) - th
+        span = fast_atan2(by - oy, bx - ox) - th - a1
+        if span >= math.pi:
+            span -= 2.0 * math.pi
+        elif span < -math.pi:
+            span += 2.0 * math.pi
         lo = a1 if span >= 0.0 else a1 + span
         _hit_rays(out, w, i, lo, lo + abs(span), th_c, th_s, ray_cs, ox, oy, 0, ax, ay, bx, by, 0.0)
     cx, cy = _cell_of(ox, oy, phys[CELL], g)
@@ -245,8 +250,8 @@ def _lidar(w, i, pos, theta, walls, n_walls, phys, g, cell_start, cell_items, ra
                     for k in range(n_rays):
                         out[w, i, k] = 0.0
                     continue
-                phi = math.atan2(qy - oy, qx - ox) - th
-                alpha = math.asin(r / d)
+                phi = fast_atan2(qy - oy, qx - ox) - th
+                alpha = fast_atan2(r, math.sqrt(d * d - r * r))  # asin(r / d)
                 _hit_rays(out, w, i, phi - alpha, phi + alpha, th_c, th_s, ray_cs, ox, oy, 1, qx, qy, 0.0, 0.0, r)
     for k in range(n_rays):
         out[w, i, k] = min(out[w, i, k], rng) / rng

@@ -101,3 +101,10 @@ def lidar_by_agent(pos, theta, active, walls, n_walls, phys, g, ray_cs, cell_sta
     for k in prange(n_worlds * n):
         w = k // n
         phase_lidar(w, k - w * n, pos, theta, active, walls, n_walls, phys, g, cell_start, cell_items, ray_cs, lidar)
+
+
+@njit(cache=True, parallel=True)
+def build_grids(pos, active, phys, g, cell_start, cell_fill, cell_items):
+    """Rebuild every world's spatial grid from the current positions."""
+    for w in prange(pos.shape[0]):
+        build_grid(w, pos, active, phys, g, cell_start, cell_fill, cell_items)

@@ -97,6 +97,13 @@ class World:
             self.lidar, self.contact,
         )
 
+    def grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """The spatial grid of the current positions: CSR offsets [E, cells + 1] and agent ids
+        sorted by cell [E, N] (cells are ``phys[CELL]`` metres wide, ``grid_size`` per side)."""
+        drivers.build_grids(self.pos, self.active, self.phys, self.grid_size, self._cell_start, self._cell_fill,
+                            self._cell_items)
+        return self._cell_start, self._cell_items
+
     def sync(self, worlds: np.ndarray) -> None:
         """State arrays of the worlds where ``worlds`` [E] is True were written from outside (a
         reset or respawn). The compiled backend keeps no other copy, so there is nothing to do;

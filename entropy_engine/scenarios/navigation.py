@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import ConfigError, field, require
+from ..core.kernels import CELL
 from ..core.params import WorldConfig
 from ..core.rng import seed_states
 from ..core.world import make_world
@@ -167,8 +168,9 @@ class Navigation(Scenario):
 
     def respawn(self, mask: np.ndarray) -> None:
         w = self.world
+        cell_start, cell_items = w.grid()
         nk.respawn_agents(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
-                          w.active, self.goals)
+                          w.active, self.goals, w.grid_size, w.phys[CELL], cell_start, cell_items)
         w.sync(mask.any(axis=1))
         self._refresh()
 

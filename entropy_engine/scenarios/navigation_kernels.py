@@ -132,42 +132,75 @@ def reset_worlds(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active, g
 
 
 @njit(cache=True)
-def _free_point(w, i, rng, p, walls, n_walls, pos, active, avoid_agents):
-    """Rejection-sample a point clear of walls (and of active agents); 64 tries, last try kept."""
+def _clear_of_agents(w, x, y, lim2, pos, active, mask, placed, n_placed, g, cell, cell_start, cell_items):
+    """No robot centre within sqrt(lim2) of (x, y): robots from the grid (built from the current
+    positions; cells are wider than lim) except those being respawned, plus those already
+    respawned in this call (``placed[:n_placed]``)."""
+    cx = min(max(int(x / cell), 0), g - 1)
+    cy = min(max(int(y / cell), 0), g - 1)
+    for yy in range(max(cy - 1, 0), min(cy + 2, g)):
+        for xx in range(max(cx - 1, 0), min(cx + 2, g)):
+            c = yy * g + xx
+            for k in range(cell_start[w, c], cell_start[w, c + 1]):
+                j = cell_items[w, k]
+                if active[w, j] and not mask[w, j] and (pos[w, j, 0] - x) ** 2 + (pos[w, j, 1] - y) ** 2 < lim2:
+                    return False
+    for k in range(n_placed):
+        j = placed[k]
+        if (pos[w, j, 0] - x) ** 2 + (pos[w, j, 1] - y) ** 2 < lim2:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, g, cell, cell_start, cell_items,
+                avoid_agents):
+    """Rejection-sample a point clear of walls (and of robots); 64 tries, the last try is kept."""
     L = p[P_ARENA]
     r = p[P_RADIUS]
     margin = r + p[P_CLEAR]
+    lim2 = (2.0 * r + p[P_CLEAR]) ** 2
     x = y = 0.0
     for _try in range(64):
         x = margin + (L - 2 * margin) * uniform(rng, w)
         y = margin + (L - 2 * margin) * uniform(rng, w)
         if _wall_clearance(w, x, y, walls, n_walls) < r + p[P_CLEAR]:
             continue
-        ok = True
-        if avoid_agents:
-            lim = (2.0 * r + p[P_CLEAR]) ** 2
-            for j in range(pos.shape[1]):
-                if j != i and active[w, j] and (pos[w, j, 0] - x) ** 2 + (pos[w, j, 1] - y) ** 2 < lim:
-                    ok = False
-                    break
-        if ok:
+        if not avoid_agents or _clear_of_agents(w, x, y, lim2, pos, active, mask, placed, n_placed, g, cell,
+                                                cell_start, cell_items):
             break
     return x, y
 
 
 @njit(cache=True, parallel=True)
-def respawn_agents(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active, goals):
-    """Give every agent with mask[w, i] a fresh start and goal inside its (running) world."""
-    n_worlds = pos.shape[0]
+def respawn_agents(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active, goals, g, cell, cell_start,
+                   cell_items):
+    """Give every agent with mask[w, i] a fresh start and goal inside its (running) world.
+
+    The world's grid (``cell_start``/``cell_items``, built by the last step or reset) makes each
+    placement cost O(1) in the number of robots.
+    """
+    n_worlds, n = pos.shape[0], pos.shape[1]
     for w in prange(n_worlds):
-        for i in range(pos.shape[1]):
+        count = 0
+        for i in range(n):
+            if mask[w, i]:
+                count += 1
+        if count == 0:
+            continue
+        placed = np.empty(count, np.int64)
+        n_placed = 0
+        for i in range(n):
             if not mask[w, i]:
                 continue
-            active[w, i] = False
-            x, y = _free_point(w, i, rng, p, walls, n_walls, pos, active, True)
+            x, y = _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, g, cell,
+                               cell_start, cell_items, True)
             pos[w, i, 0] = x
             pos[w, i, 1] = y
-            gx, gy = _free_point(w, i, rng, p, walls, n_walls, pos, active, False)
+            placed[n_placed] = i
+            n_placed += 1
+            gx, gy = _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, g, cell,
+                                 cell_start, cell_items, False)
             goals[w, i, 0] = gx
             goals[w, i, 1] = gy
             theta[w, i] = np.float32(2.0 * math.pi * uniform(rng, w) - math.pi)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from entropy_engine import BatchEnv, ConfigError
-from entropy_engine.envs.shm import ShmBatchEnv
+from entropy_engine.envs.shm import ShmBatchEnv, make_batch_env
 
 SHM_DIR = "/dev/shm"
 
@@ -151,3 +151,11 @@ def test_forkserver_context(no_leftovers):
     with ShmBatchEnv(workers=2, context="forkserver", **kw) as env:
         no_leftovers.extend(_pids(env))
         _compare(env, ref, 25)
+
+
+def test_make_batch_env_picks_the_process_layout(no_leftovers):
+    assert type(make_batch_env(num_worlds=2, n_agents=3, workers=1)) is BatchEnv
+    with make_batch_env(num_worlds=2, n_agents=3, workers=2, seed=0) as env:
+        no_leftovers.extend(_pids(env))
+        assert isinstance(env, ShmBatchEnv) and env.num_workers == 2
+        assert env.reset().shape == (6, 36)

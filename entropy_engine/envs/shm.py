@@ -374,3 +374,18 @@ class ShmBatchEnv:
 
     def _fail(self, k: int, why: str) -> None:
         raise RuntimeError(f"worker {k} (pid {self._procs[k].pid}) {why}; the env was shut down")
+
+
+def make_batch_env(scenario: str = "navigation", num_worlds: int = 8, n_agents: int = 10, seed: int | None = None,
+                   on_goal: Literal["respawn", "deactivate"] = "respawn", workers: int = 0,
+                   timeout: float = 60.0, **config: Any):
+    """``BatchEnv`` in this process (``workers`` <= 1) or ``ShmBatchEnv`` over ``workers`` processes.
+
+    Both have the same interface and, for one seed, the same trajectories.
+    """
+    if workers and workers > 1:
+        return ShmBatchEnv(scenario, num_worlds, n_agents, seed=seed, on_goal=on_goal, workers=workers,
+                           timeout=timeout, **config)
+    from .batch import BatchEnv
+
+    return BatchEnv(scenario, num_worlds, n_agents, seed=seed, on_goal=on_goal, **config)

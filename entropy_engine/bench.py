@@ -21,6 +21,12 @@ CASES: dict[str, dict[str, Any]] = {
     "worlds64_agents10": {"num_worlds": 64, "n_agents": 10},
     "world1_agents10000": {"num_worlds": 1, "n_agents": 10_000},
 }
+# one world growing 100x at constant density (10 m^2 per agent): linear cost = flat agent-steps/s
+SCALING: dict[str, dict[str, Any]] = {
+    "world1_agents1000": {"num_worlds": 1, "n_agents": 1_000},
+    "world1_agents10000": {"num_worlds": 1, "n_agents": 10_000},
+    "world1_agents100000": {"num_worlds": 1, "n_agents": 100_000},
+}
 
 
 def machine_info() -> dict[str, Any]:
@@ -58,14 +64,16 @@ def measure_env(env, seconds: float, n_actions: int = 64) -> dict[str, Any]:
             "steps": steps, "seconds": elapsed, "slots": env.num_slots}
 
 
-def run_core_bench(seconds: float = 3.0, cases: list[str] | None = None) -> dict[str, Any]:
+def run_core_bench(seconds: float = 3.0, cases: list[str] | None = None,
+                   table: dict[str, dict[str, Any]] = CASES) -> dict[str, Any]:
     from .envs.batch import BatchEnv
 
     results: dict[str, Any] = {}
-    for name in cases or list(CASES):
-        spec = CASES[name]
+    for name in cases or list(table):
+        spec = table[name]
         env = BatchEnv(seed=0, **spec)
         results[name] = {**spec, **measure_env(env, seconds)}
+        results[name]["us_per_agent_step"] = 1e6 / results[name]["agent_steps_per_s"]
     return results
 
 
@@ -77,12 +85,14 @@ def print_table(results: dict[str, Any], title: str, reference: str | None = Non
     table.add_column("case")
     table.add_column("agent-steps/s", justify="right")
     table.add_column("env steps/s", justify="right")
+    table.add_column("us per agent-step", justify="right")
     if reference:
         table.add_column(f"x {reference}", justify="right")
     for name, r in results.items():
         if not isinstance(r, dict) or "agent_steps_per_s" not in r:
             continue
-        row = [name, f"{r['agent_steps_per_s']:,.0f}", f"{r.get('env_steps_per_s', float('nan')):,.1f}"]
+        row = [name, f"{r['agent_steps_per_s']:,.0f}", f"{r.get('env_steps_per_s', float('nan')):,.1f}",
+               f"{1e6 / r['agent_steps_per_s']:.3f}"]
         if reference:
             ref = results[reference]["agent_steps_per_s"]
             row.append(f"{r['agent_steps_per_s'] / ref:,.1f}")
@@ -94,6 +104,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per case")
     parser.add_argument("--cases", nargs="*", default=None, choices=sorted(CASES), help="core cases to run")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also step one world of 1,000 / 10,000 / 100,000 agents (cost per agent vs N)")
     parser.add_argument("--backends", action="store_true",
                         help="also run the side-by-side backend comparison (pymunk paths vs numba)")
     parser.add_argument("--threads", type=int, default=None, help="numba threads (default: all cores)")
@@ -108,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
     core = run_core_bench(args.seconds, args.cases)
     out.update(core)
     print_table(core, f"Compiled core ({out['machine']['cpu']}, {out['machine']['cores']} cores)")
+    if args.scaling:
+        scaling = run_core_bench(args.seconds, table=SCALING)
+        out["scaling"] = scaling
+        print_table(scaling, "One world, growing (constant density)")
     if args.backends:
         from .bench_backends import print_backend_table, run_backend_bench
 

@@ -29,11 +29,15 @@ def parallel_env(scenario: str = "navigation", n_agents: int = 10, seed: int | N
 
 
 def vec_env(scenario: str = "navigation", num_worlds: int = 8, n_agents: int = 10, seed: int | None = None,
-            **config):
-    """A Stable-Baselines3 ``VecEnv`` with ``num_worlds * n_agents`` slots (one per agent)."""
+            workers: int = 0, **config):
+    """A Stable-Baselines3 ``VecEnv`` with ``num_worlds * n_agents`` slots (one per agent).
+
+    ``workers > 1`` runs the worlds in that many processes over shared memory (for the pymunk
+    backend; the compiled backend uses threads and needs none)."""
     from .envs.vec import SwarmVecEnv
 
-    return SwarmVecEnv(scenario=scenario, num_worlds=num_worlds, n_agents=n_agents, seed=seed, **config)
+    return SwarmVecEnv(scenario=scenario, num_worlds=num_worlds, n_agents=n_agents, seed=seed, workers=workers,
+                       **config)
 
 
 __all__ = ["__version__", "ConfigError", "BatchEnv", "parallel_env", "vec_env"]

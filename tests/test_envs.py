@@ -166,3 +166,22 @@ def test_respawned_agents_do_not_overlap():
             assert d.min() >= 2 * w.radius, d.min()
             for x, y in p[mask[e]]:
                 assert min(segment_distance(x, y, *w.walls[e, k]) for k in range(w.n_walls[e])) >= w.radius
+
+
+@pytest.mark.slow
+def test_sb3_vec_env_with_workers_matches_in_process():
+    a = ee.vec_env(num_worlds=4, n_agents=3, seed=5, max_steps=20)
+    b = ee.vec_env(num_worlds=4, n_agents=3, seed=5, max_steps=20, workers=2)
+    try:
+        oa, ob = a.reset(), b.reset()
+        assert np.array_equal(oa, ob)
+        rng = np.random.default_rng(0)
+        for _ in range(30):
+            act = rng.uniform(-1, 1, (12, 2)).astype(np.float32)
+            ra, rb = a.step(act), b.step(act)
+            for x, y in zip(ra[:3], rb[:3]):
+                assert np.array_equal(x, y)
+            assert [sorted(i) for i in ra[3]] == [sorted(i) for i in rb[3]]
+    finally:
+        a.close()
+        b.close()

@@ -107,7 +107,9 @@ class World:
     def sync(self, worlds: np.ndarray) -> None:
         """State arrays of the worlds where ``worlds`` [E] is True were written from outside (a
         reset or respawn). The compiled backend keeps no other copy, so there is nothing to do;
-        other backends rebuild their own representation here."""
+        other backends rebuild their own representation here. Note that envs also clear
+        ``active`` for agents that leave the world without calling ``sync``: a backend must read
+        ``active`` at every step."""
 
     def refresh_lidar(self) -> None:
         """Recompute the lidar of every agent from the current state (after a reset)."""

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from .batch import BatchEnv
+from .shm import make_batch_env
 from .spaces import action_space, observation_space
 
 
@@ -23,8 +23,11 @@ class SwarmVecEnv(VecEnv):
     """SB3 VecEnv: ``num_worlds * n_agents`` slots, agent ``k`` is world ``k // n_agents``."""
 
     def __init__(self, scenario: str = "navigation", num_worlds: int = 8, n_agents: int = 10,
-                 seed: int | None = None, render_mode: str | None = None, **config: Any):
-        self.engine = BatchEnv(scenario, num_worlds, n_agents, seed=seed, on_goal="respawn", **config)
+                 seed: int | None = None, render_mode: str | None = None, workers: int = 0, **config: Any):
+        # workers > 1: worlds run in worker processes over shared memory (how the pymunk backend
+        # uses several cores); otherwise in this process, on numba threads
+        self.engine = make_batch_env(scenario, num_worlds, n_agents, seed=seed, on_goal="respawn",
+                                     workers=workers, **config)
         self.render_mode = render_mode
         self.n_agents = n_agents
         self.num_worlds = num_worlds
@@ -95,6 +98,8 @@ class SwarmVecEnv(VecEnv):
     def get_images(self) -> Sequence[np.ndarray | None]:
         from ..render.renderer import Renderer  # optional dependency
 
+        if not hasattr(self.engine, "scenario"):
+            raise RuntimeError("rendering needs the worlds in this process: create the VecEnv with workers=0")
         if not hasattr(self, "_renderer"):
             self._renderer = Renderer(self.engine.scenario, world_index=0, render_mode="rgb_array")
         return [self._renderer.render()]

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from typing import TYPE_CHECKING
+from .core.threads import configure_openmp
 
-from .config import ConfigError
+configure_openmp()  # before any OpenMP runtime (numba's or torch's) loads: see core/threads.py
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+from .config import ConfigError  # noqa: E402
 
 if TYPE_CHECKING:
     from .envs.batch import BatchEnv

@@ -1,29 +1,19 @@
-"""Numba threading set-up.
+"""Thread set-up shared by numba and PyTorch.
 
 On a 2-core laptop the simulation shares the cores with PyTorch and with everything else the user
-runs. numba's default OpenMP layer busy-waits between parallel regions; when another process
-wants the same cores, that spinning made a step up to 10x slower in our measurements. numba's
-own ``workqueue`` layer sleeps instead and was never slower here, so it is the default unless the
-user chose a layer with ``NUMBA_THREADING_LAYER``.
+runs. OpenMP's default busy-waiting between parallel regions made a step 10-25x slower in our
+measurements as soon as another process wanted the same cores (``entropy bench``, 64 worlds x 10
+agents, 2 cores with one other busy process: OpenMP default 26k-81k agent-steps/s, numba's
+``workqueue`` layer 590k-630k, OpenMP with ``OMP_WAIT_POLICY=PASSIVE`` 690k-760k). The variable must be
+set before the OpenMP runtime loads, which is why ``entropy_engine/__init__.py`` calls
+``configure_openmp()`` first thing: a user who sets ``OMP_WAIT_POLICY`` or
+``NUMBA_THREADING_LAYER`` keeps their choice, and one who imports torch before entropy_engine
+gets OpenMP's defaults.
 """
 from __future__ import annotations
 
 import os
 
-import numba
 
-
-def configure_threading_layer() -> None:
-    if "NUMBA_THREADING_LAYER" in os.environ:
-        return
-    try:
-        from numba.np.ufunc import parallel
-
-        if getattr(parallel, "_is_initialized", False):
-            return  # a layer is already running in this process: leave it
-    except ImportError:  # pragma: no cover - numba internals moved
-        pass
-    numba.config.THREADING_LAYER = "workqueue"
-
-
-configure_threading_layer()
+def configure_openmp() -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

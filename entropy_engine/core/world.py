@@ -13,7 +13,7 @@ import numpy as np
 from ..config import ConfigError
 import numba
 
-from . import kernels, step as drivers, threads  # noqa: F401  (threads picks the layer)
+from . import kernels, step as drivers
 from .params import WorldConfig
 
 

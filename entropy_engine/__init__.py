@@ -44,4 +44,11 @@ def vec_env(scenario: str = "navigation", num_worlds: int = 8, n_agents: int = 1
                        **config)
 
 
-__all__ = ["__version__", "ConfigError", "BatchEnv", "parallel_env", "vec_env"]
+def load_policy(path):
+    """A trained policy (run folder or model file) with ``initial_state(n)`` and ``act(obs, state)``."""
+    from .training.policy import load_policy as _load
+
+    return _load(path)
+
+
+__all__ = ["__version__", "ConfigError", "BatchEnv", "parallel_env", "vec_env", "load_policy"]

@@ -1,0 +1,161 @@
+"""Training configuration: ``TrainConfig`` (frozen, one help text per field), presets, file loading.
+
+``resolve_config(preset, file, overrides)`` layers, in order: the named preset, a TOML/YAML file
+(flat keys, or keys under a ``[train]`` table), then command-line overrides. An unknown key is an
+error at every layer (``entropy_engine.config.build_config``).
+
+Presets:
+
+- ``default``: tuned to learn navigation (10 agents per world, interior walls) fast on 2 CPU cores
+  with the native trainer: a small MLP + LSTM, many short rollouts.
+- ``seed``: exactly the original's settings: 8 worlds x 10 agents, MlpLstmPolicy with 256 LSTM
+  units (separate actor and critic LSTMs, 64-64 heads, as sb3-contrib's default), lr 3e-4,
+  n_steps 512, batch 4096, 1,000,000 steps and SB3's PPO defaults for everything else.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from ..config import ConfigError, build_config, field, require
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; written to ``config.yaml`` in the run folder."""
+
+    # --- environment
+    scenario: str = field("navigation", "Scenario name.")
+    num_worlds: int = field(8, "Worlds simulated side by side (E).")
+    n_agents: int = field(10, "Agents per world (N); the policy sees E*N slots.")
+    n_obstacles: int = field(4, "Interior wall segments per world.")
+    max_episode_steps: int = field(500, "Episode length limit of the scenario (max_steps).")
+    seed: int = field(0, "Seed of the environment, the network initialisation and the sampling.")
+    # --- algorithm
+    algo: Literal["native", "sb3"] = field("native", "Trainer: 'native' (fast recurrent PPO) or 'sb3' (RecurrentPPO).")
+    total_steps: int = field(1_000_000, "Agent-steps to train for (one step of one agent counts 1).")
+    n_steps: int = field(512, "Rollout length per slot before each update.")
+    batch_size: int = field(4096, "Minibatch size in agent-steps.")
+    n_epochs: int = field(10, "Passes over each rollout.")
+    seq_len: int = field(32, "Native: truncated-BPTT sequence length (must divide n_steps).")
+    learning_rate: float = field(3e-4, "Adam learning rate.")
+    lr_schedule: Literal["constant", "linear"] = field("constant", "Learning-rate schedule over the run.")
+    gamma: float = field(0.99, "Discount factor.")
+    gae_lambda: float = field(0.95, "GAE lambda.")
+    clip_range: float = field(0.2, "PPO ratio clip.")
+    clip_range_vf: float = field(0.0, "Value clip around the old value (0 = no value clipping).")
+    ent_coef: float = field(0.0, "Entropy bonus coefficient.")
+    vf_coef: float = field(0.5, "Value-loss coefficient.")
+    max_grad_norm: float = field(0.5, "Gradient-norm clip.")
+    normalize_advantage: bool = field(True, "Normalise advantages per minibatch.")
+    target_kl: float = field(0.0, "Stop the epoch loop when approx_kl exceeds this (0 = never).")
+    # --- network
+    lstm_hidden_size: int = field(256, "LSTM units.")
+    shared_lstm: bool = field(False, "One LSTM for actor and critic (False: separate critic LSTM, as SB3).")
+    net_arch: int = field(64, "Width of the two hidden layers of the actor and critic heads.")
+    encoder_size: int = field(0, "Width of an MLP layer before the LSTM (0 = observations go straight in, as SB3).")
+    log_std_init: float = field(0.0, "Initial log standard deviation of the Gaussian.")
+    # --- runtime
+    device: str = field("cpu", "Torch device: 'cpu', 'cuda' or 'auto'.")
+    torch_threads: int = field(0, "torch.set_num_threads (0 = automatic: 1 on <= 2 cores, else cores/2).")
+    time_limit_s: float = field(0.0, "Stop training after this many seconds of wall-clock time (0 = no limit).")
+    log_every: int = field(1, "Log metrics every this many updates.")
+    checkpoint_every: int = field(50_000, "Rolling checkpoint interval in agent-steps (0 = off).")
+    tensorboard: bool = field(True, "Write TensorBoard events.")
+    wandb: bool = field(False, "Log to Weights & Biases.")
+
+    def __post_init__(self) -> None:
+        for name in ("num_worlds", "n_agents", "total_steps", "n_steps", "batch_size", "n_epochs", "seq_len",
+                     "lstm_hidden_size", "net_arch", "max_episode_steps", "log_every"):
+            require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)!r}")
+        require(self.n_steps % self.seq_len == 0,
+                f"seq_len ({self.seq_len}) must divide n_steps ({self.n_steps})")
+        require(0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "need 0 < gamma <= 1 and 0 <= gae_lambda <= 1")
+        require(self.learning_rate > 0, "learning_rate must be positive")
+        require(self.clip_range > 0, "clip_range must be positive")
+        require(self.encoder_size >= 0 and self.clip_range_vf >= 0 and self.target_kl >= 0,
+                "encoder_size, clip_range_vf and target_kl must be >= 0")
+
+    @property
+    def num_slots(self) -> int:
+        """E * N: agents stepped together."""
+        return self.num_worlds * self.n_agents
+
+    @property
+    def rollout_size(self) -> int:
+        """Agent-steps per rollout (n_steps * E * N)."""
+        return self.n_steps * self.num_slots
+
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        """Scenario config passed to ``BatchEnv`` / ``vec_env``."""
+        return {"n_obstacles": self.n_obstacles, "max_steps": self.max_episode_steps}
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the original's train_multicore.py, everything else at SB3's PPO defaults
+    "seed": dict(num_worlds=8, n_agents=10, lstm_hidden_size=256, shared_lstm=False, net_arch=64,
+                 learning_rate=3e-4, n_steps=512, batch_size=4096, n_epochs=10, total_steps=1_000_000,
+                 gamma=0.99, gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
+                 seq_len=32, encoder_size=0),
+    # tuned for the native trainer on 2 CPU cores (see README: "Training")
+    "default": dict(num_worlds=16, n_agents=10, lstm_hidden_size=64, shared_lstm=True, net_arch=64,
+                    encoder_size=64, learning_rate=1e-3, lr_schedule="linear", n_steps=64, seq_len=16,
+                    batch_size=5120, n_epochs=4, total_steps=20_000_000, gamma=0.99, gae_lambda=0.95,
+                    clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5),
+}
+DEFAULT_PRESET = "default"
+
+
+def preset(name: str) -> TrainConfig:
+    """The named preset as a TrainConfig."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
+    return build_config(TrainConfig, PRESETS[name])
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a flat mapping from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix == ".toml":
+        import tomllib
+
+        data = tomllib.loads(text)
+    elif path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        raise ConfigError(f"config file {path} must end in .toml, .yaml or .yml")
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping")
+    if "train" in data and isinstance(data["train"], dict):
+        rest = {k: v for k, v in data.items() if k != "train"}
+        if rest:
+            raise ConfigError(f"config file {path}: keys outside [train]: {sorted(rest)}")
+        data = data["train"]
+    return data
+
+
+def resolve_config(preset_name: str | None = None, file: str | Path | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Preset, then file, then overrides (None values in overrides are ignored)."""
+    cfg = preset(preset_name or DEFAULT_PRESET)
+    if file is not None:
+        cfg = build_config(TrainConfig, load_file(file), base=cfg)
+    if overrides:
+        cfg = build_config(TrainConfig, {k: v for k, v in overrides.items() if v is not None}, base=cfg)
+    return cfg
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_yaml(cfg: TrainConfig, path: str | Path) -> None:
+    import yaml
+
+    Path(path).write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False))

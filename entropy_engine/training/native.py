@@ -1,0 +1,211 @@
+"""The native recurrent PPO trainer on ``BatchEnv`` (one shared policy for all E*N agents).
+
+Rollout: one batched forward per environment step over all slots under ``torch.inference_mode``,
+written into a preallocated ``RolloutBuffer``. Truncated episodes are bootstrapped with
+V(terminal obs) computed from the LSTM state after the last step. Update: ``ppo.ppo_update``.
+
+The trainer's whole state (model, optimizer, step counters, RNG states of torch and of the
+environment, config) is gathered by ``state_dict()`` and restored by ``load_state_dict()``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..envs.batch import BatchEnv
+from .config import TrainConfig, config_dict
+from .policy import MODEL_FILE, ActorCritic, PolicySpec, gaussian_log_prob, save_model
+from .ppo import compute_gae, ppo_update
+from .rollout import RolloutBuffer
+
+LogFn = Callable[[int, dict[str, float]], None]
+
+
+def configure_torch(threads: int) -> int:
+    """Set torch's intra-op threads (0 = automatic: 1 on machines with <= 2 cores, else cores // 2)."""
+    if threads <= 0:
+        cores = os.cpu_count() or 1
+        threads = 1 if cores <= 2 else max(1, cores // 2)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False")
+    return torch.device(name)
+
+
+class EpisodeStats:
+    """Finished agent-episodes since the last ``pop()``."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.returns: list[np.ndarray] = []
+        self.lengths: list[np.ndarray] = []
+        self.success: list[np.ndarray] = []
+        self.collisions: list[np.ndarray] = []
+
+    def add(self, info: dict[str, np.ndarray], done: np.ndarray) -> None:
+        self.returns.append(info["episode_return"][done].astype(np.float64))
+        self.lengths.append(info["episode_length"][done].astype(np.float64))
+        self.success.append(info["episode_success"][done].astype(np.float64))
+        self.collisions.append(info["episode_collisions"][done].astype(np.float64))
+
+    def pop(self) -> dict[str, float]:
+        if not self.returns or sum(len(r) for r in self.returns) == 0:
+            return {}
+        out = {"rollout/ep_rew_mean": float(np.concatenate(self.returns).mean()),
+               "rollout/ep_len_mean": float(np.concatenate(self.lengths).mean()),
+               "env/success_rate": float(np.concatenate(self.success).mean()),
+               "env/collisions_per_agent": float(np.concatenate(self.collisions).mean()),
+               "env/episodes": float(sum(len(r) for r in self.returns))}
+        self.clear()
+        return out
+
+
+class NativeTrainer:
+    def __init__(self, cfg: TrainConfig, log: LogFn | None = None):
+        self.cfg = cfg
+        self.log = log or (lambda step, metrics: None)
+        self.threads = configure_torch(cfg.torch_threads)
+        self.device = resolve_device(cfg.device)
+        self.env = BatchEnv(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, on_goal="respawn",
+                            **cfg.env_kwargs)
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)   # network initialisation
+        S, D = self.env.num_slots, self.env.obs_dim
+        self.model = ActorCritic(PolicySpec.from_config(cfg, D, self.env.act_dim)).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        self.buffer = RolloutBuffer(cfg.n_steps, S, D, self.env.act_dim, self.model.n_lstm,
+                                    cfg.lstm_hidden_size, cfg.seq_len, self.device)
+        self.num_timesteps = 0
+        self.n_updates = 0
+        self.stats = EpisodeStats()
+        self._reset_env()
+
+    # ------------------------------------------------------------------ state
+    def _reset_env(self) -> None:
+        obs = self.env.reset()
+        self.obs = torch.as_tensor(obs.copy(), device=self.device)
+        self.lstm_state = self.model.initial_state(self.env.num_slots, self.device)
+        self.starts = torch.ones(self.env.num_slots, device=self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run (the environment restarts its episodes on load)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "num_timesteps": self.num_timesteps, "n_updates": self.n_updates,
+                "torch_rng": torch.get_rng_state(), "gen_rng": self.gen.get_state(),
+                "numpy_rng": np.random.get_state(), "env_rng": self.env.scenario.rng.copy(),
+                "config": config_dict(self.cfg)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.num_timesteps = int(state["num_timesteps"])
+        self.n_updates = int(state["n_updates"])
+        torch.set_rng_state(state["torch_rng"])
+        self.gen.set_state(state["gen_rng"])
+        np.random.set_state(state["numpy_rng"])
+        self.env.scenario.rng[:] = state["env_rng"]
+        self._reset_env()
+
+    # ------------------------------------------------------------------ rollout
+    @torch.inference_mode()
+    def collect(self) -> torch.Tensor:
+        """Fill the buffer with n_steps steps of every slot; returns V(obs after the last step)."""
+        cfg, buf, env, model = self.cfg, self.buffer, self.env, self.model
+        dev = self.device
+        std = torch.exp(model.log_std)
+        for t in range(cfg.n_steps):
+            if t % cfg.seq_len == 0:
+                buf.states[t // cfg.seq_len].copy_(self.lstm_state)
+            buf.obs[t].copy_(self.obs)
+            buf.starts[t].copy_(self.starts)
+            mean, value, new_state = model.step(self.obs, self.lstm_state, self.starts)
+            noise = torch.randn(mean.shape, generator=self.gen, device=dev)
+            action = mean + std * noise
+            buf.actions[t].copy_(action)
+            buf.logp[t].copy_(gaussian_log_prob(action, mean, model.log_std))
+            buf.values[t].copy_(value)
+            obs, reward, terminated, truncated, info = env.step(action.clamp(-1.0, 1.0).cpu().numpy())
+            done = terminated | truncated
+            rew = torch.as_tensor(reward, device=dev)
+            if truncated.any():
+                idx = np.flatnonzero(truncated)
+                idx_t = torch.as_tensor(idx, device=dev)
+                term_obs = torch.as_tensor(info["terminal_obs"][idx], device=dev)
+                v_term = model.value(term_obs, new_state.index_select(2, idx_t))
+                rew = rew.clone()
+                rew[idx_t] += cfg.gamma * v_term
+            buf.rewards[t].copy_(rew)
+            done_t = torch.as_tensor(done, device=dev)
+            buf.dones[t].copy_(done_t)
+            if done.any():
+                self.stats.add(info, done)
+            self.obs.copy_(torch.as_tensor(obs, device=dev))
+            self.starts.copy_(done_t)
+            self.lstm_state = new_state
+        self.num_timesteps += cfg.n_steps * env.num_slots
+        return model.step(self.obs, self.lstm_state, self.starts)[1]
+
+    # ------------------------------------------------------------------ training
+    def _lr(self) -> float:
+        if self.cfg.lr_schedule == "linear":
+            frac = max(0.0, 1.0 - self.num_timesteps / self.cfg.total_steps)
+            return self.cfg.learning_rate * max(frac, 0.05)
+        return self.cfg.learning_rate
+
+    def train_iteration(self) -> dict[str, float]:
+        """One rollout and one PPO update; returns the metrics of this iteration."""
+        cfg, buf = self.cfg, self.buffer
+        t0 = time.perf_counter()
+        last_value = self.collect()
+        t1 = time.perf_counter()
+        adv, ret = compute_gae(buf.rewards, buf.values, buf.dones, last_value, cfg.gamma, cfg.gae_lambda)
+        buf.advantages.copy_(adv)
+        buf.returns.copy_(ret)
+        lr = self._lr()
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        metrics = ppo_update(self.model, self.optimizer, buf.sequences(), cfg, self.gen)
+        t2 = time.perf_counter()
+        self.n_updates += 1
+        metrics["train/learning_rate"] = lr
+        metrics["time/rollout_s"] = t1 - t0
+        metrics["time/update_s"] = t2 - t1
+        return metrics
+
+    def learn(self, total_steps: int | None = None, stop: Callable[[], bool] | None = None,
+              on_iteration: Callable[["NativeTrainer"], None] | None = None) -> "NativeTrainer":
+        """Train until ``total_steps`` agent-steps (default: the config's) have been taken."""
+        total = self.cfg.total_steps if total_steps is None else total_steps
+        start_steps, start = self.num_timesteps, time.perf_counter()
+        while self.num_timesteps < total:
+            metrics = self.train_iteration()
+            if self.n_updates % self.cfg.log_every == 0 or self.num_timesteps >= total:
+                elapsed = time.perf_counter() - start
+                metrics["time/fps"] = (self.num_timesteps - start_steps) / max(elapsed, 1e-9)
+                metrics["time/time_elapsed"] = elapsed
+                metrics["time/total_timesteps"] = float(self.num_timesteps)
+                metrics.update(self.stats.pop())
+                self.log(self.num_timesteps, metrics)
+            if on_iteration is not None:
+                on_iteration(self)
+            if stop is not None and stop():
+                break
+        return self
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Write the final model to ``run_dir/models/model.pt``."""
+        return save_model(self.model, Path(run_dir) / "models" / MODEL_FILE, config_dict(self.cfg))

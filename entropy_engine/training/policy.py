@@ -1,0 +1,278 @@
+"""The recurrent actor-critic shared by all agents, its inference wrapper and the model file.
+
+``ActorCritic`` (torch): observation -> [optional MLP encoder] -> LSTM -> actor head (two tanh
+layers, mean of a diagonal Gaussian with a learned state-independent log-std) and critic head
+(two tanh layers -> value). With ``shared_lstm=False`` the critic has its own LSTM, as
+sb3-contrib's ``MlpLstmPolicy`` does by default.
+
+Recurrent state is one tensor ``[L, 2, B, H]``: L = 1 (shared) or 2 (actor, critic) LSTMs, (h, c),
+B rows, H units. Every row is independent of every other row: an agent only ever sees its own
+observation and its own state (decentralised execution). A row's state is zeroed where
+``episode_start`` is 1 before the step is taken.
+
+``RecurrentPolicy`` is the inference API (numpy in, numpy out)::
+
+    policy = entropy_engine.load_policy("runs/my-run")       # run folder or model file
+    state = policy.initial_state(n_agents)
+    actions, state = policy.act(obs, state, deterministic=True)   # obs [n, 36] -> actions [n, 2]
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+MODEL_FORMAT = "entropy-engine-policy"
+MODEL_FILE = "model.pt"
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """Shape of an ActorCritic (stored in the model file)."""
+
+    obs_dim: int = 36
+    act_dim: int = 2
+    lstm_hidden_size: int = 64
+    shared_lstm: bool = True
+    net_arch: int = 64
+    encoder_size: int = 0
+    log_std_init: float = 0.0
+
+    @classmethod
+    def from_config(cls, cfg: Any, obs_dim: int, act_dim: int = 2) -> "PolicySpec":
+        return cls(obs_dim, act_dim, cfg.lstm_hidden_size, cfg.shared_lstm, cfg.net_arch, cfg.encoder_size,
+                   cfg.log_std_init)
+
+
+def _mlp(n_in: int, width: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh())
+
+
+def lstm_sequence(lstm: nn.LSTM, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+                  starts: torch.Tensor) -> torch.Tensor:
+    """Run ``lstm`` over x [T, B, in] from (h, c) [B, H], zeroing the state of rows where starts[t] = 1.
+
+    Exact per-episode reset inside a sequence. Where no row restarts after t = 0 the whole sequence
+    goes through one fused ``nn.LSTM`` call; otherwise the input projection is one matmul and only
+    the recurrent part loops over time.
+    """
+    keep = 1.0 - starts                                                # [T, B]
+    h = h * keep[0, :, None]
+    c = c * keep[0, :, None]
+    T = x.shape[0]
+    if T == 1 or not bool((starts[1:] > 0).any()):
+        out, _ = lstm(x, (h[None].contiguous(), c[None].contiguous()))
+        return out
+    w_ih, w_hh, b_ih, b_hh = lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0
+    xw = F.linear(x, w_ih, b_ih + b_hh)                                # [T, B, 4H]
+    keep = keep[..., None]
+    outs = []
+    for t in range(T):
+        if t > 0:
+            h = h * keep[t]
+            c = c * keep[t]
+        gates = torch.addmm(xw[t], h, w_hh.t())
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        outs.append(h)
+    return torch.stack(outs)
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, spec: PolicySpec):
+        super().__init__()
+        self.spec = spec
+        H, W = spec.lstm_hidden_size, spec.net_arch
+        if spec.encoder_size > 0:
+            self.encoder: nn.Module = nn.Sequential(nn.Linear(spec.obs_dim, spec.encoder_size), nn.Tanh())
+            n_in = spec.encoder_size
+        else:
+            self.encoder = nn.Identity()
+            n_in = spec.obs_dim
+        self.lstm = nn.LSTM(n_in, H)
+        self.lstm_vf = None if spec.shared_lstm else nn.LSTM(n_in, H)
+        self.pi_net, self.vf_net = _mlp(H, W), _mlp(H, W)
+        self.mu = nn.Linear(W, spec.act_dim)
+        self.value_head = nn.Linear(W, 1)
+        self.log_std = nn.Parameter(torch.full((spec.act_dim,), float(spec.log_std_init)))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.orthogonal_(m.weight, math.sqrt(2))
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LSTM):
+                for name, p in m.named_parameters():
+                    if "weight" in name:
+                        nn.init.orthogonal_(p, 1.0)
+                    else:
+                        nn.init.zeros_(p)
+        nn.init.orthogonal_(self.mu.weight, 0.01)
+        nn.init.orthogonal_(self.value_head.weight, 1.0)
+
+    @property
+    def n_lstm(self) -> int:
+        return 1 if self.lstm_vf is None else 2
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.zeros(self.n_lstm, 2, batch, self.spec.lstm_hidden_size, device=device)
+
+    def sequence(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs [T, B, D], state [L, 2, B, H] at t = 0, starts [T, B] -> mean [T, B, A], value [T, B]."""
+        x = self.encoder(obs)
+        hp = lstm_sequence(self.lstm, x, state[0, 0], state[0, 1], starts)
+        hv = hp if self.lstm_vf is None else lstm_sequence(self.lstm_vf, x, state[1, 0], state[1, 1], starts)
+        return self.mu(self.pi_net(hp)), self.value_head(self.vf_net(hv)).squeeze(-1)
+
+    def step(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step: obs [B, D], state [L, 2, B, H], starts [B] -> mean [B, A], value [B], new state."""
+        if starts is not None:
+            state = state * (1.0 - starts)[None, None, :, None]
+        x = self.encoder(obs)[None]
+        new = []
+        _, (h, c) = self.lstm(x, (state[0, 0:1].contiguous(), state[0, 1:2].contiguous()))
+        new.append(torch.cat([h, c]))
+        hp = h[0]
+        if self.lstm_vf is None:
+            hv = hp
+        else:
+            _, (h2, c2) = self.lstm_vf(x, (state[1, 0:1].contiguous(), state[1, 1:2].contiguous()))
+            new.append(torch.cat([h2, c2]))
+            hv = h2[0]
+        return self.mu(self.pi_net(hp)), self.value_head(self.vf_net(hv)).squeeze(-1), torch.stack(new)
+
+    def value(self, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """V(obs) from state [L, 2, B, H] (used to bootstrap truncated episodes)."""
+        return self.step(obs, state)[1]
+
+    def act_only(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actor path only: obs [B, D], actor state [2, B, H] -> mean [B, A], new actor state."""
+        x = self.encoder(obs)[None]
+        _, (h, c) = self.lstm(x, (state[0:1].contiguous(), state[1:2].contiguous()))
+        return self.mu(self.pi_net(h[0])), torch.cat([h, c])
+
+
+def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Sum over the action dimension of the diagonal Gaussian log density."""
+    z = (actions - mean) * torch.exp(-log_std)
+    return (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
+
+
+# --------------------------------------------------------------------------------------------
+# model files
+
+def save_model(model: ActorCritic, path: str | Path, config: dict | None = None) -> Path:
+    """Write the network and its shape to ``path`` (atomically: temp file, fsync, rename)."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": MODEL_FORMAT, "version": 1, "spec": asdict(model.spec),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "config": config or {}}
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_model(path: str | Path) -> tuple[ActorCritic, dict]:
+    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not an Entropy Engine model file")
+    model = ActorCritic(PolicySpec(**payload["spec"]))
+    model.load_state_dict(payload["state_dict"])
+    return model, payload.get("config", {})
+
+
+def find_model(path: str | Path) -> Path:
+    """A model file from a run folder (``models/model.pt`` or ``models/model.zip``) or a file path."""
+    path = Path(path)
+    if path.is_dir():
+        for cand in (path / "models" / MODEL_FILE, path / "models" / "model.zip", path / MODEL_FILE):
+            if cand.exists():
+                return cand
+        raise FileNotFoundError(f"no final model in run folder {path} (expected models/{MODEL_FILE} or models/model.zip)")
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return path
+
+
+class RecurrentPolicy:
+    """Decentralised inference: each row is one agent with its own observation and LSTM state."""
+
+    def __init__(self, model: ActorCritic, config: dict | None = None):
+        self.model = model.eval().cpu()
+        self.config = config or {}
+        self.obs_dim = model.spec.obs_dim
+        self.hidden_size = model.spec.lstm_hidden_size
+
+    def initial_state(self, n_agents: int) -> np.ndarray:
+        """Zero LSTM state for ``n_agents`` agents: float32 [2, n_agents, H] (h, c)."""
+        return np.zeros((2, n_agents, self.hidden_size), np.float32)
+
+    def act(self, obs, state: np.ndarray, deterministic: bool = True, episode_start=None
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """obs [n, obs_dim], state [2, n, H] -> actions [n, 2] in [-1, 1], next state.
+
+        ``episode_start`` (optional bool [n]) zeroes the state of agents starting a new episode.
+        """
+        obs_t = torch.as_tensor(np.asarray(obs, np.float32))
+        if obs_t.ndim != 2 or obs_t.shape[1] != self.obs_dim:
+            raise ValueError(f"obs must have shape [n_agents, {self.obs_dim}], got {tuple(obs_t.shape)}")
+        st = torch.as_tensor(np.asarray(state, np.float32))
+        if episode_start is not None:
+            st = st * (1.0 - torch.as_tensor(np.asarray(episode_start, np.float32)))[None, :, None]
+        with torch.inference_mode():
+            mean, new_state = self.model.act_only(obs_t, st)
+            if not deterministic:
+                mean = mean + torch.exp(self.model.log_std) * torch.randn_like(mean)
+            actions = mean.clamp(-1.0, 1.0)
+        return actions.numpy().astype(np.float32), new_state.numpy()
+
+
+class SB3Policy:
+    """The same interface over an sb3-contrib RecurrentPPO ``.zip`` model."""
+
+    def __init__(self, path: str | Path):
+        from sb3_contrib import RecurrentPPO
+
+        self.model = RecurrentPPO.load(str(path), device="cpu")
+        self.obs_dim = int(self.model.observation_space.shape[0])
+        self.hidden_size = int(self.model.policy.lstm_actor.hidden_size)
+        self.config: dict = {}
+
+    def initial_state(self, n_agents: int) -> np.ndarray:
+        return np.zeros((2, 1, n_agents, self.hidden_size), np.float32)
+
+    def act(self, obs, state, deterministic: bool = True, episode_start=None):
+        obs = np.asarray(obs, np.float32)
+        starts = np.zeros(len(obs), bool) if episode_start is None else np.asarray(episode_start, bool)
+        actions, (h, c) = self.model.predict(obs, state=(state[0], state[1]), episode_start=starts,
+                                             deterministic=deterministic)
+        return np.clip(actions, -1, 1).astype(np.float32), np.stack([h, c]).astype(np.float32)
+
+
+def load_policy(path: str | Path) -> RecurrentPolicy | SB3Policy:
+    """Load a trained policy from a run folder (its final model) or a model file (.pt or SB3 .zip)."""
+    file = find_model(path)
+    if file.suffix == ".zip":
+        return SB3Policy(file)
+    model, config = load_model(file)
+    return RecurrentPolicy(model, config)

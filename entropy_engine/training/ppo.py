@@ -1,0 +1,115 @@
+"""PPO pieces: GAE, the clipped losses, and the update over stored sequences (truncated BPTT).
+
+The update is vectorised over sequences: a minibatch is ``batch_size // seq_len`` sequences
+processed together as [seq_len, B, ...] through the LSTM, with the state zeroed exactly at episode
+starts (``policy.lstm_sequence``). There is no Python loop over agents or environment steps.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .policy import ActorCritic, gaussian_entropy, gaussian_log_prob
+
+
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
+                gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over [T, S] tensors.
+
+    ``dones[t]`` = 1 when the episode ended at step t (the value of the next stored observation,
+    which belongs to a new episode, is then not used). ``last_value`` [S] is V of the observation
+    after the last step. Returns (advantages, returns = advantages + values).
+    """
+    T = rewards.shape[0]
+    adv = torch.zeros_like(rewards)
+    last = torch.zeros_like(last_value)
+    for t in range(T - 1, -1, -1):
+        next_value = last_value if t == T - 1 else values[t + 1]
+        nonterminal = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_value * nonterminal - values[t]
+        last = delta + gamma * lam * nonterminal * last
+        adv[t] = last
+    return adv, adv + values
+
+
+def ppo_loss(new_logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+             values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, entropy: torch.Tensor,
+             clip_range: float, clip_range_vf: float = 0.0, ent_coef: float = 0.0, vf_coef: float = 0.5
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The clipped PPO objective (to minimise) and its parts, SB3's definitions and names."""
+    log_ratio = new_logp - old_logp
+    ratio = torch.exp(log_ratio)
+    pg1 = advantages * ratio
+    pg2 = advantages * torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
+    policy_loss = -torch.min(pg1, pg2).mean()
+    if clip_range_vf > 0:
+        values = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+    value_loss = ((returns - values) ** 2).mean()
+    entropy_loss = -entropy.mean()
+    loss = policy_loss + ent_coef * entropy_loss + vf_coef * value_loss
+    with torch.no_grad():
+        approx_kl = ((ratio - 1.0) - log_ratio).mean()
+        clip_fraction = ((ratio - 1.0).abs() > clip_range).float().mean()
+    return loss, {"loss": loss.detach(), "policy_gradient_loss": policy_loss.detach(),
+                  "value_loss": value_loss.detach(), "entropy_loss": entropy_loss.detach(),
+                  "approx_kl": approx_kl, "clip_fraction": clip_fraction}
+
+
+def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
+    var = target.var()
+    return float("nan") if var == 0 else float(1.0 - (target - pred).var() / var)
+
+
+def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[str, torch.Tensor], cfg: Any,
+               generator: torch.Generator | None = None) -> dict[str, float]:
+    """``cfg.n_epochs`` passes of minibatch PPO over sequences ``data`` (from RolloutBuffer.sequences)."""
+    n_seq = data["obs"].shape[1]
+    n_samples = int(data["mask"].sum()) if "mask" in data else data["obs"].shape[0] * n_seq
+    n_batches = max(1, round(n_samples / cfg.batch_size))
+    per_batch = -(-n_seq // n_batches)
+    sums: dict[str, float] = {}
+    count = 0
+    stop = False
+    for _ in range(cfg.n_epochs):
+        perm = torch.randperm(n_seq, generator=generator, device=generator.device if generator is not None
+                              else "cpu").to(data["obs"].device)
+        for i in range(0, n_seq, per_batch):
+            idx = perm[i:i + per_batch]
+            mb = {k: v.index_select(1, idx) for k, v in data.items() if k != "states"}
+            state = data["states"].index_select(2, idx)
+            mean, values = model.sequence(mb["obs"], state, mb["starts"])
+            new_logp = gaussian_log_prob(mb["actions"], mean, model.log_std)
+            if "mask" in mb:
+                valid = mb["mask"] > 0
+                new_logp, values = new_logp[valid], values[valid]
+                mb = {k: v[valid] for k, v in mb.items() if k in ("logp", "values", "advantages", "returns")}
+            entropy = gaussian_entropy(model.log_std).expand_as(new_logp)
+            adv = mb["advantages"]
+            if cfg.normalize_advantage and adv.numel() > 1:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            loss, parts = ppo_loss(new_logp, mb["logp"], adv, values, mb["values"], mb["returns"], entropy,
+                                   cfg.clip_range, cfg.clip_range_vf, cfg.ent_coef, cfg.vf_coef)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            count += 1
+            if cfg.target_kl > 0 and float(parts["approx_kl"]) > 1.5 * cfg.target_kl:
+                stop = True
+                break
+        if stop:
+            break
+    if "mask" in data:
+        valid = data["mask"] > 0
+        v_pred, v_ret = data["values"][valid], data["returns"][valid]
+    else:
+        v_pred, v_ret = data["values"].flatten(), data["returns"].flatten()
+    out = {f"train/{k}": v / max(count, 1) for k, v in sums.items()}
+    out["train/explained_variance"] = explained_variance(v_pred, v_ret)
+    out["train/std"] = float(torch.exp(model.log_std.detach()).mean())
+    out["train/n_updates"] = float(count)
+    return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Optional
 
 from ..config import ConfigError, build_config, field, require
 
@@ -32,6 +32,8 @@ class TrainConfig:
     n_agents: int = field(10, "Agents per world (N); the policy sees E*N slots.")
     n_obstacles: int = field(4, "Interior wall segments per world.")
     max_episode_steps: int = field(500, "Episode length limit of the scenario (max_steps).")
+    collision_penalty: Optional[float] = field(
+        None, "Training reward: penalty per step in contact (None = the scenario's default, 0.5).")
     seed: int = field(0, "Seed of the environment, the network initialisation and the sampling.")
     # --- algorithm
     algo: Literal["native", "sb3"] = field("native", "Trainer: 'native' (fast recurrent PPO) or 'sb3' (RecurrentPPO).")
@@ -91,7 +93,10 @@ class TrainConfig:
     @property
     def env_kwargs(self) -> dict[str, Any]:
         """Scenario config passed to ``BatchEnv`` / ``vec_env``."""
-        return {"n_obstacles": self.n_obstacles, "max_steps": self.max_episode_steps}
+        kw: dict[str, Any] = {"n_obstacles": self.n_obstacles, "max_steps": self.max_episode_steps}
+        if self.collision_penalty is not None:
+            kw["collision_penalty"] = self.collision_penalty
+        return kw
 
 
 PRESETS: dict[str, dict[str, Any]] = {

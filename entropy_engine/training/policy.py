@@ -273,6 +273,13 @@ def load_policy(path: str | Path) -> RecurrentPolicy | SB3Policy:
     """Load a trained policy from a run folder (its final model) or a model file (.pt or SB3 .zip)."""
     file = find_model(path)
     if file.suffix == ".zip":
-        return SB3Policy(file)
-    model, config = load_model(file)
-    return RecurrentPolicy(model, config)
+        policy: RecurrentPolicy | SB3Policy = SB3Policy(file)
+    else:
+        model, config = load_model(file)
+        policy = RecurrentPolicy(model, config)
+    run_config = file.parent.parent / "config.yaml"      # <run>/models/<file>: the run's resolved config
+    if not policy.config and run_config.is_file():
+        import yaml
+
+        policy.config = yaml.safe_load(run_config.read_text()) or {}
+    return policy

@@ -138,3 +138,36 @@ def test_default_preset_beats_untrained_policy(tmp_path):
     tr.learn(stop=lambda: time.monotonic() > deadline)
     after = evaluate(RecurrentPolicy(tr.model, {"n_agents": 10}), episodes=20)
     assert after["success_rate"] > before["success_rate"] + 0.5, (before, after)
+
+
+@pytest.mark.slow
+def test_sigkill_twice_then_resume_to_exact_step_count(tmp_path):
+    """A real training process killed twice resumes from its rolling checkpoint and ends exactly."""
+    import signal
+
+    out = tmp_path / "run"
+    ckpt = out / "checkpoints" / "checkpoint.zip"
+    cmd = [sys.executable, "-m", "entropy_engine.cli", "train", "--out", str(out), "--total-steps", "60000",
+           "--checkpoint-every", "2048", "--console", "plain", *TINY]
+    seen = []
+    for _ in range(2):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        before = ckpt.stat().st_mtime_ns if ckpt.exists() else None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ckpt.exists() and ckpt.stat().st_mtime_ns != before:
+                time.sleep(0.3)
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "training finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        seen.append(proc.stdout.read())
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Resuming from checkpoint at" in r.stdout + r.stderr
+    assert "Resuming from checkpoint at" in seen[1]
+    expected = -(-60000 // 128) * 128          # whole rollouts of 2 worlds x 4 agents x 16 steps
+    assert f"after {expected} steps" in r.stdout + r.stderr
+    assert (out / "models" / "model.pt").exists()
+    assert not ckpt.exists() and not (out / "checkpoints" / "checkpoint.prev.zip").exists()

@@ -62,14 +62,22 @@ def run(args: argparse.Namespace) -> int:
             path = train_sb3(cfg, paths, mon.log)
             mon.message(f"Final model saved to {path}")
         return 0
+    from .checkpoint import Checkpointer, delete_checkpoints, load_checkpoint
     from .native import NativeTrainer
 
     trainer = NativeTrainer(cfg)
+    ckpt = load_checkpoint(paths.checkpoint_file)
+    if ckpt is not None:
+        trainer.load_state_dict(ckpt)
     with Monitor(run_dir, cfg.total_steps, trainer.num_timesteps, dataclasses.asdict(cfg),
                  tensorboard=cfg.tensorboard, wandb=cfg.wandb, console=args.console) as mon:
+        if ckpt is not None:
+            mon.message(f"Resuming from checkpoint at {trainer.num_timesteps} steps...")
         trainer.log = mon.log
         deadline = time.monotonic() + cfg.time_limit_s if cfg.time_limit_s > 0 else None
-        trainer.learn(stop=(lambda: time.monotonic() >= deadline) if deadline else None)
+        trainer.learn(stop=(lambda: time.monotonic() >= deadline) if deadline else None,
+                      on_iteration=Checkpointer(paths.checkpoint_file, cfg.checkpoint_every, trainer.num_timesteps))
         path = trainer.save(run_dir)
+        delete_checkpoints(paths.checkpoint_file)
         mon.message(f"Final model saved to {path} after {trainer.num_timesteps} steps")
     return 0

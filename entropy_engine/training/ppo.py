@@ -69,6 +69,7 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
     n_samples = int(data["mask"].sum()) if "mask" in data else data["obs"].shape[0] * n_seq
     n_batches = max(1, round(n_samples / cfg.batch_size))
     per_batch = -(-n_seq // n_batches)
+    amp = getattr(cfg, "update_dtype", "float32") == "bfloat16"
     sums: dict[str, float] = {}
     count = 0
     stop = False
@@ -79,7 +80,9 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
             idx = perm[i:i + per_batch]
             mb = {k: v.index_select(1, idx) for k, v in data.items() if k != "states"}
             state = data["states"].index_select(2, idx)
-            mean, values = model.sequence(mb["obs"], state, mb["starts"])
+            with torch.autocast(data["obs"].device.type, dtype=torch.bfloat16, enabled=amp):
+                mean, values = model.sequence(mb["obs"], state, mb["starts"])
+            mean, values = mean.float(), values.float()
             new_logp = gaussian_log_prob(mb["actions"], mean, model.log_std)
             if "mask" in mb:
                 valid = mb["mask"] > 0

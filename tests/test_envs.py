@@ -185,3 +185,20 @@ def test_sb3_vec_env_with_workers_matches_in_process():
     finally:
         a.close()
         b.close()
+
+
+def test_sb3_vec_check_nan_and_spaces():
+    """SB3's own VecEnv checker (VecCheckNan) over random steps; observations stay in their Box."""
+    from stable_baselines3.common.vec_env import VecCheckNan
+
+    env = VecCheckNan(ee.vec_env(num_worlds=3, n_agents=4, seed=1, max_steps=25), raise_exception=True)
+    obs = env.reset()
+    space = env.observation_space
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        obs, rew, dones, infos = env.step(rng.uniform(-1, 1, (12, 2)).astype(np.float32))
+        assert all(space.contains(o) for o in obs)
+        for k in np.flatnonzero(dones):
+            assert space.contains(infos[k]["terminal_observation"])
+    with pytest.raises(ValueError):
+        env.step(np.full((12, 2), np.nan, np.float32))

@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=0, help="Agent-steps per trainer (default: one rollout).")
     p.add_argument("--only", choices=["native", "sb3"], default=None, help="Run just one trainer.")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = automatic).")
+    p.add_argument("--update-dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="Native update precision (SB3 always trains in float32).")
     p.add_argument("--json", dest="json_path", default=None, help="Write results to this JSON file.")
     args = p.parse_args(argv)
     cfg = resolve_config(args.preset, overrides={"torch_threads": args.threads})
@@ -57,10 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"preset": args.preset, "budget_steps": steps, "num_worlds": cfg.num_worlds,
                      "n_agents": cfg.n_agents, "lstm_hidden_size": cfg.lstm_hidden_size,
                      "n_steps": cfg.n_steps, "batch_size": cfg.batch_size, "n_epochs": cfg.n_epochs,
+                     "native_update_dtype": args.update_dtype, "torch_threads": args.threads,
                      "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine()}
     for name, fn in (("native", bench_native), ("sb3", bench_sb3)):
         if args.only in (None, name):
-            results[name] = fn(cfg, steps)
+            run_cfg = cfg if name == "sb3" else resolve_config(
+                args.preset, overrides={"torch_threads": args.threads, "update_dtype": args.update_dtype})
+            results[name] = fn(run_cfg, steps)
             print(f"{name:>7}: {results[name]['steps']:>9,} steps in {results[name]['seconds']:7.1f} s "
                   f"= {results[name]['fps']:9,.0f} steps/s", flush=True)
     if "native" in results and "sb3" in results:

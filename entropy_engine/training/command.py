@@ -38,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         if f.name in _EXPLICIT:
             continue
         group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar="VALUE",
-                           help=f"{f.metadata.get('help', '')} (preset default: {f.default!r})")
+                           help=f"{f.metadata.get('help', '')} (field default: {f.default!r}; presets may differ)")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:

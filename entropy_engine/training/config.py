@@ -109,9 +109,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                  seq_len=32, encoder_size=0),
     # tuned for the native trainer on 2 CPU cores (see README: "Training")
     "default": dict(num_worlds=16, n_agents=10, lstm_hidden_size=64, shared_lstm=True, net_arch=64,
-                    encoder_size=64, learning_rate=1e-3, lr_schedule="linear", n_steps=64, seq_len=16,
-                    batch_size=5120, n_epochs=4, total_steps=20_000_000, gamma=0.99, gae_lambda=0.95,
-                    clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5),
+                    encoder_size=64, learning_rate=1e-3, lr_schedule="linear", n_steps=128, seq_len=32,
+                    batch_size=2560, n_epochs=8, total_steps=4_000_000, gamma=0.99, gae_lambda=0.95,
+                    clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, collision_penalty=2.0),
 }
 DEFAULT_PRESET = "default"
 

@@ -16,7 +16,7 @@ from entropy_engine.training.config import PRESETS, TrainConfig, preset, resolve
 
 TINY = ["--num-worlds", "2", "--n-agents", "4", "--n-steps", "16", "--seq-len", "8", "--batch-size", "64",
         "--n-epochs", "2", "--lstm-hidden-size", "16", "--net-arch", "16", "--max-episode-steps", "30",
-        "--tensorboard", "false"]
+        "--tensorboard", "false", "--videos", "false"]
 
 
 def test_seed_preset_is_the_original():

@@ -60,7 +60,7 @@ def scenario_settings(trained: dict[str, Any], args: argparse.Namespace) -> tupl
     """(scenario name, n_agents, scenario config) from the training config and the command line."""
     name = args.scenario or trained.get("scenario") or "navigation"
     n_agents = args.n_agents or int(trained.get("n_agents", 10))
-    config: dict[str, Any] = dict(trained.get("scenario_config") or trained.get("env_config") or {})
+    config: dict[str, Any] = dict(trained.get("scenario_config") or trained.get("env_config") or trained.get("env") or {})
     if "n_obstacles" in trained:
         config.setdefault("n_obstacles", trained["n_obstacles"])
     if "max_episode_steps" in trained:

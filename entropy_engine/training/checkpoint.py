@@ -1,43 +1,98 @@
-"""Rolling crash-recovery checkpoint of the native trainer (``checkpoints/checkpoint.zip``).
+"""Rolling crash-recovery checkpoint of a run (``checkpoints/checkpoint.zip``), for both trainers.
 
-Every ``checkpoint_every`` agent-steps the trainer's whole state (``NativeTrainer.state_dict()``)
-is written atomically (temp file, fsync, rename); the previous checkpoint is kept as
-``checkpoint.prev.zip`` and used if the newest one cannot be read. Running the same command again
-resumes from it; a finished run deletes both after saving its final model.
+Every ``checkpoint_every`` agent-steps the trainer's whole state is written atomically (temp file,
+fsync, rename: ``runs.files.atomic_save``); the previous checkpoint is first renamed to
+``checkpoint.prev.zip``, so the last two are kept. Running the same command again resumes from the
+newest one that can be read *and* fits the run; a corrupt or incompatible newest one is reported
+(file name and reason), moved aside to ``checkpoint.corrupt.zip`` and the previous one is used. If
+none is usable the run stops with a ``CheckpointError`` naming every file. A finished run deletes
+both after saving its final model.
+
+Native checkpoints are ``torch.save`` archives of ``NativeTrainer.state_dict()``; SB3 checkpoints are
+``RecurrentPPO.save`` archives. Both record the resolved config, checked by ``check_compatible``.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import Any, Callable, Mapping, TypeVar
 
 from ..runs.files import atomic_save
 
 PREV_NAME = "checkpoint.prev.zip"
+CORRUPT_NAME = "checkpoint.corrupt.zip"
+T = TypeVar("T")
+
+# config keys a checkpoint must share with the run that resumes it (shapes of weights and env state)
+STRUCTURAL_KEYS = ("algo", "scenario", "num_worlds", "n_agents", "lstm_hidden_size", "shared_lstm", "net_arch",
+                   "encoder_size")
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+class CheckpointError(RuntimeError):
+    """No checkpoint of the run can be used to resume it."""
+
+
+def check_compatible(saved: Mapping[str, Any] | None, current: Mapping[str, Any]) -> None:
+    """Raise ``CheckpointError`` if a checkpoint written with config ``saved`` cannot resume ``current``."""
+    if not saved:
+        raise CheckpointError("it holds no run config (not written by `entropy train`?)")
+    diff = [f"{k}={saved.get(k)!r} (this run: {current.get(k)!r})" for k in STRUCTURAL_KEYS
+            if k in current and saved.get(k, current[k]) != current[k]]
+    if diff:
+        raise CheckpointError("it was written by a run with a different config: " + ", ".join(diff))
+
+
+def save_checkpoint(path: str | Path, writer_fn: Callable[[Path], Any]) -> Path:
+    """Keep the current checkpoint as ``checkpoint.prev.zip``, then write the new one atomically
+    through ``writer_fn(tmp_path)``. A crash at any point leaves at least one complete checkpoint."""
     path = Path(path)
     if path.exists():
         os.replace(path, path.with_name(PREV_NAME))
-    return atomic_save(path, lambda tmp: torch.save(state, tmp))
+    return atomic_save(path, writer_fn)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
-    """The newest readable checkpoint at ``path`` (or its fallback), or None if there is none."""
+def save_torch_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    import torch
+
+    return save_checkpoint(path, lambda tmp: torch.save(state, tmp))
+
+
+def restore_checkpoint(path: str | Path, apply: Callable[[Path], T],
+                       warn: Callable[[str], None] = print) -> tuple[T, Path] | None:
+    """``(apply(file), file)`` for the newest usable checkpoint, or None if the run has none.
+
+    ``apply`` loads a checkpoint file into the trainer and raises if it is corrupt or does not fit.
+    A failure is reported through ``warn`` and the previous checkpoint is tried; if none works a
+    ``CheckpointError`` names each file and what was wrong with it.
+    """
     path = Path(path)
+    candidates = [c for c in (path, path.with_name(PREV_NAME)) if c.is_file()]
     errors = []
-    for cand in (path, path.with_name(PREV_NAME)):
-        if cand.is_file():
-            try:
-                return torch.load(cand, map_location="cpu", weights_only=False)
-            except Exception as exc:  # a torn or corrupt file: try the fallback
-                errors.append(f"{cand}: {exc}")
+    for i, cand in enumerate(candidates):
+        try:
+            return apply(cand), cand
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, CheckpointError) else f"{type(exc).__name__}: {exc}"
+            errors.append(f"checkpoint {cand} is unusable: {reason}")
+            if i + 1 < len(candidates):
+                moved = cand.with_name(CORRUPT_NAME)
+                os.replace(cand, moved)
+                warn(f"{errors[-1]}; moved it to {moved} and falling back to the previous checkpoint "
+                     f"{candidates[i + 1]}")
     if errors:
-        raise RuntimeError("no readable checkpoint: " + "; ".join(errors))
+        raise CheckpointError("\n".join(errors) + f"\nNo usable checkpoint left: delete {path.parent} to start "
+                              "the run from scratch (or from --prev-model).")
     return None
+
+
+def load_torch_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A native checkpoint file's state dict (raises on a corrupt file)."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError("it is not a native trainer checkpoint (no 'model' entry)")
+    return state
 
 
 def delete_checkpoints(path: str | Path) -> None:
@@ -50,16 +105,18 @@ def delete_checkpoints(path: str | Path) -> None:
 
 
 class Checkpointer:
-    """Calls ``save_checkpoint`` each time the trainer crosses a multiple of ``every`` steps."""
+    """Calls ``save(trainer)`` each time ``trainer.num_timesteps`` crosses a multiple of ``every``."""
 
-    def __init__(self, path: str | Path, every: int, start_step: int = 0):
-        self.path, self.every = Path(path), int(every)
+    def __init__(self, save: Callable[[Any], Any], every: int, start_step: int = 0):
+        self.save, self.every = save, int(every)
         self.last = start_step // self.every if self.every > 0 else 0
 
-    def __call__(self, trainer: Any) -> None:
+    def __call__(self, trainer: Any) -> bool:
         if self.every <= 0:
-            return
+            return False
         k = trainer.num_timesteps // self.every
         if k > self.last:
-            save_checkpoint(self.path, trainer.state_dict())
+            self.save(trainer)
             self.last = k
+            return True
+        return False

@@ -4,6 +4,12 @@
 (flat keys, or keys under a ``[train]`` table), then command-line overrides. An unknown key is an
 error at every layer (``entropy_engine.config.build_config``).
 
+Scenario settings: ``n_obstacles``, ``max_episode_steps``, ``collision_penalty``, ``backend`` and
+``pymunk_lidar`` are fields of their own; any other key of the scenario's config class goes into the
+``env`` table (``[train.env]`` in a file, ``--env KEY=VALUE`` on the command line; the layers merge
+key by key). ``env`` is checked against the scenario's config class when the config is built, so
+an unknown key is an error and ``config.yaml`` fully describes the scenario of a run.
+
 Presets:
 
 - ``default``: tuned to learn navigation (10 agents per world, interior walls) fast on 2 CPU cores
@@ -35,6 +41,16 @@ class TrainConfig:
     collision_penalty: Optional[float] = field(
         None, "Training reward: penalty per step in contact (None = the scenario's default, 0.5).")
     seed: int = field(0, "Seed of the environment, the network initialisation and the sampling.")
+    backend: Literal["numba", "pymunk"] = field(
+        "numba", "Physics: 'numba' (compiled kernels, threads) or 'pymunk' (the original's Chipmunk2D).")
+    pymunk_lidar: Literal["compiled", "pymunk"] = field(
+        "compiled", "pymunk backend: lidar by the compiled ray kernels or by pymunk segment queries.")
+    workers: int = field(
+        0, "Processes stepping the worlds over shared memory (0 or 1 = in this process; for pymunk: "
+           "the original used 8; numba uses threads and needs none).")
+    env: dict[str, Any] = dataclasses.field(default_factory=dict, metadata={"help": (
+        "Any other scenario config key (e.g. goal_reward, arena_size); from the CLI as repeated "
+        "--env KEY=VALUE, in a file as an [env] table. Checked against the scenario's config class.")})
     # --- algorithm
     algo: Literal["native", "sb3"] = field("native", "Trainer: 'native' (fast recurrent PPO) or 'sb3' (RecurrentPPO).")
     total_steps: int = field(1_000_000, "Agent-steps to train for (one step of one agent counts 1).")
@@ -67,6 +83,14 @@ class TrainConfig:
     time_limit_s: float = field(0.0, "Stop training after this many seconds of wall-clock time (0 = no limit).")
     log_every: int = field(1, "Log metrics every this many updates.")
     checkpoint_every: int = field(50_000, "Rolling checkpoint interval in agent-steps (0 = off).")
+    prev_model: Optional[str] = field(
+        None, "Base model to start from when the run has no checkpoint (a run folder or model file; "
+              "native: .pt, sb3: .zip).")
+    videos: bool = field(True, "Write GIFs of one world to videos/: untrained at start, trained at the end, side by side.")
+    video_steps: int = field(200, "Steps per GIF episode (0 = the scenario's max_steps).")
+    video_size: int = field(256, "GIF frame size in pixels.")
+    video_frame_skip: int = field(2, "GIF: keep every k-th step.")
+    video_fps: float = field(15.0, "GIF frames per second.")
     tensorboard: bool = field(True, "Write TensorBoard events.")
     wandb: bool = field(False, "Log to Weights & Biases.")
 
@@ -81,6 +105,10 @@ class TrainConfig:
         require(self.clip_range > 0, "clip_range must be positive")
         require(self.encoder_size >= 0 and self.clip_range_vf >= 0 and self.target_kl >= 0,
                 "encoder_size, clip_range_vf and target_kl must be >= 0")
+        require(self.workers >= 0, f"workers must be >= 0, got {self.workers!r}")
+        require(self.video_steps >= 0 and self.video_size >= 16 and self.video_frame_skip >= 1 and self.video_fps > 0,
+                "need video_steps >= 0, video_size >= 16, video_frame_skip >= 1 and video_fps > 0")
+        object.__setattr__(self, "env", _check_env(self))
 
     @property
     def num_slots(self) -> int:
@@ -95,10 +123,34 @@ class TrainConfig:
     @property
     def env_kwargs(self) -> dict[str, Any]:
         """Scenario config passed to ``BatchEnv`` / ``vec_env``."""
-        kw: dict[str, Any] = {"n_obstacles": self.n_obstacles, "max_steps": self.max_episode_steps}
+        kw: dict[str, Any] = dict(self.env)
+        kw.update(n_obstacles=self.n_obstacles, max_steps=self.max_episode_steps, backend=self.backend,
+                  pymunk_lidar=self.pymunk_lidar)
         if self.collision_penalty is not None:
             kw["collision_penalty"] = self.collision_penalty
         return kw
+
+
+# scenario keys that have a TrainConfig field of their own
+_OWN_FIELDS = {"n_obstacles": "n_obstacles", "max_steps": "max_episode_steps",
+               "collision_penalty": "collision_penalty", "backend": "backend", "pymunk_lidar": "pymunk_lidar"}
+
+
+def _check_env(cfg: TrainConfig) -> dict[str, Any]:
+    """``cfg.env`` validated against the scenario's config class, values converted to its types."""
+    if not isinstance(cfg.env, Mapping):
+        raise ConfigError(f"env must be a table of scenario config keys, got {cfg.env!r}")
+    for key in cfg.env:
+        if key in _OWN_FIELDS:
+            raise ConfigError(f"env key {key!r} has a config field of its own: set {_OWN_FIELDS[key]!r} instead")
+    from ..scenarios import scenario_class
+
+    cls = scenario_class(cfg.scenario)
+    try:
+        resolved = build_config(cls.Config, cfg.env_kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"scenario {cfg.scenario!r}: {exc}") from None
+    return {k: getattr(resolved, k) for k in cfg.env}
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -152,10 +204,18 @@ def resolve_config(preset_name: str | None = None, file: str | Path | None = Non
     """Preset, then file, then overrides (None values in overrides are ignored)."""
     cfg = preset(preset_name or DEFAULT_PRESET)
     if file is not None:
-        cfg = build_config(TrainConfig, load_file(file), base=cfg)
+        cfg = _layer(cfg, load_file(file))
     if overrides:
-        cfg = build_config(TrainConfig, {k: v for k, v in overrides.items() if v is not None}, base=cfg)
+        cfg = _layer(cfg, {k: v for k, v in overrides.items() if v is not None})
     return cfg
+
+
+def _layer(base: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
+    """``values`` on top of ``base``; an ``env`` table is merged key by key with the base's."""
+    values = dict(values)
+    if isinstance(values.get("env"), Mapping):
+        values["env"] = {**base.env, **values["env"]}
+    return build_config(TrainConfig, values, base=base)
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -28,7 +28,9 @@ def evaluate(policy: Any, episodes: int = 100, n_agents: int | None = None, num_
     cfg = getattr(policy, "config", {}) or {}
     n_agents = int(n_agents or cfg.get("n_agents", 10))
     scenario = scenario or cfg.get("scenario", "navigation")
-    env_kw = {"n_obstacles": cfg.get("n_obstacles", 4), "max_steps": cfg.get("max_episode_steps", 500)}
+    env_kw = dict(cfg.get("env") or {})        # the run's extra scenario keys (TrainConfig.env)
+    env_kw.update(n_obstacles=cfg.get("n_obstacles", 4), max_steps=cfg.get("max_episode_steps", 500))
+    env_kw.update({k: cfg[k] for k in ("backend", "pymunk_lidar") if k in cfg})
     env_kw.update(env_config)
     W = max(1, min(num_worlds, episodes))
     quota = np.full(W, episodes // W)

@@ -6,6 +6,8 @@ V(terminal obs) computed from the LSTM state after the last step. Update: ``ppo.
 
 The trainer's whole state (model, optimizer, step counters, RNG states of torch and of the
 environment, config) is gathered by ``state_dict()`` and restored by ``load_state_dict()``.
+With ``workers > 1`` the worlds run in worker processes (``envs.shm``), whose random streams
+cannot be read back: a resumed run then reseeds them from (seed, update count) instead.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..envs.batch import BatchEnv
+from ..envs.shm import make_batch_env
 from .config import TrainConfig, config_dict
 from .policy import MODEL_FILE, ActorCritic, PolicySpec, gaussian_log_prob, save_model
 from .ppo import compute_gae, ppo_update
@@ -79,8 +81,8 @@ class NativeTrainer:
         self.log = log or (lambda step, metrics: None)
         self.threads = configure_torch(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
-        self.env = BatchEnv(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, on_goal="respawn",
-                            **cfg.env_kwargs)
+        self.env = make_batch_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, on_goal="respawn",
+                                  workers=cfg.workers, **cfg.env_kwargs)
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)   # network initialisation
@@ -101,12 +103,17 @@ class NativeTrainer:
         self.lstm_state = self.model.initial_state(self.env.num_slots, self.device)
         self.starts = torch.ones(self.env.num_slots, device=self.device)
 
+    def _env_rng(self) -> np.ndarray | None:
+        sc = getattr(self.env, "scenario", None)      # None: worlds in worker processes
+        return None if sc is None else sc.rng
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run (the environment restarts its episodes on load)."""
+        rng = self._env_rng()
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "num_timesteps": self.num_timesteps, "n_updates": self.n_updates,
                 "torch_rng": torch.get_rng_state(), "gen_rng": self.gen.get_state(),
-                "numpy_rng": np.random.get_state(), "env_rng": self.env.scenario.rng.copy(),
+                "numpy_rng": np.random.get_state(), "env_rng": None if rng is None else rng.copy(),
                 "config": config_dict(self.cfg)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -117,8 +124,34 @@ class NativeTrainer:
         torch.set_rng_state(state["torch_rng"])
         self.gen.set_state(state["gen_rng"])
         np.random.set_state(state["numpy_rng"])
-        self.env.scenario.rng[:] = state["env_rng"]
+        rng, saved = self._env_rng(), state.get("env_rng")
+        if rng is not None and saved is not None and np.shape(saved) == rng.shape:
+            rng[:] = saved
+        else:   # worker processes: a fresh stream per resume point, still a function of the seed
+            self.env.seed(int(np.random.SeedSequence([self.cfg.seed, self.n_updates]).generate_state(1)[0]))
         self._reset_env()
+
+    def load_base_model(self, path: str | Path) -> Path:
+        """Start from the weights of a trained native model (a run folder or ``.pt`` file)."""
+        from ..config import ConfigError
+        from .policy import find_model, load_model
+
+        file = find_model(path)
+        if file.suffix != ".pt":
+            raise ConfigError(f"prev_model {file}: the native trainer starts from a native model (.pt), "
+                              "not an SB3 .zip")
+        base, _ = load_model(file)
+        try:
+            self.model.load_state_dict(base.state_dict())
+        except RuntimeError as exc:
+            raise ConfigError(f"prev_model {file} does not fit this run's network: {exc}") from None
+        return file
+
+    def close(self) -> None:
+        """Stop the environment's worker processes, if any."""
+        close = getattr(self.env, "close", None)
+        if close is not None:
+            close()
 
     # ------------------------------------------------------------------ rollout
     @torch.inference_mode()

@@ -253,7 +253,17 @@ class SB3Policy:
     def __init__(self, path: str | Path):
         from sb3_contrib import RecurrentPPO
 
-        self.model = RecurrentPPO.load(str(path), device="cpu")
+        self._attach(RecurrentPPO.load(str(path), device="cpu"))
+
+    @classmethod
+    def from_model(cls, model: Any) -> "SB3Policy":
+        """Wrap an in-memory RecurrentPPO model (shared, not copied)."""
+        self = cls.__new__(cls)
+        self._attach(model)
+        return self
+
+    def _attach(self, model: Any) -> None:
+        self.model = model
         self.obs_dim = int(self.model.observation_space.shape[0])
         self.hidden_size = int(self.model.policy.lstm_actor.hidden_size)
         self.config: dict = {}

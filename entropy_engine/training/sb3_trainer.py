@@ -4,6 +4,11 @@ Same config, same metric names and the same ``Monitor`` as the native trainer: S
 output (``time/fps``, ``train/*``, ``rollout/ep_rew_mean``) is forwarded through a ``KVWriter``,
 and a callback adds ``env/success_rate`` and ``env/collisions_per_agent`` from the agent-episodes
 finished during each rollout. ``seq_len``, ``encoder_size`` and ``lr`` floors are native-only.
+
+Crash recovery as in the native trainer (``training.checkpoint``): a ``RecurrentPPO.save`` archive is
+written atomically to the rolling ``checkpoint.zip`` at rollout boundaries (after an update), with
+the torch/numpy RNG states and the resolved config stored on the model; ``resume`` loads it and
+training continues with ``reset_num_timesteps=False``, so the step total is the uninterrupted one.
 """
 from __future__ import annotations
 
@@ -64,12 +69,11 @@ def make_model(cfg: TrainConfig, env=None):
     """A RecurrentPPO model for ``cfg`` on ``entropy_engine.vec_env`` (created if ``env`` is None)."""
     from sb3_contrib import RecurrentPPO
 
-    from .. import vec_env
     from .native import configure_torch, resolve_device
 
     configure_torch(cfg.torch_threads)
     if env is None:
-        env = vec_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, **cfg.env_kwargs)
+        env = make_env(cfg)
     if cfg.encoder_size > 0:
         warnings.warn("encoder_size is a native-trainer option; SB3's MlpLstmPolicy feeds observations "
                       "straight into the LSTM", stacklevel=2)
@@ -88,17 +92,94 @@ def make_model(cfg: TrainConfig, env=None):
         device=str(resolve_device(cfg.device)), verbose=0)
 
 
+def make_env(cfg: TrainConfig):
+    """The run's ``entropy_engine.vec_env`` (``workers`` processes for the pymunk backend)."""
+    from .. import vec_env
+
+    return vec_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, workers=cfg.workers, **cfg.env_kwargs)
+
+
 def attach_logging(model, log: LogFn | None) -> None:
     from stable_baselines3.common.logger import Logger
 
     model.set_logger(Logger(folder=None, output_formats=[_writer(log)] if log else []))
 
 
-def train_sb3(cfg: TrainConfig, paths: Any, log: LogFn | None = None, total_steps: int | None = None) -> Path:
-    """Train with RecurrentPPO and save ``models/model.zip`` in the run folder ``paths``."""
-    model = make_model(cfg)
+def save_sb3_checkpoint(model, path: str | Path, cfg: TrainConfig) -> Path:
+    """Write ``model`` (with RNG states and config) as the rolling checkpoint at ``path``."""
+    import torch
+
+    from .checkpoint import save_checkpoint
+    from .config import config_dict
+
+    model.entropy_config = config_dict(cfg)
+    model.entropy_rng = {"torch": torch.get_rng_state().numpy(), "numpy": np.random.get_state()}
+    return save_checkpoint(path, lambda tmp: model.save(str(tmp)))
+
+
+def load_sb3_checkpoint(path: str | Path, env, cfg: TrainConfig):
+    """The RecurrentPPO model of a checkpoint on ``env``, RNG states restored (raises if unusable)."""
+    import torch
+    from sb3_contrib import RecurrentPPO
+
+    from .checkpoint import check_compatible
+    from .config import config_dict
+    from .native import resolve_device
+
+    model = RecurrentPPO.load(str(path), env=env, device=str(resolve_device(cfg.device)), force_reset=True)
+    check_compatible(getattr(model, "entropy_config", None), config_dict(cfg))
+    rng = getattr(model, "entropy_rng", None)
+    if rng:
+        torch.set_rng_state(torch.as_tensor(rng["torch"], dtype=torch.uint8))
+        np.random.set_state(rng["numpy"])
+    return model
+
+
+def load_sb3_base(model, path: str | Path) -> Path:
+    """Start ``model`` from the weights of a trained SB3 model (a run folder or ``.zip``)."""
+    from ..config import ConfigError
+    from .policy import find_model
+
+    file = find_model(path)
+    if file.suffix != ".zip":
+        raise ConfigError(f"prev_model {file}: --algo sb3 starts from an SB3 model (.zip), not a native .pt")
+    try:
+        model.set_parameters(str(file), exact_match=True, device=model.device)
+    except Exception as exc:
+        raise ConfigError(f"prev_model {file} does not fit this run's network: {exc}") from None
+    return file
+
+
+def _checkpoint_callback(save: Callable[[Any], Any]):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class RolloutCheckpoint(BaseCallback):
+        """Calls ``save(model)`` at the start of each rollout, i.e. after the previous update."""
+
+        def _on_rollout_start(self) -> None:
+            save(self.model)
+
+        def _on_step(self) -> bool:
+            return True
+
+    return RolloutCheckpoint()
+
+
+def train_sb3(cfg: TrainConfig, paths: Any, log: LogFn | None = None, total_steps: int | None = None,
+              model=None, on_rollout: Callable[[Any], Any] | None = None) -> Path:
+    """Train ``model`` (default: a new one) with RecurrentPPO up to ``total_steps`` agent-steps in all
+    (counting the steps it has already taken) and save ``models/model.zip`` in the run folder."""
+    from stable_baselines3.common.callbacks import CallbackList
+
+    model = model if model is not None else make_model(cfg)
     attach_logging(model, log)
-    model.learn(total_timesteps=total_steps or cfg.total_steps, callback=_env_callback(), log_interval=cfg.log_every)
+    remaining = (total_steps or cfg.total_steps) - model.num_timesteps
+    callbacks = [_env_callback()] + ([_checkpoint_callback(on_rollout)] if on_rollout else [])
+    if remaining > 0:
+        model.learn(total_timesteps=remaining, callback=CallbackList(callbacks), log_interval=cfg.log_every,
+                    reset_num_timesteps=False)
     out = Path(paths.models) / "model.zip"
-    model.save(str(out))
+    from ..runs.files import atomic_save
+
+    atomic_save(out, lambda tmp: model.save(str(tmp)))
     return out

@@ -14,7 +14,9 @@ SHM_DIR = "/dev/shm"
 
 
 def _segments() -> set[str]:
-    return {n for n in os.listdir(SHM_DIR) if n.startswith("entropy_")} if os.path.isdir(SHM_DIR) else set()
+    """Segments made by this process (other processes, e.g. a training run, may have their own)."""
+    prefix = f"entropy_{os.getpid()}_"
+    return {n for n in os.listdir(SHM_DIR) if n.startswith(prefix)} if os.path.isdir(SHM_DIR) else set()
 
 
 def _alive(pid: int) -> bool:

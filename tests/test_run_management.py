@@ -210,7 +210,8 @@ def test_sb3_checkpoint_resume_exact_total(tmp_path, capsys):
     with pytest.raises(Crash):
         train_sb3(cfg, paths, on_rollout=Checkpointer(save_then_crash, 128))
     assert paths.checkpoint_file.exists() and (paths.checkpoints / PREV_NAME).exists()
-    args = ["train", "--algo", "sb3", "--out", str(out), "--total-steps", "512", *TINY, "--videos", "false"]
+    args = ["train", "--algo", "sb3", "--out", str(out), "--total-steps", "512", *TINY, "--videos", "false",
+            "--encoder-size", "0"]
     assert main(args) == 0
     text = "".join(capsys.readouterr())
     assert "Resuming from checkpoint at 256 steps" in text and "after 512 steps" in text

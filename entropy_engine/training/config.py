@@ -87,7 +87,7 @@ class TrainConfig:
         None, "Base model to start from when the run has no checkpoint (a run folder or model file; "
               "native: .pt, sb3: .zip).")
     videos: bool = field(True, "Write GIFs of one world to videos/: untrained at start, trained at the end, side by side.")
-    video_steps: int = field(200, "Steps per GIF episode (0 = the scenario's max_steps).")
+    video_steps: int = field(200, "Steps per GIF episode, at most max_episode_steps (0 = max_episode_steps).")
     video_size: int = field(256, "GIF frame size in pixels.")
     video_frame_skip: int = field(2, "GIF: keep every k-th step.")
     video_fps: float = field(15.0, "GIF frames per second.")

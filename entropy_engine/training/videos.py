@@ -6,7 +6,7 @@
 - ``learning_curves.png`` (run folder): success rate, return and collisions over steps, from
   ``metrics.csv``; refreshed when a checkpoint is written (at most once a minute) and at the end.
 
-One world, deterministic actions, ``video_steps`` steps rendered at ``video_size`` pixels keeping
+One world, deterministic actions, ``video_steps`` steps (at most one episode) rendered at ``video_size`` pixels keeping
 every ``video_frame_skip``-th frame, so a default run spends a few seconds on it. Rendering needs
 no display: without one, ``SDL_VIDEODRIVER=dummy`` is set (unless already set).
 """
@@ -48,7 +48,8 @@ class RunVideos:
 
         cfg = self.cfg
         sc = make_scenario(cfg.scenario, 1, cfg.n_agents, cfg.seed, **cfg.env_kwargs)
-        return record_episode(sc, policy, steps=cfg.video_steps or None, size=cfg.video_size,
+        steps = min(cfg.video_steps or cfg.max_episode_steps, cfg.max_episode_steps)
+        return record_episode(sc, policy, steps=steps, size=cfg.video_size,
                               frame_skip=cfg.video_frame_skip, caption=caption, seed=cfg.seed)
 
     def start(self, make_policy: Callable[[], Any]) -> Path | None:

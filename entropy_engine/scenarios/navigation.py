@@ -30,6 +30,15 @@ class NavigationConfig(WorldConfig):
     goal_reward: float = field(10.0, "One-off bonus for reaching the goal.")
     collision_penalty: float = field(0.5, "Penalty for every step in contact with a wall or robot.")
     time_penalty: float = field(0.01, "Penalty for every step (encourages short paths).")
+    collision_onset_penalty: float = field(
+        0.0, "One-off penalty on the first step of each contact with a wall or robot (a collision).")
+    proximity_penalty: float = field(
+        0.0, "Penalty per step, times (1 - gap / proximity_distance), for the nearest lidar hit closer than "
+             "proximity_distance to the robot's surface.")
+    proximity_distance: float = field(0.3, "Gap to the robot's surface (metres) below which the clearance terms act.")
+    approach_penalty: float = field(
+        0.0, "Penalty per step, times the largest (own speed towards a lidar hit / max_speed) * "
+             "(1 - gap / proximity_distance) over rays closer than proximity_distance.")
     goal_obs_scale: float = field(5.0, "Goal vector divisor in metres; farther goals keep direction, norm 1.")
 
     def __post_init__(self) -> None:
@@ -41,6 +50,7 @@ class NavigationConfig(WorldConfig):
         require(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps!r}")
         require(self.goal_obs_scale > 0, "goal_obs_scale must be positive")
         require(self.spawn_clearance >= 0, "spawn_clearance must be >= 0")
+        require(self.proximity_distance >= 0, "proximity_distance must be >= 0")
 
 
 class Navigation(Scenario):
@@ -72,7 +82,19 @@ class Navigation(Scenario):
     ## Reward (per agent, per step; defaults)
 
     ``1.0 * (metres of progress towards the goal) + 10.0 on reaching the goal
-    - 0.5 if in contact with a wall or robot this step - 0.01``.
+    - 0.5 if in contact with a wall or robot this step - 0.01``, minus three optional shaping terms
+    (all 0 by default) that train collision avoidance:
+
+    - ``collision_onset_penalty`` once on the first step of each contact (a collision as the
+      ``collisions_per_agent`` metric counts it);
+    - ``proximity_penalty * (1 - gap / proximity_distance)`` for the nearest lidar hit whose gap
+      ``lidar * lidar_range - agent_radius`` (robot surface to hit, metres) is below
+      ``proximity_distance`` (0.3 m);
+    - ``approach_penalty * max_k (v . u_k / max_speed) * (1 - gap_k / proximity_distance)`` over the
+      rays k with a gap below ``proximity_distance`` that the robot is moving towards (``u_k``: ray
+      direction, ``v``: the robot's velocity).
+
+    The clearance terms only use the agent's own lidar and velocity, i.e. its observation.
 
     ## Episode end
 
@@ -105,6 +127,7 @@ class Navigation(Scenario):
         self.obs = np.zeros((E, N, R + 4), np.float32)    # [E, N, 36]
         self.reward = np.zeros((E, N), np.float32)        # [E, N]
         self.reached = np.zeros((E, N), np.bool_)         # [E, N]
+        self.prev_contact = np.zeros((E, N), np.bool_)    # [E, N] contact flags of the last step
         self._placed = np.zeros(E, np.int64)              # [E] agents placed by the last reset
         n_cells = self._lattice_cells(w.arena) ** 2
         self._order = np.zeros((E, n_cells), np.int64)    # [E, cells] scratch permutation
@@ -125,6 +148,11 @@ class Navigation(Scenario):
         p[nk.P_TIME] = config.time_penalty
         p[nk.P_GOAL_SCALE] = config.goal_obs_scale
         p[nk.P_VMAX] = config.max_speed
+        p[nk.P_ONSET] = config.collision_onset_penalty
+        p[nk.P_PROX] = config.proximity_penalty
+        p[nk.P_PROX_D] = config.proximity_distance
+        p[nk.P_APPROACH] = config.approach_penalty
+        p[nk.P_RANGE] = config.lidar_range
         self._params = p
 
     def seed(self, seed: int | None) -> None:
@@ -163,6 +191,7 @@ class Navigation(Scenario):
                 "the arena is too crowded (raise arena_size or lower n_obstacles)"
             )
         w.contact[mask] = False
+        self.prev_contact[mask] = False
         w.sync(mask)
         self._refresh()
 
@@ -171,6 +200,7 @@ class Navigation(Scenario):
         cell_start, cell_items = w.grid()
         nk.respawn_agents(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
                           w.active, self.goals, w.grid_size, w.phys[CELL], cell_start, cell_items)
+        self.prev_contact[mask] = False
         w.sync(mask.any(axis=1))
         self._refresh()
 
@@ -183,7 +213,8 @@ class Navigation(Scenario):
     def step(self, actions: np.ndarray) -> None:
         w = self.world
         w.step(actions)
-        nk.reward(w.pos, self.goals, w.active, w.contact, self._params, self.dist, self.reward, self.reached)
+        nk.reward(w.pos, w.vel, w.theta, self.goals, w.active, w.contact, self.prev_contact, w.lidar, self._params,
+                  self.dist, self.reward, self.reached)
         nk.observe(w.pos, w.vel, w.theta, self.goals, w.lidar, w.active, self._params, self.obs, self.dist)
 
     def heuristic(self, obs: np.ndarray) -> np.ndarray:

@@ -15,8 +15,9 @@ from ..core.rng import randint, uniform
 
 # Layout of the float64 ``params`` vector (see Navigation._params).
 (P_ARENA, P_RADIUS, P_GOAL_R, P_N_OBST, P_OBST_MIN, P_OBST_MAX, P_OBST_MARGIN, P_OBST_GAP, P_CLEAR,
- P_PROGRESS, P_GOAL_BONUS, P_COLLISION, P_TIME, P_GOAL_SCALE, P_VMAX) = range(15)
-N_PARAMS = 15
+ P_PROGRESS, P_GOAL_BONUS, P_COLLISION, P_TIME, P_GOAL_SCALE, P_VMAX, P_ONSET, P_PROX, P_PROX_D, P_APPROACH,
+ P_RANGE) = range(20)
+N_PARAMS = 20
 
 
 @njit(cache=True, inline="always")
@@ -242,15 +243,29 @@ def observe(pos, vel, theta, goals, lidar, active, p, obs, dist):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def reward(pos, goals, active, contact, p, dist, rew, reached):
-    """Reward and goal test after a step; dist [E,N] holds the previous distances and is updated."""
+def reward(pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached):
+    """Reward and goal test after a step; dist [E,N] holds the previous distances and is updated,
+    prev_contact [E,N] holds last step's contact flags and is updated.
+
+    Clearance terms use the agent's own lidar (post-step, [E,N,R], distance / range from its
+    centre): the gap of ray k is ``lidar * range - radius`` metres between the robot's surface and
+    the hit; rays with a gap below ``d0 = proximity_distance`` count.
+    """
     n_worlds, n = pos.shape[0], pos.shape[1]
+    n_rays = lidar.shape[2]
+    rng_ = p[P_RANGE]
+    rad = p[P_RADIUS]
+    d0 = p[P_PROX_D]
+    vmax = p[P_VMAX]
+    w_prox = p[P_PROX]
+    w_appr = p[P_APPROACH]
     for k in prange(n_worlds * n):
         w = k // n
         i = k - w * n
         if not active[w, i]:
             rew[w, i] = 0.0
             reached[w, i] = False
+            prev_contact[w, i] = False
             continue
         gx = goals[w, i, 0] - pos[w, i, 0]
         gy = goals[w, i, 1] - pos[w, i, 1]
@@ -260,6 +275,26 @@ def reward(pos, goals, active, contact, p, dist, rew, reached):
         rr = p[P_PROGRESS] * (dist[w, i] - d) - p[P_TIME]
         if contact[w, i]:
             rr -= p[P_COLLISION]
+            if not prev_contact[w, i]:
+                rr -= p[P_ONSET]
+        prev_contact[w, i] = contact[w, i]
+        if (w_prox != 0.0 or w_appr != 0.0) and d0 > 0.0:
+            near = 0.0      # 1 - gap / d0 of the nearest hit, clipped to [0, 1]
+            closing = 0.0   # max over rays of (own speed towards the hit / v_max) * (1 - gap / d0)
+            vx = vel[w, i, 0]
+            vy = vel[w, i, 1]
+            th = theta[w, i]
+            for r in range(n_rays):
+                gap = lidar[w, i, r] * rng_ - rad
+                if gap >= d0:
+                    continue
+                f = min(1.0 - gap / d0, 1.0)
+                near = max(near, f)
+                a = th + 2.0 * math.pi * r / n_rays
+                towards = (vx * math.cos(a) + vy * math.sin(a)) / vmax
+                if towards > 0.0:
+                    closing = max(closing, towards * f)
+            rr -= w_prox * near + w_appr * closing
         if got:
             rr += p[P_GOAL_BONUS]
         rew[w, i] = rr

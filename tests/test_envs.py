@@ -202,3 +202,18 @@ def test_sb3_vec_check_nan_and_spaces():
             assert space.contains(infos[k]["terminal_observation"])
     with pytest.raises(ValueError):
         env.step(np.full((12, 2), np.nan, np.float32))
+
+
+def test_goals_start_away_from_their_agents():
+    """No agent starts on (or within min_goal_distance of) its own goal, at reset or respawn."""
+    env = BatchEnv(num_worlds=40, n_agents=10, seed=0, max_steps=10_000)
+    env.reset()
+    sc = env.scenario
+    d = np.linalg.norm(sc.goals - sc.world.pos, axis=-1)
+    assert d.min() >= sc.config.min_goal_distance
+    mask = np.ones((40, 10), bool)
+    sc.respawn(mask)
+    d = np.linalg.norm(sc.goals - sc.world.pos, axis=-1)
+    assert d.min() >= sc.config.min_goal_distance
+    _, _, term, _, _ = env.step(np.zeros((400, 2)))
+    assert not term.any()

@@ -25,6 +25,7 @@ class NavigationConfig(WorldConfig):
     obstacle_gap: float = field(1.0, "Interior walls keep this distance from each other, metres.")
     spawn_clearance: float = field(0.05, "Extra gap between spawned agents, goals and walls, metres.")
     goal_radius: float = field(0.3, "An agent whose centre is this close to its goal has reached it.")
+    min_goal_distance: float = field(1.0, "Every goal starts at least this far from its agent, metres.")
     max_steps: int = field(500, "Episode length limit (truncation), steps.")
     progress_reward: float = field(1.0, "Reward per metre of progress towards the goal.")
     goal_reward: float = field(10.0, "One-off bonus for reaching the goal.")
@@ -50,6 +51,7 @@ class NavigationConfig(WorldConfig):
         require(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps!r}")
         require(self.goal_obs_scale > 0, "goal_obs_scale must be positive")
         require(self.spawn_clearance >= 0, "spawn_clearance must be >= 0")
+        require(self.min_goal_distance >= 0, "min_goal_distance must be >= 0")
         require(self.proximity_distance >= 0, "proximity_distance must be >= 0")
 
 
@@ -107,7 +109,8 @@ class Navigation(Scenario):
     Interior walls (``n_obstacles`` segments of 1-3 m, at least 1 m from each other and from the
     border), robots and goals are placed at random at every reset: robots and goals each on
     distinct cells of a jittered lattice, so that no two robots overlap, no two goals overlap and
-    none is within ``spawn_clearance`` of a wall; headings are uniform.
+    none is within ``spawn_clearance`` of a wall; every goal starts at least ``min_goal_distance``
+    (1 m) from its robot; headings are uniform.
 
     ## Arguments
 
@@ -183,7 +186,7 @@ class Navigation(Scenario):
         if mask is None:
             mask = np.ones(w.num_worlds, np.bool_)
         nk.reset_worlds(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
-                        w.active, self.goals, self._order, self._placed)
+                        w.active, self.goals, self._order, self._placed, self.config.min_goal_distance)
         if np.any(self._placed[mask] < w.n_agents):
             bad = int(np.flatnonzero(mask & (self._placed < w.n_agents))[0])
             raise RuntimeError(
@@ -199,7 +202,8 @@ class Navigation(Scenario):
         w = self.world
         cell_start, cell_items = w.grid()
         nk.respawn_agents(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
-                          w.active, self.goals, w.grid_size, w.phys[CELL], cell_start, cell_items)
+                          w.active, self.goals, w.grid_size, w.phys[CELL], cell_start, cell_items,
+                          self.config.min_goal_distance)
         self.prev_contact[mask] = False
         w.sync(mask.any(axis=1))
         self._refresh()

@@ -85,8 +85,9 @@ def _shuffle_cells(w, rng, order, m):
 
 
 @njit(cache=True)
-def _lattice_place(w, rng, order, walls, n_walls, p, out, jitter, clearance):
-    """Place out.shape[1] points in distinct lattice cells (cells of 4 radii), clear of walls.
+def _lattice_place(w, rng, order, walls, n_walls, p, out, jitter, clearance, near, min_d):
+    """Place out.shape[1] points in distinct lattice cells (cells of 4 radii), clear of walls, point
+    k at least ``min_d`` from near[w, k] (0: no such constraint).
 
     Returns how many were placed. Points in different cells are at least 4r - 2*jitter apart.
     """
@@ -103,6 +104,8 @@ def _lattice_place(w, rng, order, walls, n_walls, p, out, jitter, clearance):
         c = order[w, t]
         x = margin + (c % nc + 0.5) * cell + jitter * (2.0 * uniform(rng, w) - 1.0)
         y = margin + (c // nc + 0.5) * cell + jitter * (2.0 * uniform(rng, w) - 1.0)
+        if min_d > 0.0 and (x - near[w, placed, 0]) ** 2 + (y - near[w, placed, 1]) ** 2 < min_d * min_d:
+            continue
         if _wall_clearance(w, x, y, walls, n_walls) >= clearance:
             out[w, placed, 0] = x
             out[w, placed, 1] = y
@@ -111,8 +114,9 @@ def _lattice_place(w, rng, order, walls, n_walls, p, out, jitter, clearance):
 
 
 @njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active, goals, order, placed):
-    """Reset the worlds where mask[w]: new walls, agents and goals. placed[w] = min(agents, goals) placed."""
+def reset_worlds(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active, goals, order, placed, min_goal_d):
+    """Reset the worlds where mask[w]: new walls, agents and goals (each at least ``min_goal_d`` from
+    its agent). placed[w] = min(agents, goals) placed."""
     n_worlds = pos.shape[0]
     n = pos.shape[1]
     r = p[P_RADIUS]
@@ -120,9 +124,9 @@ def reset_worlds(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active, g
         if not mask[w]:
             continue
         _make_walls(w, rng, walls, n_walls, p)
-        a = _lattice_place(w, rng, order, walls, n_walls, p, pos, r, r + p[P_CLEAR])
+        a = _lattice_place(w, rng, order, walls, n_walls, p, pos, r, r + p[P_CLEAR], pos, 0.0)
         gj = max(2.0 * r - p[P_GOAL_R], 0.0)
-        b = _lattice_place(w, rng, order, walls, n_walls, p, goals, gj, r + p[P_CLEAR])
+        b = _lattice_place(w, rng, order, walls, n_walls, p, goals, gj, r + p[P_CLEAR], pos, min_goal_d)
         placed[w] = min(a, b)
         for i in range(n):
             theta[w, i] = np.float32(2.0 * math.pi * uniform(rng, w) - math.pi)
@@ -155,8 +159,9 @@ def _clear_of_agents(w, x, y, lim2, pos, active, mask, placed, n_placed, g, cell
 
 @njit(cache=True)
 def _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, g, cell, cell_start, cell_items,
-                avoid_agents):
-    """Rejection-sample a point clear of walls (and of robots); 64 tries, the last try is kept."""
+                avoid_agents, ax, ay, min_d):
+    """Rejection-sample a point clear of walls (and of robots), at least min_d from (ax, ay);
+    64 tries, the last try is kept."""
     L = p[P_ARENA]
     r = p[P_RADIUS]
     margin = r + p[P_CLEAR]
@@ -165,6 +170,8 @@ def _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, 
     for _try in range(64):
         x = margin + (L - 2 * margin) * uniform(rng, w)
         y = margin + (L - 2 * margin) * uniform(rng, w)
+        if (x - ax) ** 2 + (y - ay) ** 2 < min_d * min_d:
+            continue
         if _wall_clearance(w, x, y, walls, n_walls) < r + p[P_CLEAR]:
             continue
         if not avoid_agents or _clear_of_agents(w, x, y, lim2, pos, active, mask, placed, n_placed, g, cell,
@@ -175,8 +182,9 @@ def _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, 
 
 @njit(cache=True, parallel=True)
 def respawn_agents(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active, goals, g, cell, cell_start,
-                   cell_items):
-    """Give every agent with mask[w, i] a fresh start and goal inside its (running) world.
+                   cell_items, min_goal_d):
+    """Give every agent with mask[w, i] a fresh start and a goal at least ``min_goal_d`` from it,
+    inside its (running) world.
 
     The world's grid (``cell_start``/``cell_items``, built by the last step or reset) makes each
     placement cost O(1) in the number of robots.
@@ -195,13 +203,13 @@ def respawn_agents(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active,
             if not mask[w, i]:
                 continue
             x, y = _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, g, cell,
-                               cell_start, cell_items, True)
+                               cell_start, cell_items, True, 0.0, 0.0, 0.0)
             pos[w, i, 0] = x
             pos[w, i, 1] = y
             placed[n_placed] = i
             n_placed += 1
             gx, gy = _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, g, cell,
-                                 cell_start, cell_items, False)
+                                 cell_start, cell_items, False, x, y, min_goal_d)
             goals[w, i, 0] = gx
             goals[w, i, 1] = gy
             theta[w, i] = np.float32(2.0 * math.pi * uniform(rng, w) - math.pi)

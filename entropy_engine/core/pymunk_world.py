@@ -42,6 +42,7 @@ import math
 
 import numpy as np
 
+from ..optional import optional_import
 from . import kernels
 from .params import WorldConfig
 from .world import World
@@ -53,13 +54,7 @@ BIAS_PER_STEP = 0.1  # fraction of an overlap left after one control step of Chi
 
 def import_pymunk():
     """Import pymunk or fail with a message that says how to install it."""
-    try:
-        import pymunk
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the 'pymunk' backend needs pymunk: pip install 'entropy-engine[pymunk]'"
-        ) from exc
-    return pymunk
+    return optional_import("pymunk", "the 'pymunk' backend", "pymunk")
 
 
 def _drive_func(config: WorldConfig):

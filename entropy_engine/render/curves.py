@@ -14,6 +14,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..optional import optional_import
+
 STEP_KEYS = ("step", "time/total_timesteps", "global_step")
 CURVES = (
     ("env/success_rate", "success rate", (0.0, 1.05)),
@@ -53,15 +55,9 @@ def series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.
 
 
 def _import_matplotlib():
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "plotting learning curves needs matplotlib, which is not installed; install it with "
-            "`pip install entropy-engine[render]` (or `pip install matplotlib`)"
-        ) from exc
-    return Figure, FigureCanvasAgg
+    figure = optional_import("matplotlib.figure", "plotting learning curves", "render")
+    agg = optional_import("matplotlib.backends.backend_agg", "plotting learning curves", "render")
+    return figure.Figure, agg.FigureCanvasAgg
 
 
 def plot_learning_curves(metrics: str | Path | Iterable[Mapping[str, Any]], path: str | Path,

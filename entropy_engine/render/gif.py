@@ -13,30 +13,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..optional import optional_import
 from .episode import EpisodeResult, run_episode
 from .renderer import BACKGROUND, TEXT_COLOR, Renderer
 
 
 def _import_imageio():
-    try:
-        import imageio.v3 as iio
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "writing GIFs needs imageio, which is not installed; install it with "
-            "`pip install entropy-engine[render]` (or `pip install imageio`)"
-        ) from exc
-    return iio
+    return optional_import("imageio.v3", "reading GIFs", "render", pip_name="imageio")
 
 
 def _import_pillow():
-    try:
-        from PIL import Image
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "writing GIFs needs Pillow, which is not installed; install it with "
-            "`pip install entropy-engine[render]` (or `pip install imageio pillow`)"
-        ) from exc
-    return Image
+    return optional_import("PIL.Image", "writing GIFs", "render", pip_name="pillow")
 
 
 def write_gif(path: str | Path, frames: Sequence[np.ndarray], fps: float = 10.0, loop: int = 0) -> Path:

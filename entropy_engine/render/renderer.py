@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..optional import optional_import
+
 BACKGROUND = (245, 245, 240)        # outside the arena and its floor
 WALL_COLOR = (40, 40, 48)
 OUTLINE_COLOR = (30, 30, 30)
@@ -35,14 +37,7 @@ PALETTE = (
 def import_pygame():
     """pygame, imported on first use, with an install hint if it is missing."""
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    try:
-        import pygame
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "rendering needs pygame, which is not installed; install it with "
-            "`pip install entropy-engine[render]` (or `pip install pygame`)"
-        ) from exc
-    return pygame
+    return optional_import("pygame", "rendering", "render")
 
 
 def agent_color(i: int) -> tuple[int, int, int]:

@@ -27,6 +27,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..optional import optional_import
 from .console import Clock, make_view
 from .files import atomic_write_text, to_plain
 from .metrics_csv import MetricsCSV
@@ -35,10 +36,6 @@ from .tb_writer import ScalarWriter
 
 WANDB_ID_FILE = "wandb_id.txt"
 CONSOLE_MODES = ("auto", "rich", "plain", "none")
-WANDB_MISSING = (
-    "W&B logging was requested (--wandb) but the 'wandb' package is not installed; "
-    "install it with: pip install entropy-engine[wandb]"
-)
 
 
 def _as_float(value: Any) -> float | None:
@@ -125,11 +122,7 @@ class Monitor:
     # ------------------------------------------------------------------ sinks
     @staticmethod
     def _import_wandb():
-        try:
-            import wandb
-        except ImportError as exc:
-            raise ImportError(WANDB_MISSING) from exc
-        return wandb
+        return optional_import("wandb", "logging to Weights & Biases", "wandb")
 
     def _open_tensorboard(self):
         try:
@@ -205,4 +198,4 @@ class Monitor:
         self.close(exit_code=0 if exc_type is None else 1)
 
 
-__all__ = ["Monitor", "wandb_run_id", "WANDB_MISSING", "TENSORBOARD_MISSING"]
+__all__ = ["Monitor", "wandb_run_id", "TENSORBOARD_MISSING"]

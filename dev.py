@@ -5,9 +5,10 @@
     python3 dev.py test  [pytest options]          # install if needed, then run the test suite
     python3 dev.py entropy ARGS...                 # install if needed, then run any `entropy` command
 
-The first run creates ``.venv/`` next to this file and installs PyTorch 2.13.0 (the CPU build
-where one is available) before the package and its extras; later runs reuse it and reinstall only
-when ``pyproject.toml`` changes.
+The first run creates ``.venv/`` next to this file and installs PyTorch 2.13.0 before the package
+and its extras; later runs reuse it and reinstall only when ``pyproject.toml`` changes. On Linux,
+PyPI's torch is the CUDA build (several GB): set ``ENTROPY_TORCH_INDEX_URL`` to a CPU-only index
+(https://download.pytorch.org/whl/cpu) to get the small one; ``ENTROPY_TORCH`` overrides the pin.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 TORCH = os.environ.get("ENTROPY_TORCH", "torch==2.13.0")
+# e.g. https://download.pytorch.org/whl/cpu for the small CPU-only build on a Linux machine
+TORCH_INDEX = os.environ.get("ENTROPY_TORCH_INDEX_URL")
 
 
 def venv_python() -> Path:
@@ -45,7 +48,7 @@ def ensure_installed() -> Path:
         venv.EnvBuilder(with_pip=True).create(VENV)
     pip = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     print(f"[dev] installing {TORCH} (first, so that nothing pulls a larger build)", flush=True)
-    subprocess.check_call(pip + [TORCH])
+    subprocess.check_call(pip + [TORCH] + (["--index-url", TORCH_INDEX] if TORCH_INDEX else []))
     print("[dev] installing entropy-engine with all extras and test tools", flush=True)
     subprocess.check_call(pip + ["-e", f"{ROOT}[all,test]"])
     stamp_file.write_text(_stamp())

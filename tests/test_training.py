@@ -171,3 +171,19 @@ def test_sigkill_twice_then_resume_to_exact_step_count(tmp_path):
     assert f"after {expected} steps" in r.stdout + r.stderr
     assert (out / "models" / "model.pt").exists()
     assert not ckpt.exists() and not (out / "checkpoints" / "checkpoint.prev.zip").exists()
+
+
+def test_run_ends_exactly_at_total_steps_with_a_short_last_rollout():
+    """800 agent-steps with rollouts of 32 x 8 = 256: three full rollouts and one of 4 steps."""
+    from entropy_engine.training.native import NativeTrainer
+
+    cfg = resolve_config("default", overrides=dict(
+        num_worlds=2, n_agents=4, n_steps=32, seq_len=8, batch_size=64, n_epochs=1, total_steps=800,
+        lstm_hidden_size=16, encoder_size=16, net_arch=16, checkpoint_every=0, tensorboard=False))
+    trainer = NativeTrainer(cfg, log=lambda step, metrics: None)
+    try:
+        trainer.learn()
+        assert trainer.num_timesteps == 800
+        assert trainer.n_updates == 4
+    finally:
+        trainer.close()

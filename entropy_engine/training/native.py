@@ -155,12 +155,14 @@ class NativeTrainer:
 
     # ------------------------------------------------------------------ rollout
     @torch.inference_mode()
-    def collect(self) -> torch.Tensor:
-        """Fill the buffer with n_steps steps of every slot; returns V(obs after the last step)."""
+    def collect(self, steps: int | None = None) -> torch.Tensor:
+        """Fill the buffer with ``steps`` (default n_steps) steps of every slot; returns V(obs after
+        the last step)."""
         cfg, buf, env, model = self.cfg, self.buffer, self.env, self.model
         dev = self.device
         std = torch.exp(model.log_std)
-        for t in range(cfg.n_steps):
+        steps = cfg.n_steps if steps is None else steps
+        for t in range(steps):
             if t % cfg.seq_len == 0:
                 buf.states[t // cfg.seq_len].copy_(self.lstm_state)
             buf.obs[t].copy_(self.obs)
@@ -189,7 +191,7 @@ class NativeTrainer:
             self.obs.copy_(torch.as_tensor(obs, device=dev))
             self.starts.copy_(done_t)
             self.lstm_state = new_state
-        self.num_timesteps += cfg.n_steps * env.num_slots
+        self.num_timesteps += steps * env.num_slots
         return model.step(self.obs, self.lstm_state, self.starts)[1]
 
     # ------------------------------------------------------------------ training
@@ -199,19 +201,24 @@ class NativeTrainer:
             return self.cfg.learning_rate * max(frac, 0.05)
         return self.cfg.learning_rate
 
-    def train_iteration(self) -> dict[str, float]:
+    def train_iteration(self, total: int | None = None) -> dict[str, float]:
         """One rollout and one PPO update; returns the metrics of this iteration."""
         cfg, buf = self.cfg, self.buffer
+        # the last rollout is shortened so that the run ends at total_steps (exactly when
+        # total_steps is a multiple of num_worlds * n_agents, else at the next such multiple)
+        remaining = (cfg.total_steps if total is None else total) - self.num_timesteps
+        T = cfg.n_steps if remaining <= 0 else min(cfg.n_steps, -(-remaining // self.env.num_slots))
         t0 = time.perf_counter()
-        last_value = self.collect()
+        last_value = self.collect(T)
         t1 = time.perf_counter()
-        adv, ret = compute_gae(buf.rewards, buf.values, buf.dones, last_value, cfg.gamma, cfg.gae_lambda)
-        buf.advantages.copy_(adv)
-        buf.returns.copy_(ret)
+        adv, ret = compute_gae(buf.rewards[:T], buf.values[:T], buf.dones[:T], last_value, cfg.gamma,
+                               cfg.gae_lambda)
+        buf.advantages[:T].copy_(adv)
+        buf.returns[:T].copy_(ret)
         lr = self._lr()
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        metrics = ppo_update(self.model, self.optimizer, buf.sequences(), cfg, self.gen)
+        metrics = ppo_update(self.model, self.optimizer, buf.sequences(T), cfg, self.gen)
         t2 = time.perf_counter()
         self.n_updates += 1
         metrics["train/learning_rate"] = lr
@@ -225,7 +232,7 @@ class NativeTrainer:
         total = self.cfg.total_steps if total_steps is None else total_steps
         start_steps, start = self.num_timesteps, time.perf_counter()
         while self.num_timesteps < total:
-            metrics = self.train_iteration()
+            metrics = self.train_iteration(total)
             if self.n_updates % self.cfg.log_every == 0 or self.num_timesteps >= total:
                 elapsed = time.perf_counter() - start
                 metrics["time/fps"] = (self.num_timesteps - start_steps) / max(elapsed, 1e-9)

@@ -32,18 +32,19 @@ class RolloutBuffer:
         self.returns = torch.zeros(T, S, **kw)
         self.states = torch.zeros(self.n_chunks, n_lstm, 2, S, hidden, **kw)  # state before each chunk
 
-    def sequences(self) -> dict[str, torch.Tensor]:
+    def sequences(self, steps: int | None = None) -> dict[str, torch.Tensor]:
         """The rollout cut into sequences that never cross an episode boundary, padded to seq_len.
 
         A sequence starts at every ``seq_len`` chunk start and at every episode start, so inside a
         sequence no LSTM state ever needs resetting and the update can use one fused LSTM call
         (the state is zeroed at step 0 of sequences that begin an episode). Returns tensors
         [seq_len, B, ...] for B sequences, ``mask`` [seq_len, B] (1 = real step, 0 = padding) and
-        ``states`` [L, 2, B, H] (the state before step 0).
+        ``states`` [L, 2, B, H] (the state before step 0). ``steps`` < n_steps uses only the first
+        ``steps`` steps (a shorter last rollout).
         """
-        T, S, L = self.n_steps, self.n_slots, self.seq_len
+        T, S, L = self.n_steps if steps is None else steps, self.n_slots, self.seq_len
         dev = self.obs.device
-        begin = self.starts.bool().clone()
+        begin = self.starts[:T].bool().clone()
         begin[::L] = True
         begin_flat = begin.t().reshape(-1)                           # slot-major order [S*T]
         seg_id = torch.cumsum(begin_flat.long(), 0) - 1
@@ -53,7 +54,7 @@ class RolloutBuffer:
         pos = idx - first[seg_id]
 
         def pad(x: torch.Tensor) -> torch.Tensor:                    # [T, S, ...] -> [L, B, ...]
-            flat = x.transpose(0, 1).reshape(T * S, *x.shape[2:])
+            flat = x[:T].transpose(0, 1).reshape(T * S, *x.shape[2:])
             out = torch.zeros(L, n_seg, *x.shape[2:], dtype=x.dtype, device=dev)
             out[pos, seg_id] = flat
             return out

@@ -77,7 +77,7 @@ def run_core_bench(seconds: float = 3.0, cases: list[str] | None = None,
     return results
 
 
-def print_table(results: dict[str, Any], title: str, reference: str | None = None) -> None:
+def print_table(results: dict[str, Any], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -86,16 +86,11 @@ def print_table(results: dict[str, Any], title: str, reference: str | None = Non
     table.add_column("agent-steps/s", justify="right")
     table.add_column("env steps/s", justify="right")
     table.add_column("us per agent-step", justify="right")
-    if reference:
-        table.add_column(f"x {reference}", justify="right")
     for name, r in results.items():
         if not isinstance(r, dict) or "agent_steps_per_s" not in r:
             continue
         row = [name, f"{r['agent_steps_per_s']:,.0f}", f"{r.get('env_steps_per_s', float('nan')):,.1f}",
                f"{1e6 / r['agent_steps_per_s']:.3f}"]
-        if reference:
-            ref = results[reference]["agent_steps_per_s"]
-            row.append(f"{r['agent_steps_per_s'] / ref:,.1f}")
         table.add_row(*row)
     Console().print(table)
 

@@ -79,10 +79,7 @@ class BatchEnv:
             self.scenario.seed(seed)
         self.scenario.reset()
         self.t[:] = 0
-        self._ep_return[:] = 0
-        self._ep_length[:] = 0
-        self._ep_collisions[:] = 0
-        self._prev_contact[:] = False
+        self._clear_episodes(slice(None))
         self._needs_reset = False
         return self.obs
 
@@ -114,10 +111,7 @@ class BatchEnv:
             info["episode_length"][idx] = self._ep_length[idx]
             info["episode_success"][idx] = terminated[idx]
             info["episode_collisions"][idx] = self._ep_collisions[idx]
-            self._ep_return[idx] = 0
-            self._ep_length[idx] = 0
-            self._ep_collisions[idx] = 0
-            self._prev_contact[idx] = False
+            self._clear_episodes(idx)
             if self.on_goal == "respawn":
                 respawn = (terminated.reshape(E, N) & ~world_trunc[:, None])
                 if respawn.any():
@@ -125,12 +119,15 @@ class BatchEnv:
         if world_done.any():
             sc.reset(world_done)
             self.t[world_done] = 0
-            slots = np.repeat(world_done, N)
-            self._ep_return[slots] = 0
-            self._ep_length[slots] = 0
-            self._ep_collisions[slots] = 0
-            self._prev_contact[slots] = False
+            self._clear_episodes(np.repeat(world_done, N))
         return self.obs, reward, terminated, truncated, info
+
+    def _clear_episodes(self, slots) -> None:
+        """Zero the running episode stats of ``slots`` (an index, mask or slice)."""
+        self._ep_return[slots] = 0
+        self._ep_length[slots] = 0
+        self._ep_collisions[slots] = 0
+        self._prev_contact[slots] = False
 
     def heuristic_actions(self) -> np.ndarray:
         """The scenario's scripted policy on the current observations, [S, 2]."""

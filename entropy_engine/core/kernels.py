@@ -64,7 +64,7 @@ def _drive(w, i, actions, pos, vel, theta, omega, phys):
 
 
 @njit(cache=True, inline="always")
-def _cell_of(x, y, cell, g):
+def cell_of(x, y, cell, g):
     cx = min(max(int(x / cell), 0), g - 1)
     cy = min(max(int(y / cell), 0), g - 1)
     return cx, cy
@@ -80,14 +80,14 @@ def build_grid(w, pos, active, phys, g, cell_start, cell_fill, cell_items):
         cell_start[w, c] = 0
     for i in range(n):
         if active[w, i]:
-            cx, cy = _cell_of(pos[w, i, 0], pos[w, i, 1], cell, g)
+            cx, cy = cell_of(pos[w, i, 0], pos[w, i, 1], cell, g)
             cell_start[w, cy * g + cx + 1] += 1
     for c in range(n_cells):
         cell_start[w, c + 1] += cell_start[w, c]
         cell_fill[w, c] = cell_start[w, c]
     for i in range(n):
         if active[w, i]:
-            cx, cy = _cell_of(pos[w, i, 0], pos[w, i, 1], cell, g)
+            cx, cy = cell_of(pos[w, i, 0], pos[w, i, 1], cell, g)
             c = cy * g + cx
             cell_items[w, cell_fill[w, c]] = i
             cell_fill[w, c] += 1
@@ -102,7 +102,7 @@ def _agent_push(w, i, src, phys, g, cell_start, cell_items):
     sx = 0.0
     sy = 0.0
     worst = 0.0
-    cx, cy = _cell_of(px, py, phys[CELL], g)
+    cx, cy = cell_of(px, py, phys[CELL], g)
     for yy in range(max(cy - 1, 0), min(cy + 2, g)):
         for xx in range(max(cx - 1, 0), min(cx + 2, g)):
             c = yy * g + xx
@@ -233,7 +233,7 @@ def _lidar(w, i, pos, theta, walls, n_walls, phys, g, cell_start, cell_items, ra
             span += 2.0 * math.pi
         lo = a1 if span >= 0.0 else a1 + span
         _hit_rays(out, w, i, lo, lo + abs(span), th_c, th_s, ray_cs, ox, oy, 0, ax, ay, bx, by, 0.0)
-    cx, cy = _cell_of(ox, oy, phys[CELL], g)
+    cx, cy = cell_of(ox, oy, phys[CELL], g)
     for yy in range(max(cy - 1, 0), min(cy + 2, g)):
         for xx in range(max(cx - 1, 0), min(cx + 2, g)):
             c = yy * g + xx

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..core.geometry import segment_distance, segments_cross
+from ..core.kernels import cell_of
 from ..core.rng import randint, uniform
 
 # Layout of the float64 ``params`` vector (see Navigation._params).
@@ -141,8 +142,7 @@ def _clear_of_agents(w, x, y, lim2, pos, active, mask, placed, n_placed, g, cell
     """No robot centre within sqrt(lim2) of (x, y): robots from the grid (built from the current
     positions; cells are wider than lim) except those being respawned, plus those already
     respawned in this call (``placed[:n_placed]``)."""
-    cx = min(max(int(x / cell), 0), g - 1)
-    cy = min(max(int(y / cell), 0), g - 1)
+    cx, cy = cell_of(x, y, cell, g)
     for yy in range(max(cy - 1, 0), min(cy + 2, g)):
         for xx in range(max(cx - 1, 0), min(cx + 2, g)):
             c = yy * g + xx

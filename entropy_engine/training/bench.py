@@ -29,7 +29,8 @@ def bench_native(cfg, steps: int) -> dict:
     t0 = time.perf_counter()
     tr.learn(steps)
     dt = time.perf_counter() - t0
-    return {"steps": tr.num_timesteps, "seconds": dt, "fps": tr.num_timesteps / dt}
+    return {"steps": tr.num_timesteps, "seconds": dt, "fps": tr.num_timesteps / dt,
+            "update_dtype": tr.update_dtype}
 
 
 def bench_sb3(cfg, steps: int) -> dict:
@@ -49,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=0, help="Agent-steps per trainer (default: one rollout).")
     p.add_argument("--only", choices=["native", "sb3"], default=None, help="Run just one trainer.")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = automatic).")
-    p.add_argument("--update-dtype", default="float32", choices=["float32", "bfloat16"],
-                   help="Native update precision (SB3 always trains in float32).")
+    p.add_argument("--update-dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="Native update precision (default: auto, as `entropy train`; SB3 always trains "
+                        "in float32).")
     p.add_argument("--json", dest="json_path", default=None, help="Write results to this JSON file.")
     args = p.parse_args(argv)
     cfg = resolve_config(args.preset, overrides={"torch_threads": args.threads})

@@ -120,6 +120,8 @@ def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos
     from .policy import RecurrentPolicy
 
     trainer = NativeTrainer(cfg)
+    notes.append(f"Native trainer on {trainer.device}: update in {trainer.update_dtype}, "
+                 f"{trainer.threads} torch thread(s)")
     try:
         def policy() -> RecurrentPolicy:   # a copy: RecurrentPolicy switches its model to eval mode
             return RecurrentPolicy(copy.deepcopy(trainer.model), config_dict(cfg))

@@ -37,6 +37,27 @@ def configure_torch(threads: int) -> int:
     return threads
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX (read from /proc/cpuinfo; elsewhere False)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_update_dtype(name: str, device: torch.device) -> str:
+    """``TrainConfig.update_dtype`` made concrete: 'auto' is 'bfloat16' where it is native, else 'float32'."""
+    if name == "auto":
+        return "bfloat16" if native_bf16(device) else "float32"
+    return name
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -81,6 +102,7 @@ class NativeTrainer:
         self.log = log or (lambda step, metrics: None)
         self.threads = configure_torch(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
+        self.update_dtype = resolve_update_dtype(cfg.update_dtype, self.device)
         self.env = make_batch_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, on_goal="respawn",
                                   workers=cfg.workers, **cfg.env_kwargs)
         self.gen = torch.Generator(device=self.device)
@@ -218,7 +240,8 @@ class NativeTrainer:
         lr = self._lr()
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        metrics = ppo_update(self.model, self.optimizer, buf.sequences(T), cfg, self.gen)
+        metrics = ppo_update(self.model, self.optimizer, buf.sequences(T), cfg, self.gen,
+                             bf16=self.update_dtype == "bfloat16")
         t2 = time.perf_counter()
         self.n_updates += 1
         metrics["train/learning_rate"] = lr

@@ -63,13 +63,16 @@ def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[str, torch.Tensor], cfg: Any,
-               generator: torch.Generator | None = None) -> dict[str, float]:
-    """``cfg.n_epochs`` passes of minibatch PPO over sequences ``data`` (from RolloutBuffer.sequences)."""
+               generator: torch.Generator | None = None, bf16: bool | None = None) -> dict[str, float]:
+    """``cfg.n_epochs`` passes of minibatch PPO over sequences ``data`` (from RolloutBuffer.sequences).
+
+    ``bf16``: run the forward pass under bfloat16 autocast (None: ``cfg.update_dtype == "bfloat16"``).
+    """
     n_seq = data["obs"].shape[1]
     n_samples = int(data["mask"].sum()) if "mask" in data else data["obs"].shape[0] * n_seq
     n_batches = max(1, round(n_samples / cfg.batch_size))
     per_batch = -(-n_seq // n_batches)
-    amp = getattr(cfg, "update_dtype", "float32") == "bfloat16"
+    amp = getattr(cfg, "update_dtype", "float32") == "bfloat16" if bf16 is None else bf16
     sums: dict[str, float] = {}
     count = 0
     stop = False

@@ -127,6 +127,7 @@ def test_batch_env_respawn_and_autoreset():
 
 def test_sb3_vec_env_contract_and_ppo_learn():
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
 
     env = ee.vec_env(num_worlds=2, n_agents=5, seed=0, max_steps=40)
     obs = env.reset()
@@ -144,6 +145,7 @@ def test_sb3_vec_env_contract_and_ppo_learn():
     else:
         pytest.fail("no episode ended")
     model = PPO("MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=1, seed=0)
+    model.set_logger(Logger(folder=None, output_formats=[]))   # SB3's default logger makes a /tmp/SB3-* folder
     model.learn(640)
     assert model.num_timesteps >= 640
     env.close()

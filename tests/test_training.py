@@ -141,14 +141,18 @@ def test_default_preset_beats_untrained_policy(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigkill_twice_then_resume_to_exact_step_count(tmp_path):
-    """A real training process killed twice resumes from its rolling checkpoint and ends exactly."""
+@pytest.mark.parametrize("algo, total, every", [("native", 60000, 2048), ("sb3", 6000, 512)])
+def test_sigkill_twice_then_resume_to_exact_step_count(tmp_path, algo, total, every):
+    """A real training process killed twice resumes from its rolling checkpoint and ends exactly
+    (rollouts of 16 x 2 x 4 = 128 agent-steps: both totals end with a short one)."""
+    import re
     import signal
 
     out = tmp_path / "run"
     ckpt = out / "checkpoints" / "checkpoint.zip"
-    cmd = [sys.executable, "-m", "entropy_engine.cli", "train", "--out", str(out), "--total-steps", "60000",
-           "--checkpoint-every", "2048", "--console", "plain", *TINY]
+    cmd = [sys.executable, "-m", "entropy_engine.cli", "train", "--algo", algo, "--out", str(out),
+           "--total-steps", str(total), "--checkpoint-every", str(every), "--console", "plain", *TINY,
+           *(["--encoder-size", "0"] if algo == "sb3" else [])]
     seen = []
     for _ in range(2):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -167,9 +171,10 @@ def test_sigkill_twice_then_resume_to_exact_step_count(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Resuming from checkpoint at" in r.stdout + r.stderr
     assert "Resuming from checkpoint at" in seen[1]
-    expected = 60000                           # exactly: the last rollout is shortened
-    assert f"after {expected} steps" in r.stdout + r.stderr
-    assert (out / "models" / "model.pt").exists()
+    resumed_at = int(re.search(r"Resuming from checkpoint at (\d+) steps", r.stdout + r.stderr).group(1))
+    assert 0 < resumed_at < total and resumed_at % 128 == 0      # written at a rollout boundary
+    assert f"after {total} steps" in r.stdout + r.stderr      # exactly: the last rollout is shortened
+    assert (out / "models" / ("model.pt" if algo == "native" else "model.zip")).exists()
     assert not ckpt.exists() and not (out / "checkpoints" / "checkpoint.prev.zip").exists()
     from entropy_engine import load_policy
 
@@ -192,3 +197,62 @@ def test_run_ends_exactly_at_total_steps_with_a_short_last_rollout():
         assert trainer.n_updates == 4
     finally:
         trainer.close()
+
+
+def test_sb3_run_ends_exactly_at_total_steps_with_a_short_last_rollout(tmp_path):
+    """--algo sb3, the same 800 = 3 x 256 + 32 agent-steps: the short rollout's 32 agent-steps are one
+    minibatch smaller than batch_size 48 (which does not divide 256 either), n_steps and the buffer are
+    restored after it, and a checkpoint written before it is a normal one that also resumes to 800."""
+    import entropy_engine
+    from entropy_engine.runs.files import run_layout
+    from entropy_engine.training.sb3_trainer import (load_sb3_checkpoint, make_env, make_model, rollout_steps,
+                                                     save_sb3_checkpoint, train_sb3)
+
+    assert [rollout_steps(32, 8, r) for r in (1000, 256, 32, 35, 1)] == [32, 32, 4, 5, 1]   # 803 -> 808, as native
+    cfg = resolve_config("default", overrides=dict(
+        algo="sb3", num_worlds=2, n_agents=4, n_steps=32, seq_len=8, batch_size=48, n_epochs=1, total_steps=800,
+        lstm_hidden_size=16, encoder_size=0, net_arch=16, checkpoint_every=0, tensorboard=False, videos=False))
+    paths = run_layout(tmp_path / "run")
+    starts: list[int] = []
+
+    def on_rollout(model) -> None:
+        starts.append(model.num_timesteps)
+        if model.num_timesteps == 768:          # at the start of the short rollout
+            save_sb3_checkpoint(model, paths.checkpoint_file, cfg)
+
+    env = make_env(cfg)
+    try:
+        model = make_model(cfg, env)
+        path = train_sb3(cfg, paths, model=model, on_rollout=on_rollout)
+        assert starts == [0, 256, 512, 768]
+        assert (model.num_timesteps, model._n_updates) == (800, 4)
+        assert model.n_steps == model.rollout_buffer.buffer_size == 32
+        resumed = load_sb3_checkpoint(paths.checkpoint_file, env, cfg)
+        assert (resumed.num_timesteps, resumed._n_updates, resumed.n_steps) == (768, 3, 32)
+        train_sb3(cfg, paths, model=resumed)
+        assert (resumed.num_timesteps, resumed._n_updates) == (800, 4)
+    finally:
+        env.close()
+    policy = entropy_engine.load_policy(path)
+    assert policy.model.num_timesteps == 800 and policy.model.n_steps == 32
+    actions, _ = policy.act(np.zeros((4, 36), np.float32), policy.initial_state(4))
+    assert actions.shape == (4, 2) and np.isfinite(actions).all()
+
+
+@pytest.mark.parametrize("algo", ["native", "sb3"])
+def test_time_limit_stops_after_the_current_update(tmp_path, capsys, algo):
+    """time_limit_s: the run stops after the update during which the limit passes (here the first),
+    then saves its final model and deletes its checkpoints, as a finished run does."""
+    from entropy_engine import load_policy
+    from entropy_engine.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--algo", algo, "--out", str(out), "--total-steps", "100000", "--time-limit-s", "1e-9",
+                 "--checkpoint-every", "128", "--encoder-size", "0", "--console", "plain", *TINY]) == 0
+    text = "".join(capsys.readouterr())
+    assert "after 128 steps" in text                       # one rollout: 16 steps x 2 worlds x 4 agents
+    assert (out / "models" / ("model.pt" if algo == "native" else "model.zip")).exists()
+    assert not list((out / "checkpoints").iterdir())
+    policy = load_policy(out)
+    actions, _ = policy.act(np.zeros((4, 36), np.float32), policy.initial_state(4))
+    assert actions.shape == (4, 2) and np.isfinite(actions).all()

@@ -9,12 +9,20 @@ Crash recovery as in the native trainer (``training.checkpoint``): a ``Recurrent
 written atomically to the rolling ``checkpoint.zip`` at rollout boundaries (after an update), with
 the torch/numpy RNG states and the resolved config stored on the model; ``resume`` loads it and
 training continues with ``reset_num_timesteps=False``, so the step total is the uninterrupted one.
+
+Run length as in the native trainer: ``_learn`` is SB3's ``OnPolicyAlgorithm.learn`` loop with two
+changes. The last rollout is shortened (a smaller ``RecurrentRolloutBuffer`` for that one rollout),
+so a run ends at exactly ``total_steps`` when it is a multiple of ``num_worlds * n_agents`` (else at
+the next such multiple); and ``time_limit_s`` is checked after each update, so a time-limited run
+stops at a rollout boundary, never in the middle of one.
 """
 from __future__ import annotations
 
+import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -165,21 +173,82 @@ def _checkpoint_callback(save: Callable[[Any], Any]):
     return RolloutCheckpoint()
 
 
+def rollout_steps(n_steps: int, n_envs: int, remaining: int) -> int:
+    """Steps per env of the next rollout: ``n_steps``, or fewer for the last one, so that the run
+    ends at its total (rounded up to a multiple of ``n_envs``, as the native trainer does)."""
+    return n_steps if remaining <= 0 else min(n_steps, -(-remaining // n_envs))
+
+
+def _buffer_like(buffer: Any, n_steps: int, model: Any) -> Any:
+    """An empty rollout buffer of ``buffer``'s class and shapes, ``n_steps`` long."""
+    _, layers, n_envs, hidden = buffer.hidden_state_shape
+    return type(buffer)(n_steps, model.observation_space, model.action_space, (n_steps, layers, n_envs, hidden),
+                        model.device, gae_lambda=model.gae_lambda, gamma=model.gamma, n_envs=model.n_envs)
+
+
+@contextmanager
+def _rollout_buffer(model: Any, n_steps: int) -> Iterator[Any]:
+    """``model.rollout_buffer``, replaced by an ``n_steps``-long one while inside if its length differs.
+
+    ``model.n_steps`` is left alone, so a checkpoint written during a short rollout is a normal one
+    (the buffer itself is never saved)."""
+    full = model.rollout_buffer
+    if full.buffer_size == n_steps:
+        yield full
+        return
+    model.rollout_buffer = _buffer_like(full, n_steps, model)
+    try:
+        yield model.rollout_buffer
+    finally:
+        model.rollout_buffer = full
+
+
+def _learn(model: Any, total: int, callback: Any, log_every: int, stop: Callable[[], bool] | None) -> None:
+    """``OnPolicyAlgorithm.learn(total - model.num_timesteps, reset_num_timesteps=False)``, with a short
+    last rollout and ``stop()`` asked after each update. The learning-rate progress runs over the
+    whole ``total``, as in a single ``learn`` call."""
+    total, callback = model._setup_learn(total - model.num_timesteps, callback, reset_num_timesteps=False,
+                                         tb_log_name="RecurrentPPO")
+    callback.on_training_start(locals(), globals())
+    iteration = 0
+    while model.num_timesteps < total:
+        steps = rollout_steps(model.n_steps, model.n_envs, total - model.num_timesteps)
+        with _rollout_buffer(model, steps) as buffer:
+            if not model.collect_rollouts(model.env, callback, buffer, n_rollout_steps=steps):
+                break
+            iteration += 1
+            model._update_current_progress_remaining(model.num_timesteps, total)
+            if iteration % log_every == 0 or model.num_timesteps >= total:
+                model.dump_logs(iteration)
+            model.train()
+        if stop is not None and stop():
+            break
+    callback.on_training_end()
+
+
+def time_limit(seconds: float) -> Callable[[], bool] | None:
+    """A ``stop()`` that is true once ``seconds`` of wall-clock time have passed (None for 0 = no limit)."""
+    if seconds <= 0:
+        return None
+    deadline = time.monotonic() + seconds
+    return lambda: time.monotonic() >= deadline
+
+
 def train_sb3(cfg: TrainConfig, paths: Any, log: LogFn | None = None, total_steps: int | None = None,
               model=None, on_rollout: Callable[[Any], Any] | None = None) -> Path:
     """Train ``model`` (default: a new one) with RecurrentPPO up to ``total_steps`` agent-steps in all
-    (counting the steps it has already taken) and save ``models/model.zip`` in the run folder."""
+    (counting the steps it has already taken; the last rollout is shortened to end there) or until
+    ``cfg.time_limit_s`` has passed, then save ``models/model.zip`` in the run folder."""
     from stable_baselines3.common.callbacks import CallbackList
+
+    from ..runs.files import atomic_save
 
     model = model if model is not None else make_model(cfg)
     attach_logging(model, log)
-    remaining = (total_steps or cfg.total_steps) - model.num_timesteps
+    total = total_steps or cfg.total_steps
     callbacks = [_env_callback()] + ([_checkpoint_callback(on_rollout)] if on_rollout else [])
-    if remaining > 0:
-        model.learn(total_timesteps=remaining, callback=CallbackList(callbacks), log_interval=cfg.log_every,
-                    reset_num_timesteps=False)
+    if total > model.num_timesteps:
+        _learn(model, total, CallbackList(callbacks), cfg.log_every, time_limit(cfg.time_limit_s))
     out = Path(paths.models) / "model.zip"
-    from ..runs.files import atomic_save
-
     atomic_save(out, lambda tmp: model.save(str(tmp)))
     return out

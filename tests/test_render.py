@@ -228,3 +228,19 @@ def test_play_writes_gif(scenario, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="MODEL"):
         main(["play", "--gif", str(out)])
+
+
+def test_smoothed_curve_is_the_episode_weighted_rate():
+    from entropy_engine.render.curves import smoothed
+
+    # iteration 2 ends 90 failed episodes at once (truncation), the others 10 successful ones
+    rows = [{"step": 100 * i, "env/success_rate": 0.0 if i == 2 else 1.0,
+             "env/episodes": 90 if i == 2 else 10} for i in range(5)]
+    x, y = smoothed(rows, "env/success_rate", window=3)
+    assert list(x) == [0, 100, 200, 300, 400]
+    assert y[0] == 1.0 and y[1] == 1.0
+    assert y[2] == pytest.approx(20 / 110)           # (10 + 10 + 0) / (10 + 10 + 90)
+    assert y[4] == pytest.approx(20 / 110)           # rows 2-4
+    _, plain = smoothed([{k: v for k, v in r.items() if k != "env/episodes"} for r in rows],
+                        "env/success_rate", window=2)
+    assert plain[3] == pytest.approx(0.5)            # unweighted without an episodes column

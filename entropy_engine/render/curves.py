@@ -54,6 +54,29 @@ def series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.
     return np.asarray(steps, np.float64)[order], np.asarray(values, np.float64)[order]
 
 
+def smoothed(rows: Sequence[Mapping[str, Any]], key: str, window: int,
+             weight_key: str = "env/episodes") -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of ``key`` averaged over the last ``window`` rows that have it, each row
+    weighted by its ``weight_key`` (episodes that ended in it; 1 where missing).
+
+    Training-time episode metrics are taken over the episodes that end in one iteration, so they
+    swing from iteration to iteration (e.g. when every world's episode is truncated at once); the
+    episode-weighted mean over several iterations is the rate over all those episodes.
+    """
+    x, y = series(rows, key)
+    xw, w = series(rows, weight_key)
+    weights = np.ones_like(y)
+    if len(xw):
+        lookup = dict(zip(xw.tolist(), w.tolist()))
+        weights = np.array([lookup.get(step, 1.0) for step in x.tolist()], np.float64)
+    csum_wy = np.concatenate([[0.0], np.cumsum(weights * y)])
+    csum_w = np.concatenate([[0.0], np.cumsum(weights)])
+    hi = np.arange(1, len(y) + 1)
+    lo = np.maximum(hi - max(int(window), 1), 0)
+    total = csum_w[hi] - csum_w[lo]
+    return x, np.where(total > 0, (csum_wy[hi] - csum_wy[lo]) / np.maximum(total, 1e-12), np.nan)
+
+
 def _import_matplotlib():
     figure = optional_import("matplotlib.figure", "plotting learning curves", "render")
     agg = optional_import("matplotlib.backends.backend_agg", "plotting learning curves", "render")
@@ -61,12 +84,13 @@ def _import_matplotlib():
 
 
 def plot_learning_curves(metrics: str | Path | Iterable[Mapping[str, Any]], path: str | Path,
-                         title: str | None = None, dpi: int = 100) -> Path:
+                         title: str | None = None, dpi: int = 100, window: int = 8) -> Path:
     """Write a PNG with three stacked panels (success rate, return, collisions per agent) over steps.
 
     ``metrics``: a CSV path or rows (dicts) with a step column (``step``, or
     ``time/total_timesteps``) and any of ``env/success_rate``, ``rollout/ep_rew_mean``,
-    ``env/collisions_per_agent``. A metric without data is shown as an empty panel.
+    ``env/collisions_per_agent``. A metric without data is shown as an empty panel. Each panel
+    shows the raw values (thin) and their episode-weighted mean over ``window`` logs (``smoothed``).
     """
     rows = read_metrics(metrics)
     Figure, FigureCanvasAgg = _import_matplotlib()
@@ -76,7 +100,12 @@ def plot_learning_curves(metrics: str | Path | Iterable[Mapping[str, Any]], path
     for ax, (key, label, ylim) in zip(axes, CURVES):
         x, y = series(rows, key)
         if len(x):
-            ax.plot(x, y, color="tab:blue", linewidth=1.5, marker="o" if len(x) < 30 else None, markersize=3)
+            ax.plot(x, y, color="tab:blue", linewidth=0.6, alpha=0.35, marker="o" if len(x) < 30 else None,
+                    markersize=3, label="per iteration")
+            if len(x) > 1 and window > 1:
+                ax.plot(*smoothed(rows, key, window), color="tab:blue", linewidth=1.8,
+                        label=f"episode-weighted mean of {window}")
+                ax.legend(loc="best", fontsize="small")
         else:
             ax.text(0.5, 0.5, f"no data for {key}", ha="center", va="center", transform=ax.transAxes,
                     color="gray")

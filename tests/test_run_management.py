@@ -38,7 +38,10 @@ def test_env_table_layers_validation_and_reproduction(tmp_path):
     parser, _ = build_parser(["train"])
     args = parser.parse_args(["train", "--env", "goal_reward=7", "--env", "time_penalty=0.02"])
     cfg = resolve_config("default", f, overrides_from_args(args))
-    assert cfg.env == {"goal_reward": 7.0, "arena_size": 9.0, "time_penalty": 0.02}     # merged, typed
+    from entropy_engine.training.config import PRESETS
+
+    # preset, file and command line merged key by key, typed
+    assert cfg.env == {**PRESETS["default"]["env"], "goal_reward": 7.0, "arena_size": 9.0, "time_penalty": 0.02}
     assert (cfg.backend, cfg.workers) == ("pymunk", 2)
     kw = cfg.env_kwargs
     assert kw["goal_reward"] == 7.0 and kw["backend"] == "pymunk" and kw["max_steps"] == cfg.max_episode_steps

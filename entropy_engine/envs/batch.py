@@ -129,6 +129,10 @@ class BatchEnv:
         self._ep_collisions[slots] = 0
         self._prev_contact[slots] = False
 
+    def set_shaping_scale(self, scale: float) -> None:
+        """Scale the scenario's optional reward-shaping terms (``Scenario.set_shaping_scale``)."""
+        self.scenario.set_shaping_scale(scale)
+
     def heuristic_actions(self) -> np.ndarray:
         """The scenario's scripted policy on the current observations, [S, 2]."""
         return self.scenario.heuristic(self.obs)

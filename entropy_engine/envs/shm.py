@@ -29,6 +29,7 @@ import multiprocessing as mp
 import os
 import pickle
 import secrets
+import struct
 import time
 import weakref
 from multiprocessing import shared_memory
@@ -42,7 +43,7 @@ from ..scenarios import scenario_class
 from .validate import check_actions
 
 _ALIGN = 64
-STEP, RESET, SEED, CLOSE, OK, ERROR = b"s", b"r", b"d", b"c", b"k", b"e"
+STEP, RESET, SEED, CLOSE, OK, ERROR, SHAPING = b"s", b"r", b"d", b"c", b"k", b"e", b"h"
 
 
 def _layout(fields: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, tuple[int, tuple, str]], int]:
@@ -116,6 +117,8 @@ def _worker(conn, scenario: str, e0: int, e1: int, total_worlds: int, n_agents: 
                     env.scenario.rng[:] = seed_states(s, total_worlds)[e0:e1]
                 if cmd == RESET:
                     views["obs"][:] = env.reset()
+            elif cmd == SHAPING:
+                env.set_shaping_scale(struct.unpack("<d", arg)[0])
             elif cmd == CLOSE:
                 conn.send_bytes(OK)
                 return
@@ -268,6 +271,13 @@ class ShmBatchEnv:
         """Restart every world's random stream from ``seed`` (as ``BatchEnv.seed``)."""
         if seed is not None:
             self._command(SEED + _encode_seed(seed))
+
+    def set_shaping_scale(self, scale: float) -> None:
+        """Scale the scenario's optional reward-shaping terms in every worker."""
+        scale = float(scale)
+        if not (np.isfinite(scale) and scale >= 0):
+            raise ValueError(f"shaping scale must be a finite number >= 0, got {scale!r}")
+        self._command(SHAPING + struct.pack("<d", scale))
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every world; returns the observation view [S, D]."""

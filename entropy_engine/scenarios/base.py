@@ -48,6 +48,10 @@ class Scenario:
         """Advance all worlds with float32 actions [E, N, 2] in [-1, 1]; refresh obs/reward/reached."""
         raise NotImplementedError
 
+    def set_shaping_scale(self, scale: float) -> None:
+        """Multiply the scenario's optional reward-shaping terms by ``scale`` (>= 0) from the next step
+        on (a curriculum: ``TrainConfig.shaping_warmup``). Scenarios without shaping terms ignore it."""
+
     def heuristic(self, obs: np.ndarray) -> np.ndarray:
         """A scripted policy: actions [..., 2] from observations [..., obs_dim]."""
         raise NotImplementedError

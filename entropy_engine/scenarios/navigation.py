@@ -1,6 +1,7 @@
 """Navigation: every robot drives to its own goal through walls and the rest of the swarm."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,6 +158,17 @@ class Navigation(Scenario):
         p[nk.P_APPROACH] = config.approach_penalty
         p[nk.P_RANGE] = config.lidar_range
         self._params = p
+
+    def set_shaping_scale(self, scale: float) -> None:
+        """Scale ``collision_onset_penalty``, ``proximity_penalty`` and ``approach_penalty`` (the
+        shaping terms; the per-step ``collision_penalty`` is not scaled) by ``scale`` >= 0."""
+        scale = float(scale)
+        if not (math.isfinite(scale) and scale >= 0):
+            raise ValueError(f"shaping scale must be a finite number >= 0, got {scale!r}")
+        cfg, p = self.config, self._params
+        p[nk.P_ONSET] = cfg.collision_onset_penalty * scale
+        p[nk.P_PROX] = cfg.proximity_penalty * scale
+        p[nk.P_APPROACH] = cfg.approach_penalty * scale
 
     def seed(self, seed: int | None) -> None:
         """Restart every world's random stream from ``seed``."""

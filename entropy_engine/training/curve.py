@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from .config import resolve_config
+from .config import config_dict, resolve_config
 from .evaluate import evaluate
 from .native import NativeTrainer
 from .policy import RecurrentPolicy
@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| minutes | agent-steps | success_rate | collisions_per_agent | mean_episode_length |")
     print("|---:|---:|---:|---:|---:|")
     for minutes, steps, model in snaps:
-        cfg_d = {"n_agents": cfg.n_agents, "n_obstacles": cfg.n_obstacles, "max_episode_steps": cfg.max_episode_steps}
-        res = evaluate(RecurrentPolicy(model, cfg_d), episodes=args.episodes)
+        res = evaluate(RecurrentPolicy(model, config_dict(cfg)), episodes=args.episodes)   # the run's scenario
         rows.append({"minutes": minutes, "steps": steps, **res})
         print(f"| {minutes:.2f} | {steps:,} | {res['success_rate']:.3f} | {res['collisions_per_agent']:.3f} "
               f"| {res['mean_episode_length']:.1f} |", flush=True)

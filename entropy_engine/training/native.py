@@ -230,6 +230,7 @@ class NativeTrainer:
         # total_steps is a multiple of num_worlds * n_agents, else at the next such multiple)
         remaining = (cfg.total_steps if total is None else total) - self.num_timesteps
         T = cfg.n_steps if remaining <= 0 else min(cfg.n_steps, -(-remaining // self.env.num_slots))
+        self.env.set_shaping_scale(cfg.shaping_scale(self.num_timesteps))
         t0 = time.perf_counter()
         last_value = self.collect(T)
         t1 = time.perf_counter()
@@ -245,6 +246,7 @@ class NativeTrainer:
         t2 = time.perf_counter()
         self.n_updates += 1
         metrics["train/learning_rate"] = lr
+        metrics["train/shaping_scale"] = cfg.shaping_scale(self.num_timesteps - T * self.env.num_slots)
         metrics["time/rollout_s"] = t1 - t0
         metrics["time/update_s"] = t2 - t1
         return metrics

@@ -48,13 +48,18 @@ def _writer(log: LogFn):
     return MonitorWriter()
 
 
-def _env_callback():
+def _env_callback(shaping_scale: Callable[[int], float] | None = None):
     from stable_baselines3.common.callbacks import BaseCallback
 
     class EnvMetrics(BaseCallback):
-        """Success rate and collisions of the agent-episodes finished in each rollout."""
+        """Success rate and collisions of the agent-episodes finished in each rollout; sets the
+        scenario's shaping scale (``TrainConfig.shaping_warmup``) before each rollout."""
 
         def _on_rollout_start(self) -> None:
+            if shaping_scale is not None:
+                scale = shaping_scale(self.model.num_timesteps)
+                self.training_env.env_method("set_shaping_scale", scale)
+                self.logger.record("train/shaping_scale", scale)
             self.success: list[float] = []
             self.collisions: list[float] = []
 
@@ -246,7 +251,7 @@ def train_sb3(cfg: TrainConfig, paths: Any, log: LogFn | None = None, total_step
     model = model if model is not None else make_model(cfg)
     attach_logging(model, log)
     total = total_steps or cfg.total_steps
-    callbacks = [_env_callback()] + ([_checkpoint_callback(on_rollout)] if on_rollout else [])
+    callbacks = [_env_callback(cfg.shaping_scale)] + ([_checkpoint_callback(on_rollout)] if on_rollout else [])
     if total > model.num_timesteps:
         _learn(model, total, CallbackList(callbacks), cfg.log_every, time_limit(cfg.time_limit_s))
     out = Path(paths.models) / "model.zip"

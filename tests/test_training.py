@@ -256,3 +256,18 @@ def test_time_limit_stops_after_the_current_update(tmp_path, capsys, algo):
     policy = load_policy(out)
     actions, _ = policy.act(np.zeros((4, 36), np.float32), policy.initial_state(4))
     assert actions.shape == (4, 2) and np.isfinite(actions).all()
+
+
+@pytest.mark.parametrize("algo", ["native", "sb3"])
+def test_shaping_warmup_ramps_the_scale_in_both_trainers(tmp_path, algo):
+    """shaping_warmup: the scale each rollout ran with is logged and grows 0 -> 1 over the warm-up."""
+    import csv
+
+    out = tmp_path / "run"
+    r = _entropy("train", "--algo", algo, "--out", str(out), "--total-steps", "1024", "--console", "plain",
+                 "--shaping-warmup", "0.5", *TINY)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(out / "metrics.csv", newline="") as f:
+        scales = [float(row["train/shaping_scale"]) for row in csv.DictReader(f) if row.get("train/shaping_scale")]
+    assert scales[0] == 0.0 and scales[-1] == 1.0, scales
+    assert all(b >= a for a, b in zip(scales, scales[1:])) and any(0 < s < 1 for s in scales), scales

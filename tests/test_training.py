@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from entropy_engine.config import ConfigError
 from entropy_engine.training.config import PRESETS, TrainConfig, preset, resolve_config
@@ -271,3 +272,20 @@ def test_shaping_warmup_ramps_the_scale_in_both_trainers(tmp_path, algo):
         scales = [float(row["train/shaping_scale"]) for row in csv.DictReader(f) if row.get("train/shaping_scale")]
     assert scales[0] == 0.0 and scales[-1] == 1.0, scales
     assert all(b >= a for a, b in zip(scales, scales[1:])) and any(0 < s < 1 for s in scales), scales
+
+
+def test_native_trainer_with_two_update_threads():
+    from entropy_engine.training.native import NativeTrainer
+
+    cfg = resolve_config("default", overrides=dict(num_worlds=2, n_agents=4, n_steps=16, seq_len=8, batch_size=64,
+                                                   n_epochs=2, lstm_hidden_size=16, net_arch=16, encoder_size=16,
+                                                   total_steps=256, update_threads=2))
+    tr = NativeTrainer(cfg)
+    try:
+        before = [p.detach().clone() for p in tr.model.parameters()]
+        tr.learn()
+        assert tr.num_timesteps == 256 and tr.update_threads == 2
+        assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+    finally:
+        tr.close()
+    assert tr._pool is None

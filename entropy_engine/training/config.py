@@ -86,6 +86,10 @@ class TrainConfig:
                 "CPUs with native bf16 (AVX512-BF16, AMX); 'auto' picks it there and on CUDA GPUs that "
                 "support it, else 'float32'.")
     torch_threads: int = field(0, "torch.set_num_threads (0 = automatic: 1 on <= 2 cores, else cores/2).")
+    update_threads: int = field(
+        1, "Native: split each minibatch over this many threads that run forward and backward side by side "
+           "(data parallel on CPU cores; 1 or 2 give deterministic results). Experimental: on the 2-core "
+           "reference machine 2 threads were faster in-process but not in a full run (README of training/).")
     time_limit_s: float = field(0.0, "Stop training after this many seconds of wall-clock time (0 = no limit).")
     log_every: int = field(1, "Log metrics every this many updates.")
     checkpoint_every: int = field(50_000, "Rolling checkpoint interval in agent-steps (0 = off).")
@@ -112,6 +116,7 @@ class TrainConfig:
         require(self.encoder_size >= 0 and self.clip_range_vf >= 0 and self.target_kl >= 0,
                 "encoder_size, clip_range_vf and target_kl must be >= 0")
         require(self.workers >= 0, f"workers must be >= 0, got {self.workers!r}")
+        require(self.update_threads >= 1, f"update_threads must be >= 1, got {self.update_threads!r}")
         require(0.0 <= self.shaping_warmup <= 1.0, f"shaping_warmup must be in [0, 1], got {self.shaping_warmup!r}")
         require(self.video_steps >= 0 and self.video_size >= 16 and self.video_frame_skip >= 1 and self.video_fps > 0,
                 "need video_steps >= 0, video_size >= 16, video_frame_skip >= 1 and video_fps > 0")

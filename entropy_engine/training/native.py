@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -103,6 +104,10 @@ class NativeTrainer:
         self.threads = configure_torch(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
         self.update_dtype = resolve_update_dtype(cfg.update_dtype, self.device)
+        self.update_threads = cfg.update_threads
+        # OpenMP's thread count is per thread: each pool thread sets torch's (and oneDNN's) to ours
+        self._pool = (ThreadPoolExecutor(self.update_threads - 1, initializer=torch.set_num_threads,
+                                         initargs=(self.threads,)) if self.update_threads > 1 else None)
         self.env = make_batch_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, on_goal="respawn",
                                   workers=cfg.workers, **cfg.env_kwargs)
         self.gen = torch.Generator(device=self.device)
@@ -170,7 +175,10 @@ class NativeTrainer:
         return file
 
     def close(self) -> None:
-        """Stop the environment's worker processes, if any."""
+        """Stop the environment's worker processes and the update threads, if any."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         close = getattr(self.env, "close", None)
         if close is not None:
             close()
@@ -242,7 +250,7 @@ class NativeTrainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         metrics = ppo_update(self.model, self.optimizer, buf.sequences(T), cfg, self.gen,
-                             bf16=self.update_dtype == "bfloat16")
+                             bf16=self.update_dtype == "bfloat16", pool=self._pool, parts=self.update_threads)
         t2 = time.perf_counter()
         self.n_updates += 1
         metrics["train/learning_rate"] = lr

@@ -6,6 +6,7 @@ starts (``policy.lstm_sequence``). There is no Python loop over agents or enviro
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -62,17 +63,73 @@ def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float("nan") if var == 0 else float(1.0 - (target - pred).var() / var)
 
 
+def _minibatch_part(model: ActorCritic, mb: dict[str, torch.Tensor], state: torch.Tensor, cfg: Any, amp: bool,
+                    weight: float) -> dict[str, torch.Tensor]:
+    """Forward and backward of one part of a minibatch (a subset of its sequences, advantages already
+    normalised over the whole minibatch). The loss is scaled by ``weight`` = this part's share of
+    the minibatch's samples, so the gradients of all parts add up to the minibatch's gradient."""
+    with torch.autocast(mb["obs"].device.type, dtype=torch.bfloat16, enabled=amp):
+        mean, values = model.sequence(mb["obs"], state, mb["starts"])
+    mean, values = mean.float(), values.float()
+    new_logp = gaussian_log_prob(mb["actions"], mean, model.log_std)
+    if "mask" in mb:
+        valid = mb["mask"] > 0
+        new_logp, values = new_logp[valid], values[valid]
+        mb = {k: v[valid] for k, v in mb.items() if k in ("logp", "values", "advantages", "returns")}
+    entropy = gaussian_entropy(model.log_std).expand_as(new_logp)
+    loss, parts = ppo_loss(new_logp, mb["logp"], mb["advantages"], values, mb["values"], mb["returns"], entropy,
+                           cfg.clip_range, cfg.clip_range_vf, cfg.ent_coef, cfg.vf_coef)
+    (loss * weight).backward()
+    return {k: v * weight for k, v in parts.items()}
+
+
+def _normalised(mb: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The minibatch's advantages normalised over its real (unpadded) samples."""
+    adv = mb["advantages"]
+    real = adv[mb["mask"] > 0] if "mask" in mb else adv
+    if real.numel() <= 1:
+        return adv
+    return (adv - real.mean()) / (real.std() + 1e-8)
+
+
+def _samples(mb: dict[str, torch.Tensor]) -> float:
+    return float(mb["mask"].sum()) if "mask" in mb else float(mb["obs"].shape[0] * mb["obs"].shape[1])
+
+
+def _parallel_parts(model: ActorCritic, mb: dict[str, torch.Tensor], state: torch.Tensor, cfg: Any, amp: bool,
+                    pool: ThreadPoolExecutor, parts: int) -> list[dict[str, torch.Tensor]]:
+    """``_minibatch_part`` over ``parts`` interleaved subsets of the minibatch's sequences, the first
+    in this thread and the others on ``pool``."""
+    n_seq = mb["obs"].shape[1]
+    total = _samples(mb)
+    jobs = []
+    for k in range(min(parts, n_seq)):
+        sel = torch.arange(k, n_seq, parts, device=mb["obs"].device)
+        part = {key: v.index_select(1, sel) for key, v in mb.items()}
+        args = (model, part, state.index_select(2, sel), cfg, amp, _samples(part) / total)
+        jobs.append(args if k == 0 else pool.submit(_minibatch_part, *args))
+    first = _minibatch_part(*jobs[0])
+    return [first] + [job.result() for job in jobs[1:]]
+
+
 def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[str, torch.Tensor], cfg: Any,
-               generator: torch.Generator | None = None, bf16: bool | None = None) -> dict[str, float]:
+               generator: torch.Generator | None = None, bf16: bool | None = None,
+               pool: ThreadPoolExecutor | None = None, parts: int = 1) -> dict[str, float]:
     """``cfg.n_epochs`` passes of minibatch PPO over sequences ``data`` (from RolloutBuffer.sequences).
 
     ``bf16``: run the forward pass under bfloat16 autocast (None: ``cfg.update_dtype == "bfloat16"``).
+    ``parts`` > 1 splits every minibatch's sequences into that many parts whose forward and backward
+    run concurrently (``parts - 1`` of them on ``pool``'s threads; torch ops release the GIL), their
+    gradients adding up in the shared parameters: data parallelism over the cores of one machine.
+    With 2 parts the result is deterministic (float addition of two terms commutes) and equals the
+    1-part update up to float rounding.
     """
     n_seq = data["obs"].shape[1]
     n_samples = int(data["mask"].sum()) if "mask" in data else data["obs"].shape[0] * n_seq
     n_batches = max(1, round(n_samples / cfg.batch_size))
     per_batch = -(-n_seq // n_batches)
     amp = getattr(cfg, "update_dtype", "float32") == "bfloat16" if bf16 is None else bf16
+    parts = max(1, parts if pool is not None else 1)
     sums: dict[str, float] = {}
     count = 0
     stop = False
@@ -83,28 +140,20 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
             idx = perm[i:i + per_batch]
             mb = {k: v.index_select(1, idx) for k, v in data.items() if k != "states"}
             state = data["states"].index_select(2, idx)
-            with torch.autocast(data["obs"].device.type, dtype=torch.bfloat16, enabled=amp):
-                mean, values = model.sequence(mb["obs"], state, mb["starts"])
-            mean, values = mean.float(), values.float()
-            new_logp = gaussian_log_prob(mb["actions"], mean, model.log_std)
-            if "mask" in mb:
-                valid = mb["mask"] > 0
-                new_logp, values = new_logp[valid], values[valid]
-                mb = {k: v[valid] for k, v in mb.items() if k in ("logp", "values", "advantages", "returns")}
-            entropy = gaussian_entropy(model.log_std).expand_as(new_logp)
-            adv = mb["advantages"]
-            if cfg.normalize_advantage and adv.numel() > 1:
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-            loss, parts = ppo_loss(new_logp, mb["logp"], adv, values, mb["values"], mb["returns"], entropy,
-                                   cfg.clip_range, cfg.clip_range_vf, cfg.ent_coef, cfg.vf_coef)
+            if cfg.normalize_advantage:
+                mb["advantages"] = _normalised(mb)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if parts == 1 or len(idx) < 2:
+                results = [_minibatch_part(model, mb, state, cfg, amp, 1.0)]
+            else:
+                results = _parallel_parts(model, mb, state, cfg, amp, pool, parts)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
-            for k, v in parts.items():
+            step = {k: sum(r[k] for r in results) for k in results[0]}
+            for k, v in step.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             count += 1
-            if cfg.target_kl > 0 and float(parts["approx_kl"]) > 1.5 * cfg.target_kl:
+            if cfg.target_kl > 0 and float(step["approx_kl"]) > 1.5 * cfg.target_kl:
                 stop = True
                 break
         if stop:

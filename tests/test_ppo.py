@@ -167,25 +167,8 @@ def test_bfloat16_update_reproduces_rollout_and_learns():
     from entropy_engine.training.native import resolve_update_dtype
     from entropy_engine.training.ppo import ppo_update
 
-    torch.manual_seed(3)
-    model = ActorCritic(PolicySpec(36, 2, 32, False, 16, 0))
-    T, S, L = 16, 8, 8
-    buf = RolloutBuffer(T, S, 36, 2, model.n_lstm, 32, L)
-    state = model.initial_state(S)
+    model, d = _replay_data(seed=3)
     with torch.no_grad():
-        for t in range(T):
-            if t % L == 0:
-                buf.states[t // L] = state
-            obs = torch.randn(S, 36)
-            starts = torch.zeros(S) if t else torch.ones(S)
-            mean, value, state = model.step(obs, state, starts)
-            act = mean + torch.randn_like(mean)
-            buf.obs[t], buf.starts[t], buf.actions[t], buf.values[t] = obs, starts, act, value
-            buf.logp[t] = gaussian_log_prob(act, mean, model.log_std)
-        buf.rewards.normal_()
-        buf.advantages.normal_()
-        buf.returns.copy_(buf.values + buf.advantages)
-        d = buf.sequences()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             mean, value = model.sequence(d["obs"], d["states"], d["starts"])
         logp = gaussian_log_prob(d["actions"], mean.float(), model.log_std)

@@ -206,7 +206,8 @@ def test_sb3_run_ends_exactly_at_total_steps_with_a_short_last_rollout(tmp_path)
     restored after it, and a checkpoint written before it is a normal one that also resumes to 800."""
     import entropy_engine
     from entropy_engine.runs.files import run_layout
-    from entropy_engine.training.sb3_trainer import (load_sb3_checkpoint, make_env, make_model, rollout_steps,
+    from entropy_engine.training.run_length import rollout_steps
+    from entropy_engine.training.sb3_trainer import (load_sb3_checkpoint, make_env, make_model,
                                                      save_sb3_checkpoint, train_sb3)
 
     assert [rollout_steps(32, 8, r) for r in (1000, 256, 32, 35, 1)] == [32, 32, 4, 5, 1]   # 803 -> 808, as native

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..config import build_config
 from ..scenarios import scenario_class
+from ..scenarios.base import check_shaping_scale
 from .validate import check_actions
 
 _ALIGN = 64
@@ -274,10 +275,7 @@ class ShmBatchEnv:
 
     def set_shaping_scale(self, scale: float) -> None:
         """Scale the scenario's optional reward-shaping terms in every worker."""
-        scale = float(scale)
-        if not (np.isfinite(scale) and scale >= 0):
-            raise ValueError(f"shaping scale must be a finite number >= 0, got {scale!r}")
-        self._command(SHAPING + struct.pack("<d", scale))
+        self._command(SHAPING + struct.pack("<d", check_shaping_scale(scale)))
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every world; returns the observation view [S, D]."""

@@ -1,11 +1,20 @@
 """What every scenario provides: batched reset, step, reward and termination over a World."""
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import numpy as np
 
 from ..core.world import World
+
+
+def check_shaping_scale(scale: float) -> float:
+    """``scale`` as a float, or ValueError unless it is a finite number >= 0."""
+    scale = float(scale)
+    if not (math.isfinite(scale) and scale >= 0):
+        raise ValueError(f"shaping scale must be a finite number >= 0, got {scale!r}")
+    return scale
 
 
 class Scenario:

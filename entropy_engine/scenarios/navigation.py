@@ -1,7 +1,6 @@
 """Navigation: every robot drives to its own goal through walls and the rest of the swarm."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +11,7 @@ from ..core.params import WorldConfig
 from ..core.rng import seed_states
 from ..core.world import make_world
 from . import navigation_kernels as nk
-from .base import Scenario
+from .base import Scenario, check_shaping_scale
 
 
 @dataclass(frozen=True)
@@ -162,9 +161,7 @@ class Navigation(Scenario):
     def set_shaping_scale(self, scale: float) -> None:
         """Scale ``collision_onset_penalty``, ``proximity_penalty`` and ``approach_penalty`` (the
         shaping terms; the per-step ``collision_penalty`` is not scaled) by ``scale`` >= 0."""
-        scale = float(scale)
-        if not (math.isfinite(scale) and scale >= 0):
-            raise ValueError(f"shaping scale must be a finite number >= 0, got {scale!r}")
+        scale = check_shaping_scale(scale)
         cfg, p = self.config, self._params
         p[nk.P_ONSET] = cfg.collision_onset_penalty * scale
         p[nk.P_PROX] = cfg.proximity_penalty * scale

@@ -22,7 +22,6 @@ import argparse
 import copy
 import dataclasses
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +117,7 @@ def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos
                              restore_checkpoint, save_torch_checkpoint)
     from .native import NativeTrainer
     from .policy import RecurrentPolicy
+    from .run_length import time_limit
 
     trainer = NativeTrainer(cfg)
     notes.append(f"Native trainer on {trainer.device}: update in {trainer.update_dtype}, "
@@ -144,8 +144,7 @@ def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos
         with _monitor(cfg, paths, args, trainer.num_timesteps) as mon:
             _start(mon, notes, videos, trainer.num_timesteps if restored else None)
             trainer.log = mon.log
-            deadline = time.monotonic() + cfg.time_limit_s if cfg.time_limit_s > 0 else None
-            trainer.learn(stop=(lambda: time.monotonic() >= deadline) if deadline else None,
+            trainer.learn(stop=time_limit(cfg.time_limit_s),
                           on_iteration=Checkpointer(save, cfg.checkpoint_every, trainer.num_timesteps))
             path = trainer.save(paths.root)
             videos.finish(policy())

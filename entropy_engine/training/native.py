@@ -25,6 +25,7 @@ from .config import TrainConfig, config_dict
 from .policy import MODEL_FILE, ActorCritic, PolicySpec, gaussian_log_prob, save_model
 from .ppo import compute_gae, ppo_update
 from .rollout import RolloutBuffer
+from .run_length import rollout_steps
 
 LogFn = Callable[[int, dict[str, float]], None]
 
@@ -234,11 +235,11 @@ class NativeTrainer:
     def train_iteration(self, total: int | None = None) -> dict[str, float]:
         """One rollout and one PPO update; returns the metrics of this iteration."""
         cfg, buf = self.cfg, self.buffer
-        # the last rollout is shortened so that the run ends at total_steps (exactly when
-        # total_steps is a multiple of num_worlds * n_agents, else at the next such multiple)
-        remaining = (cfg.total_steps if total is None else total) - self.num_timesteps
-        T = cfg.n_steps if remaining <= 0 else min(cfg.n_steps, -(-remaining // self.env.num_slots))
-        self.env.set_shaping_scale(cfg.shaping_scale(self.num_timesteps))
+        # the last rollout is shortened so that the run ends at total_steps
+        T = rollout_steps(cfg.n_steps, self.env.num_slots,
+                          (cfg.total_steps if total is None else total) - self.num_timesteps)
+        shaping = cfg.shaping_scale(self.num_timesteps)
+        self.env.set_shaping_scale(shaping)
         t0 = time.perf_counter()
         last_value = self.collect(T)
         t1 = time.perf_counter()
@@ -254,7 +255,7 @@ class NativeTrainer:
         t2 = time.perf_counter()
         self.n_updates += 1
         metrics["train/learning_rate"] = lr
-        metrics["train/shaping_scale"] = cfg.shaping_scale(self.num_timesteps - T * self.env.num_slots)
+        metrics["train/shaping_scale"] = shaping
         metrics["time/rollout_s"] = t1 - t0
         metrics["time/update_s"] = t2 - t1
         return metrics

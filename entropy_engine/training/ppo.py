@@ -125,7 +125,7 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
     1-part update up to float rounding.
     """
     n_seq = data["obs"].shape[1]
-    n_samples = int(data["mask"].sum()) if "mask" in data else data["obs"].shape[0] * n_seq
+    n_samples = int(_samples(data))
     n_batches = max(1, round(n_samples / cfg.batch_size))
     per_batch = -(-n_seq // n_batches)
     amp = getattr(cfg, "update_dtype", "float32") == "bfloat16" if bf16 is None else bf16

@@ -18,7 +18,6 @@ stops at a rollout boundary, never in the middle of one.
 """
 from __future__ import annotations
 
-import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .config import TrainConfig
+from .run_length import rollout_steps, time_limit
 
 LogFn = Callable[[int, dict[str, float]], None]
 
@@ -178,12 +178,6 @@ def _checkpoint_callback(save: Callable[[Any], Any]):
     return RolloutCheckpoint()
 
 
-def rollout_steps(n_steps: int, n_envs: int, remaining: int) -> int:
-    """Steps per env of the next rollout: ``n_steps``, or fewer for the last one, so that the run
-    ends at its total (rounded up to a multiple of ``n_envs``, as the native trainer does)."""
-    return n_steps if remaining <= 0 else min(n_steps, -(-remaining // n_envs))
-
-
 def _buffer_like(buffer: Any, n_steps: int, model: Any) -> Any:
     """An empty rollout buffer of ``buffer``'s class and shapes, ``n_steps`` long."""
     _, layers, n_envs, hidden = buffer.hidden_state_shape
@@ -229,14 +223,6 @@ def _learn(model: Any, total: int, callback: Any, log_every: int, stop: Callable
         if stop is not None and stop():
             break
     callback.on_training_end()
-
-
-def time_limit(seconds: float) -> Callable[[], bool] | None:
-    """A ``stop()`` that is true once ``seconds`` of wall-clock time have passed (None for 0 = no limit)."""
-    if seconds <= 0:
-        return None
-    deadline = time.monotonic() + seconds
-    return lambda: time.monotonic() >= deadline
 
 
 def train_sb3(cfg: TrainConfig, paths: Any, log: LogFn | None = None, total_steps: int | None = None,

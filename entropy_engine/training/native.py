@@ -22,6 +22,7 @@ import torch
 
 from ..envs.shm import make_batch_env
 from .config import TrainConfig, config_dict
+from .memory import reuse_freed_memory
 from .policy import MODEL_FILE, ActorCritic, PolicySpec, gaussian_log_prob, save_model
 from .ppo import compute_gae, ppo_update
 from .rollout import RolloutBuffer
@@ -31,7 +32,9 @@ LogFn = Callable[[int, dict[str, float]], None]
 
 
 def configure_torch(threads: int) -> int:
-    """Set torch's intra-op threads (0 = automatic: 1 on machines with <= 2 cores, else cores // 2)."""
+    """Set torch's intra-op threads (0 = automatic: 1 on machines with <= 2 cores, else cores // 2)
+    and let malloc reuse the update's large freed blocks (``memory.reuse_freed_memory``)."""
+    reuse_freed_memory()
     if threads <= 0:
         cores = os.cpu_count() or 1
         threads = 1 if cores <= 2 else max(1, cores // 2)

@@ -1,10 +1,11 @@
 """Keep the update's large buffers in the heap instead of fresh pages from the kernel.
 
 glibc's malloc serves every block above ``M_MMAP_THRESHOLD`` (at most 32 MiB with its dynamic
-threshold) with its own ``mmap`` and gives it back with ``munmap`` when it is freed. oneDNN's LSTM
-asks for such blocks: with the ``seed`` network (2 LSTMs of 256 units, minibatches of 4096
-agent-steps) its training workspace is about 48 MiB, allocated and freed at every minibatch. Each
-allocation then starts on untouched pages, and filling them costs one page fault per 4 KiB:
+threshold) with its own ``mmap`` and gives it back with ``munmap`` when it is freed. The update of
+the ``seed`` network (2 LSTMs of 256 units, minibatches of 4096 agent-steps) asks for such blocks:
+``strace`` shows a 48 MiB ``mmap``/``munmap`` pair several times per minibatch, about the size of
+the LSTM's training workspace. Each allocation then starts on untouched pages, and filling them
+costs one page fault per 4 KiB:
 measured 1.8 million page faults and 4.3 s of kernel time in every update of the ``seed`` preset
 (README of training/: "Memory"). Raising the mmap threshold to 256 MiB and the trim threshold to
 1 GiB lets malloc keep and reuse the freed blocks: about 30,000 page faults per update instead,
@@ -38,7 +39,7 @@ def reuse_freed_memory() -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
-    except (OSError, AttributeError):   # not glibc (e.g. musl has no mallopt)
+    except (OSError, AttributeError):   # no C library found, or one without mallopt
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int

@@ -79,6 +79,9 @@ class TrainConfig:
     net_arch: int = field(64, "Width of the two hidden layers of the actor and critic heads.")
     encoder_size: int = field(0, "Width of an MLP layer before the LSTM (0 = observations go straight in, as SB3).")
     log_std_init: float = field(0.0, "Initial log standard deviation of the Gaussian.")
+    obs_delta: float = field(
+        0.0, "Native: the network also sees the change of each agent's observation since its previous step, "
+             "times this factor (0 = off; zero on an episode's first step): approach rates are inputs.")
     # --- runtime
     device: str = field("cpu", "Torch device: 'cpu', 'cuda' or 'auto'.")
     update_dtype: Literal["auto", "float32", "bfloat16"] = field(
@@ -113,8 +116,8 @@ class TrainConfig:
         require(0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "need 0 < gamma <= 1 and 0 <= gae_lambda <= 1")
         require(self.learning_rate > 0, "learning_rate must be positive")
         require(self.clip_range > 0, "clip_range must be positive")
-        require(self.encoder_size >= 0 and self.clip_range_vf >= 0 and self.target_kl >= 0,
-                "encoder_size, clip_range_vf and target_kl must be >= 0")
+        require(self.encoder_size >= 0 and self.clip_range_vf >= 0 and self.target_kl >= 0 and self.obs_delta >= 0,
+                "encoder_size, clip_range_vf, target_kl and obs_delta must be >= 0")
         require(self.workers >= 0, f"workers must be >= 0, got {self.workers!r}")
         require(self.update_threads >= 1, f"update_threads must be >= 1, got {self.update_threads!r}")
         require(0.0 <= self.shaping_warmup <= 1.0, f"shaping_warmup must be in [0, 1], got {self.shaping_warmup!r}")

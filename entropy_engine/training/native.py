@@ -121,7 +121,7 @@ class NativeTrainer:
         self.model = ActorCritic(PolicySpec.from_config(cfg, D, self.env.act_dim)).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, eps=1e-5)
         self.buffer = RolloutBuffer(cfg.n_steps, S, D, self.env.act_dim, self.model.n_lstm,
-                                    cfg.lstm_hidden_size, cfg.seq_len, self.device)
+                                    cfg.lstm_hidden_size, cfg.seq_len, self.device, prev_obs=cfg.obs_delta > 0)
         self.num_timesteps = 0
         self.n_updates = 0
         self.stats = EpisodeStats()
@@ -131,6 +131,7 @@ class NativeTrainer:
     def _reset_env(self) -> None:
         obs = self.env.reset()
         self.obs = torch.as_tensor(obs.copy(), device=self.device)
+        self.prev_obs = self.obs.clone()        # each slot's previous observation (obs_delta policies)
         self.lstm_state = self.model.initial_state(self.env.num_slots, self.device)
         self.starts = torch.ones(self.env.num_slots, device=self.device)
 
@@ -201,7 +202,9 @@ class NativeTrainer:
                 buf.states[t // cfg.seq_len].copy_(self.lstm_state)
             buf.obs[t].copy_(self.obs)
             buf.starts[t].copy_(self.starts)
-            mean, value, new_state = model.step(self.obs, self.lstm_state, self.starts)
+            if buf.prev_obs is not None:
+                buf.prev_obs[t].copy_(self.prev_obs)
+            mean, value, new_state = model.step(self.obs, self.lstm_state, self.starts, self.prev_obs)
             noise = torch.randn(mean.shape, generator=self.gen, device=dev)
             action = mean + std * noise
             buf.actions[t].copy_(action)
@@ -214,7 +217,7 @@ class NativeTrainer:
                 idx = np.flatnonzero(truncated)
                 idx_t = torch.as_tensor(idx, device=dev)
                 term_obs = torch.as_tensor(info["terminal_obs"][idx], device=dev)
-                v_term = model.value(term_obs, new_state.index_select(2, idx_t))
+                v_term = model.value(term_obs, new_state.index_select(2, idx_t), self.obs.index_select(0, idx_t))
                 rew = rew.clone()
                 rew[idx_t] += cfg.gamma * v_term
             buf.rewards[t].copy_(rew)
@@ -222,11 +225,12 @@ class NativeTrainer:
             buf.dones[t].copy_(done_t)
             if done.any():
                 self.stats.add(info, done)
+            self.prev_obs.copy_(self.obs)
             self.obs.copy_(torch.as_tensor(obs, device=dev))
             self.starts.copy_(done_t)
             self.lstm_state = new_state
         self.num_timesteps += steps * env.num_slots
-        return model.step(self.obs, self.lstm_state, self.starts)[1]
+        return model.step(self.obs, self.lstm_state, self.starts, self.prev_obs)[1]
 
     # ------------------------------------------------------------------ training
     def _lr(self) -> float:

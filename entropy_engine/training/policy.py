@@ -10,6 +10,11 @@ B rows, H units. Every row is independent of every other row: an agent only ever
 observation and its own state (decentralised execution). A row's state is zeroed where
 ``episode_start`` is 1 before the step is taken.
 
+With ``obs_delta`` > 0 the network's input is ``[obs, obs_delta * (obs - prev_obs)]``: its own
+observation and how that changed since its previous step (zero on an episode's first step), so
+approach rates of walls and robots in the lidar are inputs rather than something the LSTM must
+learn to compute. The caller passes ``prev`` (the previous observation of every row).
+
 ``RecurrentPolicy`` is the inference API (numpy in, numpy out)::
 
     policy = entropy_engine.load_policy("runs/my-run")       # run folder or model file
@@ -43,11 +48,17 @@ class PolicySpec:
     net_arch: int = 64
     encoder_size: int = 0
     log_std_init: float = 0.0
+    obs_delta: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Any, obs_dim: int, act_dim: int = 2) -> "PolicySpec":
         return cls(obs_dim, act_dim, cfg.lstm_hidden_size, cfg.shared_lstm, cfg.net_arch, cfg.encoder_size,
-                   cfg.log_std_init)
+                   cfg.log_std_init, cfg.obs_delta)
+
+    @property
+    def input_dim(self) -> int:
+        """Width of the network's input: the observation, and its change with ``obs_delta``."""
+        return self.obs_dim * (2 if self.obs_delta > 0 else 1)
 
 
 def _mlp(n_in: int, width: int) -> nn.Sequential:
@@ -91,11 +102,11 @@ class ActorCritic(nn.Module):
         self.spec = spec
         H, W = spec.lstm_hidden_size, spec.net_arch
         if spec.encoder_size > 0:
-            self.encoder: nn.Module = nn.Sequential(nn.Linear(spec.obs_dim, spec.encoder_size), nn.Tanh())
+            self.encoder: nn.Module = nn.Sequential(nn.Linear(spec.input_dim, spec.encoder_size), nn.Tanh())
             n_in = spec.encoder_size
         else:
             self.encoder = nn.Identity()
-            n_in = spec.obs_dim
+            n_in = spec.input_dim
         self.lstm = nn.LSTM(n_in, H)
         self.lstm_vf = None if spec.shared_lstm else nn.LSTM(n_in, H)
         self.pi_net, self.vf_net = _mlp(H, W), _mlp(H, W)
@@ -125,20 +136,36 @@ class ActorCritic(nn.Module):
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
         return torch.zeros(self.n_lstm, 2, batch, self.spec.lstm_hidden_size, device=device)
 
-    def sequence(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """obs [T, B, D], state [L, 2, B, H] at t = 0, starts [T, B] -> mean [T, B, A], value [T, B]."""
-        x = self.encoder(obs)
+    def features(self, obs: torch.Tensor, prev: torch.Tensor | None, starts: torch.Tensor | None
+                 ) -> torch.Tensor:
+        """The encoder's input for obs [..., D]: obs itself, or with ``obs_delta`` also
+        ``obs_delta * (obs - prev)``, zero where ``starts`` is 1 (or everywhere if ``prev`` is None)."""
+        k = self.spec.obs_delta
+        if k <= 0:
+            return obs
+        if prev is None:
+            return torch.cat([obs, torch.zeros_like(obs)], -1)
+        delta = obs - prev
+        if starts is not None:
+            delta = delta * (1.0 - starts)[..., None]
+        return torch.cat([obs, k * delta], -1)
+
+    def sequence(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor,
+                 prev: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs [T, B, D], state [L, 2, B, H] at t = 0, starts [T, B], prev [T, B, D] (each step's
+        previous observation; ``obs_delta`` models) -> mean [T, B, A], value [T, B]."""
+        x = self.encoder(self.features(obs, prev, starts))
         hp = lstm_sequence(self.lstm, x, state[0, 0], state[0, 1], starts)
         hv = hp if self.lstm_vf is None else lstm_sequence(self.lstm_vf, x, state[1, 0], state[1, 1], starts)
         return self.mu(self.pi_net(hp)), self.value_head(self.vf_net(hv)).squeeze(-1)
 
-    def step(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One step: obs [B, D], state [L, 2, B, H], starts [B] -> mean [B, A], value [B], new state."""
+    def step(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor | None = None,
+             prev: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step: obs [B, D], state [L, 2, B, H], starts [B], prev [B, D] (``obs_delta`` models)
+        -> mean [B, A], value [B], new state."""
         if starts is not None:
             state = state * (1.0 - starts)[None, None, :, None]
-        x = self.encoder(obs)[None]
+        x = self.encoder(self.features(obs, prev, starts))[None]
         new = []
         _, (h, c) = self.lstm(x, (state[0, 0:1].contiguous(), state[0, 1:2].contiguous()))
         new.append(torch.cat([h, c]))
@@ -151,13 +178,14 @@ class ActorCritic(nn.Module):
             hv = h2[0]
         return self.mu(self.pi_net(hp)), self.value_head(self.vf_net(hv)).squeeze(-1), torch.stack(new)
 
-    def value(self, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    def value(self, obs: torch.Tensor, state: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
         """V(obs) from state [L, 2, B, H] (used to bootstrap truncated episodes)."""
-        return self.step(obs, state)[1]
+        return self.step(obs, state, None, prev)[1]
 
-    def act_only(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def act_only(self, obs: torch.Tensor, state: torch.Tensor, prev: torch.Tensor | None = None,
+                 starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Actor path only: obs [B, D], actor state [2, B, H] -> mean [B, A], new actor state."""
-        x = self.encoder(obs)[None]
+        x = self.encoder(self.features(obs, prev, starts))[None]
         _, (h, c) = self.lstm(x, (state[0:1].contiguous(), state[1:2].contiguous()))
         return self.mu(self.pi_net(h[0])), torch.cat([h, c])
 
@@ -224,12 +252,18 @@ class RecurrentPolicy:
         self.hidden_size = model.spec.lstm_hidden_size
 
     def initial_state(self, n_agents: int) -> np.ndarray:
-        """Zero LSTM state for ``n_agents`` agents: float32 [2, n_agents, H] (h, c)."""
-        return np.zeros((2, n_agents, self.hidden_size), np.float32)
+        """Zero state for ``n_agents`` agents: float32 [2, n_agents, H] (h, c), or [2, n_agents, H + D]
+        for ``obs_delta`` models, whose last D columns hold the previous observation (row 0) and a
+        1 once there is one (row 1). All zeros = the start of an episode."""
+        return np.zeros((2, n_agents, self.state_size), np.float32)
+
+    @property
+    def state_size(self) -> int:
+        return self.hidden_size + (self.obs_dim if self.model.spec.obs_delta > 0 else 0)
 
     def act(self, obs, state: np.ndarray, deterministic: bool = True, episode_start=None
             ) -> tuple[np.ndarray, np.ndarray]:
-        """obs [n, obs_dim], state [2, n, H] -> actions [n, 2] in [-1, 1], next state.
+        """obs [n, obs_dim], state [2, n, S] -> actions [n, 2] in [-1, 1], next state.
 
         ``episode_start`` (optional bool [n]) zeroes the state of agents starting a new episode.
         """
@@ -237,13 +271,22 @@ class RecurrentPolicy:
         if obs_t.ndim != 2 or obs_t.shape[1] != self.obs_dim:
             raise ValueError(f"obs must have shape [n_agents, {self.obs_dim}], got {tuple(obs_t.shape)}")
         st = torch.as_tensor(np.asarray(state, np.float32))
+        if st.shape != (2, obs_t.shape[0], self.state_size):
+            raise ValueError(f"state must have shape [2, {obs_t.shape[0]}, {self.state_size}] "
+                             f"(policy.initial_state), got {tuple(st.shape)}")
         if episode_start is not None:
             st = st * (1.0 - torch.as_tensor(np.asarray(episode_start, np.float32)))[None, :, None]
+        H = self.hidden_size
+        prev = starts = None
+        if self.state_size > H:
+            prev, starts = st[0, :, H:], 1.0 - st[1, :, H]
         with torch.inference_mode():
-            mean, new_state = self.model.act_only(obs_t, st)
+            mean, new_state = self.model.act_only(obs_t, st[:, :, :H], prev, starts)
             if not deterministic:
                 mean = mean + torch.exp(self.model.log_std) * torch.randn_like(mean)
             actions = mean.clamp(-1.0, 1.0)
+            if self.state_size > H:
+                new_state = torch.cat([new_state, torch.stack([obs_t, torch.ones_like(obs_t)])], -1)
         return actions.numpy().astype(np.float32), new_state.numpy()
 
 

@@ -69,7 +69,7 @@ def _minibatch_part(model: ActorCritic, mb: dict[str, torch.Tensor], state: torc
     normalised over the whole minibatch). The loss is scaled by ``weight`` = this part's share of
     the minibatch's samples, so the gradients of all parts add up to the minibatch's gradient."""
     with torch.autocast(mb["obs"].device.type, dtype=torch.bfloat16, enabled=amp):
-        mean, values = model.sequence(mb["obs"], state, mb["starts"])
+        mean, values = model.sequence(mb["obs"], state, mb["starts"], mb.get("prev_obs"))
     mean, values = mean.float(), values.float()
     new_logp = gaussian_log_prob(mb["actions"], mean, model.log_std)
     if "mask" in mb:

@@ -3,7 +3,8 @@
 Step ``t`` of slot ``s`` holds: the observation the policy saw, ``starts`` (1 if that observation
 is the first of an episode, so the LSTM state was zeroed before it), the sampled (unclipped)
 action, its log-probability, the value estimate, the reward (plus gamma * V(terminal obs) for
-truncated episodes) and ``dones`` (1 if the episode ended at this step). The LSTM state at the
+truncated episodes) and ``dones`` (1 if the episode ended at this step); with ``prev_obs`` also
+the slot's previous observation (the input of ``obs_delta`` policies). The LSTM state at the
 start of every ``seq_len`` chunk is stored so that the update can replay each chunk exactly
 (truncated BPTT).
 """
@@ -14,7 +15,7 @@ import torch
 
 class RolloutBuffer:
     def __init__(self, n_steps: int, n_slots: int, obs_dim: int, act_dim: int, n_lstm: int, hidden: int,
-                 seq_len: int, device: torch.device | str = "cpu"):
+                 seq_len: int, device: torch.device | str = "cpu", prev_obs: bool = False):
         if n_steps % seq_len:
             raise ValueError("seq_len must divide n_steps")
         T, S = n_steps, n_slots
@@ -22,6 +23,7 @@ class RolloutBuffer:
         self.n_chunks = T // seq_len
         kw = dict(dtype=torch.float32, device=device)
         self.obs = torch.zeros(T, S, obs_dim, **kw)
+        self.prev_obs = torch.zeros(T, S, obs_dim, **kw) if prev_obs else None
         self.actions = torch.zeros(T, S, act_dim, **kw)
         self.logp = torch.zeros(T, S, **kw)
         self.values = torch.zeros(T, S, **kw)
@@ -59,8 +61,8 @@ class RolloutBuffer:
             out[pos, seg_id] = flat
             return out
 
-        out = {k: pad(getattr(self, k)) for k in ("obs", "actions", "logp", "values", "starts",
-                                                  "advantages", "returns")}
+        keys = ("obs", "actions", "logp", "values", "starts", "advantages", "returns")
+        out = {k: pad(getattr(self, k)) for k in keys + (("prev_obs",) if self.prev_obs is not None else ())}
         out["mask"] = pad(torch.ones(T, S, device=dev))
         t0, s0 = first % T, first // T
         st = self.states[t0 // L, :, :, s0]                          # [B, L_lstm, 2, H]

@@ -3,7 +3,7 @@
 Same config, same metric names and the same ``Monitor`` as the native trainer: SB3's own logger
 output (``time/fps``, ``train/*``, ``rollout/ep_rew_mean``) is forwarded through a ``KVWriter``,
 and a callback adds ``env/success_rate`` and ``env/collisions_per_agent`` from the agent-episodes
-finished during each rollout. ``seq_len``, ``encoder_size`` and ``lr`` floors are native-only.
+finished during each rollout. ``seq_len``, ``encoder_size``, ``obs_delta`` and ``lr`` floors are native-only.
 
 Crash recovery as in the native trainer (``training.checkpoint``): a ``RecurrentPPO.save`` archive is
 written atomically to the rolling ``checkpoint.zip`` at rollout boundaries (after an update), with
@@ -87,9 +87,9 @@ def make_model(cfg: TrainConfig, env=None):
     configure_torch(cfg.torch_threads)
     if env is None:
         env = make_env(cfg)
-    if cfg.encoder_size > 0:
-        warnings.warn("encoder_size is a native-trainer option; SB3's MlpLstmPolicy feeds observations "
-                      "straight into the LSTM", stacklevel=2)
+    if cfg.encoder_size > 0 or cfg.obs_delta > 0:
+        warnings.warn("encoder_size and obs_delta are native-trainer options; SB3's MlpLstmPolicy feeds "
+                      "observations straight into the LSTM", stacklevel=2)
     lr: Any = cfg.learning_rate
     if cfg.lr_schedule == "linear":
         lr = lambda progress: cfg.learning_rate * max(progress, 0.05)  # noqa: E731

@@ -154,7 +154,12 @@ class ActorCritic(nn.Module):
                  prev: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """obs [T, B, D], state [L, 2, B, H] at t = 0, starts [T, B], prev [T, B, D] (each step's
         previous observation; ``obs_delta`` models) -> mean [T, B, A], value [T, B]."""
-        x = self.encoder(self.features(obs, prev, starts))
+        return self.sequence_from_input(self.features(obs, prev, starts), state, starts)
+
+    def sequence_from_input(self, inputs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``sequence`` from the network's input [T, B, input_dim] (``features``) instead of observations."""
+        x = self.encoder(inputs)
         hp = lstm_sequence(self.lstm, x, state[0, 0], state[0, 1], starts)
         hv = hp if self.lstm_vf is None else lstm_sequence(self.lstm_vf, x, state[1, 0], state[1, 1], starts)
         return self.mu(self.pi_net(hp)), self.value_head(self.vf_net(hv)).squeeze(-1)

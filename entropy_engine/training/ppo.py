@@ -68,8 +68,8 @@ def _minibatch_part(model: ActorCritic, mb: dict[str, torch.Tensor], state: torc
     """Forward and backward of one part of a minibatch (a subset of its sequences, advantages already
     normalised over the whole minibatch). The loss is scaled by ``weight`` = this part's share of
     the minibatch's samples, so the gradients of all parts add up to the minibatch's gradient."""
-    with torch.autocast(mb["obs"].device.type, dtype=torch.bfloat16, enabled=amp):
-        mean, values = model.sequence(mb["obs"], state, mb["starts"], mb.get("prev_obs"))
+    with torch.autocast(mb["inputs"].device.type, dtype=torch.bfloat16, enabled=amp):
+        mean, values = model.sequence_from_input(mb["inputs"], state, mb["starts"])
     mean, values = mean.float(), values.float()
     new_logp = gaussian_log_prob(mb["actions"], mean, model.log_std)
     if "mask" in mb:
@@ -93,18 +93,18 @@ def _normalised(mb: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def _samples(mb: dict[str, torch.Tensor]) -> float:
-    return float(mb["mask"].sum()) if "mask" in mb else float(mb["obs"].shape[0] * mb["obs"].shape[1])
+    return float(mb["mask"].sum()) if "mask" in mb else float(mb["inputs"].shape[0] * mb["inputs"].shape[1])
 
 
 def _parallel_parts(model: ActorCritic, mb: dict[str, torch.Tensor], state: torch.Tensor, cfg: Any, amp: bool,
                     pool: ThreadPoolExecutor, parts: int) -> list[dict[str, torch.Tensor]]:
     """``_minibatch_part`` over ``parts`` interleaved subsets of the minibatch's sequences, the first
     in this thread and the others on ``pool``."""
-    n_seq = mb["obs"].shape[1]
+    n_seq = mb["inputs"].shape[1]
     total = _samples(mb)
     jobs = []
     for k in range(min(parts, n_seq)):
-        sel = torch.arange(k, n_seq, parts, device=mb["obs"].device)
+        sel = torch.arange(k, n_seq, parts, device=mb["inputs"].device)
         part = {key: v.index_select(1, sel) for key, v in mb.items()}
         args = (model, part, state.index_select(2, sel), cfg, amp, _samples(part) / total)
         jobs.append(args if k == 0 else pool.submit(_minibatch_part, *args))
@@ -124,7 +124,12 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
     With 2 parts the result is deterministic (float addition of two terms commutes) and equals the
     1-part update up to float rounding.
     """
-    n_seq = data["obs"].shape[1]
+    # the network's input (observations, and their change for obs_delta models), built once rather than
+    # in every minibatch of every epoch
+    inputs = model.features(data["obs"], data.get("prev_obs"), data["starts"])
+    data = {k: v for k, v in data.items() if k not in ("obs", "prev_obs")}
+    data["inputs"] = inputs
+    n_seq = data["inputs"].shape[1]
     n_samples = int(_samples(data))
     n_batches = max(1, round(n_samples / cfg.batch_size))
     per_batch = -(-n_seq // n_batches)
@@ -135,7 +140,7 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
     stop = False
     for _ in range(cfg.n_epochs):
         perm = torch.randperm(n_seq, generator=generator, device=generator.device if generator is not None
-                              else "cpu").to(data["obs"].device)
+                              else "cpu").to(data["inputs"].device)
         for i in range(0, n_seq, per_batch):
             idx = perm[i:i + per_batch]
             mb = {k: v.index_select(1, idx) for k, v in data.items() if k != "states"}

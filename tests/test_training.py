@@ -126,12 +126,13 @@ def test_load_policy_with_pettingzoo_env(tmp_path):
 
 @pytest.mark.slow
 def test_default_preset_beats_untrained_policy(tmp_path):
-    """Two minutes of the default preset clearly beat the untrained network."""
+    """The default preset shortened to 4M steps (about 90 s here, stopped at two minutes) clearly beats
+    the untrained network (deterministic success 0.85 vs 0.0 when written)."""
     from entropy_engine.training.evaluate import evaluate
     from entropy_engine.training.native import NativeTrainer
     from entropy_engine.training.policy import RecurrentPolicy
 
-    cfg = resolve_config("default", overrides=dict(total_steps=2_000_000))
+    cfg = resolve_config("default", overrides=dict(total_steps=4_000_000))   # ~110 s alone on 2 cores
     tr = NativeTrainer(cfg)
     before = evaluate(RecurrentPolicy(tr.model, {"n_agents": 10}), episodes=20)
     tr.model.train()

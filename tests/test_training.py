@@ -132,7 +132,7 @@ def test_default_preset_beats_untrained_policy(tmp_path):
     from entropy_engine.training.native import NativeTrainer
     from entropy_engine.training.policy import RecurrentPolicy
 
-    cfg = resolve_config("default", overrides=dict(total_steps=4_000_000))   # ~110 s alone on 2 cores
+    cfg = resolve_config("default", overrides=dict(total_steps=4_000_000))   # ~90 s alone on 2 cores
     tr = NativeTrainer(cfg)
     before = evaluate(RecurrentPolicy(tr.model, {"n_agents": 10}), episodes=20)
     tr.model.train()

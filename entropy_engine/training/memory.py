@@ -6,9 +6,9 @@ the ``seed`` network (2 LSTMs of 256 units, minibatches of 4096 agent-steps) ask
 ``strace`` shows a 48 MiB ``mmap``/``munmap`` pair several times per minibatch, about the size of
 the LSTM's training workspace. Each allocation then starts on untouched pages, and filling them
 costs one page fault per 4 KiB: measured 1.8 million page faults and 4.3 s of kernel time in every
-update of the ``seed`` preset (README of training/: "Memory"). Raising the mmap threshold to 256 MiB and the trim threshold to
-1 GiB lets malloc keep and reuse the freed blocks: about 30,000 page faults per update instead,
-and the update ran 1.4x faster.
+update of the ``seed`` preset (README of training/: "Memory"). Raising the mmap threshold to
+256 MiB and the trim threshold to 1 GiB lets malloc keep and reuse the freed blocks: about 30,000
+page faults per update instead, and the update ran 1.4x faster.
 
 The price is that up to about 1 GiB of freed memory stays with the process instead of going back
 to the system, which a training process can afford. Only glibc (Linux) has ``mallopt``; elsewhere

@@ -48,7 +48,7 @@ def machine_info() -> dict[str, Any]:
 def measure_env(env, seconds: float, n_actions: int = 64) -> dict[str, Any]:
     """Step ``env`` (anything with reset/step/num_slots) with fixed random actions for ``seconds``."""
     rng = np.random.default_rng(0)
-    actions = rng.uniform(-1, 1, (n_actions, env.num_slots, 2)).astype(np.float32)
+    actions = rng.uniform(-1, 1, (n_actions, env.num_slots, env.act_dim)).astype(np.float32)
     env.reset()
     for k in range(3):  # warm-up (first call compiles or loads the kernels)
         env.step(actions[k])

@@ -11,7 +11,8 @@ import entropy_engine as ee  # noqa: E402
 from entropy_engine import BatchEnv  # noqa: E402
 from entropy_engine.core.params import WorldConfig  # noqa: E402
 from entropy_engine.core.pymunk_world import PymunkWorld  # noqa: E402
-from entropy_engine.core.world import World, make_world  # noqa: E402
+from entropy_engine.core.backends import make_world  # noqa: E402
+from entropy_engine.core.world import World  # noqa: E402
 
 DRIVE_POS_TOL = 1e-3  # metres after 100 steps, stated in PymunkWorld's docstring
 DRIVE_ANGLE_TOL = 1e-3  # radians

@@ -14,10 +14,12 @@ pytest.importorskip("pygame")
 pytest.importorskip("imageio")
 
 from entropy_engine.render import renderer as rmod  # noqa: E402
-from entropy_engine.render.episode import FunctionPolicy, RandomPolicy, as_policy, run_episode  # noqa: E402
+from entropy_engine.policies import FunctionPolicy, HeuristicPolicy, RandomPolicy, as_policy  # noqa: E402
+from entropy_engine.render.episode import run_episode  # noqa: E402
 from entropy_engine.render.gif import read_gif, record_episode, side_by_side, write_gif, write_run_videos  # noqa: E402
 from entropy_engine.render.renderer import (BACKGROUND, COLLISION_COLOR, WALL_COLOR, Renderer,  # noqa: E402
                                             agent_color)
+from entropy_engine.scenarios import Navigation  # noqa: E402
 
 ARENA = 10.0
 
@@ -40,7 +42,9 @@ def fake_scenario(n_agents: int = 4) -> SimpleNamespace:
     )
     world.pos[0, :4] = [[2.0, 2.0], [8.0, 2.0], [2.0, 8.0], [8.0, 8.0]][:n_agents]
     goals = world.pos + np.float32(1.0)
-    return SimpleNamespace(world=world, goals=goals, config=SimpleNamespace(goal_radius=0.3))
+    sc = SimpleNamespace(world=world, goals=goals, config=SimpleNamespace(goal_radius=0.3))
+    sc.draw = lambda canvas, wi: Navigation.draw(sc, canvas, wi)     # navigation's own drawing hook
+    return sc
 
 
 def pixel(frame: np.ndarray, r: Renderer, xy) -> tuple[int, ...]:
@@ -167,34 +171,42 @@ def test_as_policy():
 
 
 @pytest.fixture(scope="module")
-def scenario():
-    from entropy_engine.scenarios import make_scenario
+def env():
+    from entropy_engine.render.episode import episode_env
 
-    return make_scenario("navigation", 1, 6, seed=3, max_steps=40, n_obstacles=2)
+    return episode_env("navigation", 6, seed=3, max_steps=40, n_obstacles=2)
 
 
-def test_record_episode_renders_real_world(scenario, tmp_path):
-    frames, res = record_episode(scenario, scenario.heuristic, steps=12, size=96, trails=4, show_lidar=True,
-                                 frame_skip=3, hold=2, return_result=True)
+def test_record_episode_renders_real_world(env, tmp_path):
+    frames, res = record_episode(env, HeuristicPolicy(env), steps=12, size=96,
+                                 trails=4, show_lidar=True, frame_skip=3, hold=2, return_result=True)
     assert res.steps == 12 and res.n_agents == 6
+    assert set(res.metrics) == {"success_rate", "collisions_per_agent"}
     assert len(frames) == 1 + 4 + 2 and frames[0].shape == (96, 96, 3)
-    r = Renderer(scenario, size=96)
+    r = Renderer(env, size=96)
     frame = r.render()
-    w = scenario.world
+    w = env.scenario.world
     for i in np.flatnonzero(w.active[0]):
         want = rmod.COLLISION_COLOR if w.contact[0, i] else agent_color(i)
         assert pixel(frame, r, w.pos[0, i]) == want
     assert read_gif(write_gif(tmp_path / "ep.gif", frames)).shape[1:] == (96, 96, 3)
 
 
-def test_run_episode_with_recurrent_policy(scenario):
+def test_run_episode_with_recurrent_policy(env):
     p = Counter()
-    res = run_episode(scenario, p, max_steps=5)
+    res = run_episode(env, p, max_steps=5)
     assert res.steps == 5 and [int(s[0]) for s in p.seen] == [0, 1, 2, 3, 4]
-    res = run_episode(scenario, RandomPolicy(0), max_steps=5)
+    res = run_episode(env, RandomPolicy(env.action_space, 0), max_steps=5)
     assert res.steps == 5
     with pytest.raises(ValueError, match="NaN"):
-        run_episode(scenario, lambda obs: np.full((len(obs), 2), np.nan), max_steps=2)
+        run_episode(env, lambda obs: np.full((len(obs), 2), np.nan), max_steps=2)
+
+
+def test_run_episode_ends_when_every_agent_has_left(env):
+    res = run_episode(env, HeuristicPolicy(env))
+    assert res.ended == env.n_agents and res.steps <= env.max_steps
+    assert env.over or res.steps == env.max_steps
+    assert 0.0 <= res.metrics["success_rate"] <= 1.0
 
 
 def test_learning_curves_png(tmp_path):
@@ -218,7 +230,7 @@ def test_learning_curves_png(tmp_path):
         assert (img[..., :3] < 128).any()            # something dark (axes, text) was drawn
 
 
-def test_play_writes_gif(scenario, tmp_path, capsys):
+def test_play_writes_gif(tmp_path, capsys):
     from entropy_engine.cli import main
 
     out = tmp_path / "play.gif"

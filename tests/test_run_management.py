@@ -71,10 +71,12 @@ def test_evaluate_uses_the_runs_scenario_keys(monkeypatch):
         raise Stop
 
     monkeypatch.setattr(ev, "BatchEnv", fake_env)
-    policy = type("P", (), {"config": {"env": {"goal_reward": 3.0}, "backend": "pymunk", "n_obstacles": 2}})()
+    policy = type("P", (), {"config": {"env": {"goal_reward": 3.0, "n_obstacles": 2}, "backend": "pymunk",
+                                       "max_episode_steps": 77}})()
     with pytest.raises(Stop):
         ev.evaluate(policy, episodes=1)
     assert seen["goal_reward"] == 3.0 and seen["backend"] == "pymunk" and seen["n_obstacles"] == 2
+    assert seen["max_steps"] == 77
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -48,8 +48,9 @@ class WorldConfig:
     n_rays: int = field(32, "Lidar rays over 360 degrees; ray 0 along the heading, counter-clockwise.")
     lidar_range: float = field(3.0, "Lidar range in metres (readings are distance / range, 1 = no hit).")
     collision_iterations: int = field(4, "Position-correction passes per step for agent-agent contacts.")
-    backend: Literal["numba", "pymunk"] = field(
-        "numba", "Physics backend: 'numba' (compiled, batched, default) or 'pymunk' (the original's Chipmunk2D).")
+    backend: str = field(
+        "numba", "Physics backend: 'numba' (compiled, batched, default), 'pymunk' (the original's Chipmunk2D), "
+                  "or any backend added with core.backends.register_backend.")
     pymunk_lidar: Literal["compiled", "pymunk"] = field(
         "compiled", "Lidar of the pymunk backend: 'compiled' ray kernels or 'pymunk' (one segment query per ray).")
 
@@ -63,6 +64,9 @@ class WorldConfig:
         require(0.0 <= self.lateral_slip <= 1.0, f"lateral_slip must be in [0, 1], got {self.lateral_slip!r}")
         require(self.n_rays >= 1, f"n_rays must be >= 1, got {self.n_rays!r}")
         require(self.collision_iterations >= 1, "collision_iterations must be >= 1")
+        from .backends import BACKENDS
+
+        require(self.backend in BACKENDS, f"backend must be one of {sorted(BACKENDS)}, got {self.backend!r}")
         require(self.max_speed * self.dt < self.agent_radius,
                 f"max_speed * dt ({self.max_speed * self.dt:.3f} m) must be smaller than agent_radius "
                 f"({self.agent_radius} m) so that no agent can pass through a wall in one step")

@@ -44,3 +44,12 @@ def seed_states(seed: int | None, num_worlds: int) -> np.ndarray:
     """Independent per-world states derived from one seed with numpy's SeedSequence."""
     ss = np.random.SeedSequence(seed)
     return ss.generate_state(num_worlds, dtype=np.uint64).astype(np.uint64)
+
+
+def world_generator(state: np.ndarray, w: int) -> np.random.Generator:
+    """A numpy ``Generator`` drawn from world ``w``'s stream, which it advances: for scenario code
+    written with numpy. Each world still has its own stream, so results do not depend on how
+    worlds are split over threads or processes."""
+    g = np.random.default_rng(int(state[w]))
+    state[w] = g.integers(0, 2 ** 63, dtype=np.uint64)
+    return g

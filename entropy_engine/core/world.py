@@ -17,15 +17,6 @@ from . import kernels, step as drivers
 from .params import WorldConfig
 
 
-def make_world(config: WorldConfig, num_worlds: int, n_agents: int, max_walls: int) -> "World":
-    """The world of ``config.backend`` ('numba' or 'pymunk')."""
-    if config.backend == "pymunk":
-        from .pymunk_world import PymunkWorld  # optional dependency, imported lazily
-
-        return PymunkWorld(config, num_worlds, n_agents, max_walls)
-    return World(config, num_worlds, n_agents, max_walls)
-
-
 class World:
     """State and stepping of ``num_worlds`` independent worlds with ``n_agents`` agents each."""
 

@@ -1,20 +1,29 @@
-"""BatchEnv: E worlds x N agents as E*N flat slots, arrays in and arrays out, with autoreset.
+"""BatchEnv: E worlds x N agents as E*N flat slots, arrays in and arrays out — the episode engine.
 
-This is the engine's own vectorised environment: trainers, evaluation and the SB3 ``VecEnv``
-adapter all sit on it. Every slot is one agent; one policy drives all of them.
+This is the one implementation of episode semantics: trainers, evaluation, the SB3 ``VecEnv``,
+the PettingZoo env, GIFs and ``entropy play`` all sit on it. Every slot is one agent; one policy
+drives all of them. What an agent observes, does and scores is its scenario's (``scenarios.base``);
+when episodes end and what happens then is decided here.
 
-Episodes (``on_goal``):
+Episodes (``on_goal``, for an agent whose episode *terminates* by the scenario's rule, e.g. it
+reached its goal):
 
-- ``"respawn"`` (training): an agent that reaches its goal terminates and is immediately respawned
-  at a free place with a new goal, inside its running world; when a world reaches ``max_steps``
-  all of its agents are truncated and the world is reset (new walls). A slot therefore always
-  holds a live agent, as SB3 and recurrent PPO expect.
-- ``"deactivate"`` (evaluation, PettingZoo semantics): an agent that reaches its goal terminates
-  and leaves the world; a world ends when every agent has left or at ``max_steps``, and is then
-  reset. Slots of agents that have left return zero reward and are not ``done`` again.
+- ``"respawn"`` (training): the agent is immediately restarted by the scenario inside its running
+  world; when a world reaches ``max_steps`` all of its agents are truncated and the world is
+  reset. A slot therefore always holds a live agent, as SB3 and recurrent PPO expect.
+- ``"deactivate"`` (evaluation, PettingZoo semantics): the agent leaves the world (it is no longer
+  simulated nor sensed); a world ends when every agent has left or at ``max_steps``. Slots of
+  agents that have left return zero reward and are not ``done`` again.
 
-Autoreset is SB3's: the observation returned for a finished slot is already the first
-observation of its next episode; the last one is in ``info["terminal_obs"]``.
+``autoreset=True`` (default) resets a finished world inside ``step`` (SB3's convention): the
+observation returned for a finished slot is already the first of its next episode and the last one
+is in ``info["terminal_obs"]``. With ``autoreset=False`` finished worlds wait (an emptied world
+has nothing left to simulate; every world is truncated at the same step) and ``over`` becomes True
+once every world has finished: call ``reset()`` then.
+
+``info`` holds, as arrays over the slots: the scenario's per-step ``info_keys``, ``terminal_obs``
+[S, D], ``world_done`` [E], and for slots whose episode ends in this step ``episode_return``,
+``episode_length`` and ``episode_<stat>`` for each of the scenario's ``episode_stats``.
 """
 from __future__ import annotations
 
@@ -24,51 +33,74 @@ import numpy as np
 
 from ..scenarios import make_scenario
 from .batch_kernels import bookkeep
-from .validate import check_actions
+from .validate import action_bounds, check_actions
 
 
 class BatchEnv:
     """Vectorised multi-agent env over ``num_worlds`` worlds of ``n_agents`` agents."""
 
     def __init__(self, scenario: str = "navigation", num_worlds: int = 8, n_agents: int = 10,
-                 seed: int | None = None, on_goal: Literal["respawn", "deactivate"] = "respawn", **config: Any):
+                 seed: int | None = None, on_goal: Literal["respawn", "deactivate"] = "respawn",
+                 autoreset: bool = True, **config: Any):
         if on_goal not in ("respawn", "deactivate"):
             raise ValueError(f"on_goal must be 'respawn' or 'deactivate', got {on_goal!r}")
-        self.scenario = make_scenario(scenario, num_worlds, n_agents, seed, **config)
+        self.scenario = sc = make_scenario(scenario, num_worlds, n_agents, seed, **config)
         self.on_goal = on_goal
-        self.num_worlds = E = self.scenario.world.num_worlds
-        self.n_agents = N = self.scenario.world.n_agents
+        self.autoreset = bool(autoreset)
+        self.num_worlds = E = sc.world.num_worlds
+        self.n_agents = N = sc.world.n_agents
         self.num_slots = S = E * N
-        self.obs_dim = D = self.scenario.obs_dim
-        self.act_dim = 2
-        self.max_steps = self.scenario.max_steps
-        self.obs = self.scenario.obs.reshape(S, D)            # [S, D] view, updated in place
-        self._actions = np.zeros((E, N, 2), np.float32)      # [E, N, 2] validated actions
-        self._shapes = ((S, 2), (E, N, 2))
+        self.observation_space = sc.observation_space()
+        self.action_space = sc.action_space()
+        self.obs_dim = D = sc.obs_dim
+        self.act_dim = A = sc.act_dim
+        self.max_steps = sc.max_steps
+        self.stat_names = tuple(sc.episode_stats)             # the scenario's per-episode statistics
+        self.success_stat = sc.success_stat
+        self.metrics = dict(sc.metrics)                        # metric -> (stat, meaning)
+        self.info_keys = tuple(sc.info_keys)                   # the scenario's per-step info
+        K = len(self.stat_names)
+        self.obs = sc.obs.reshape(S, D)                      # [S, D] view, updated in place
+        self._reward = sc.reward.reshape(S)                   # [S] view
+        self._scenario_terminated = sc.terminated.reshape(S)  # [S] view
+        self._stats = sc.stats.reshape(K, S)                  # [K, S] view
+        self._active = sc.world.active.reshape(S)             # [S] view
+        self._actions = np.zeros((E, N, A), np.float32)      # [E, N, A] validated actions
+        self._shapes = ((S, A), (E, N, A))
+        self._low, self._high = action_bounds(self.action_space, (E, N, A))
         self.t = np.zeros(E, np.int64)                       # [E] steps since world reset
         self._ep_return = np.zeros(S, np.float32)            # [S] running episode stats
         self._ep_length = np.zeros(S, np.int64)
-        self._ep_collisions = np.zeros(S, np.int64)
-        self._prev_contact = np.zeros(S, np.bool_)
+        self._ep_stats = np.zeros((K, S), np.float32)        # [K, S]
         self._terminated = np.zeros(S, np.bool_)              # [S] returned views
         self._truncated = np.zeros(S, np.bool_)
         self._world_trunc = np.zeros(E, np.bool_)             # [E]
+        self._finished = np.zeros(E, np.bool_)                # [E] without autoreset: world has ended
         self.terminal_obs = np.zeros((S, D), np.float32)     # [S, D] valid where done
-        self.info: dict[str, np.ndarray] = {
-            "reached_goal": np.zeros(S, np.bool_),           # [S] reached its goal this step
-            "collided": np.zeros(S, np.bool_),               # [S] in contact this step
+        self.info: dict[str, np.ndarray] = {}
+        self._info_copies = []
+        for key in sc.info_keys:
+            src = sc.info[key].reshape(S)
+            self.info[key] = np.zeros(S, src.dtype)          # [S] copy of the scenario's value this step
+            self._info_copies.append((self.info[key], src))
+        self.info.update({
             "terminal_obs": self.terminal_obs,
-            "world_done": np.zeros(E, np.bool_),             # [E] the world was reset after this step
+            "world_done": np.zeros(E, np.bool_),             # [E] the world ended with this step
             "episode_return": np.zeros(S, np.float32),       # [S] stats of episodes ending now
             "episode_length": np.zeros(S, np.int64),
-            "episode_success": np.zeros(S, np.bool_),
-            "episode_collisions": np.zeros(S, np.int64),
-        }
+        })
+        for name in self.stat_names:
+            self.info["episode_" + name] = np.zeros(S, np.float32)
         self._needs_reset = True
 
     @property
     def config(self):
         return self.scenario.config
+
+    @property
+    def over(self) -> bool:
+        """Without autoreset: every world has finished its episode (call ``reset()``)."""
+        return bool(self._finished.all())
 
     def seed(self, seed: int | None) -> None:
         self.scenario.seed(seed)
@@ -79,62 +111,79 @@ class BatchEnv:
             self.scenario.seed(seed)
         self.scenario.reset()
         self.t[:] = 0
+        self._finished[:] = False
         self._clear_episodes(slice(None))
         self._needs_reset = False
         return self.obs
 
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Step with actions [S, 2] (or [E, N, 2]); returns obs, reward, terminated, truncated, info.
+        """Step with actions [S, A] (or [E, N, A]); returns obs, reward, terminated, truncated, info.
 
         Returned arrays are views of internal buffers, overwritten by the next call.
         """
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
-        check_actions(actions, self._shapes, self._actions)
+        if not self.autoreset and self._finished.all():
+            raise RuntimeError("every world has finished its episode: call reset()")
+        check_actions(actions, self._shapes, self._actions, self._low, self._high)
         sc = self.scenario
         E, N = self.num_worlds, self.n_agents
         sc.step(self._actions)
         self.t += 1
         info = self.info
-        reward = sc.reward.reshape(-1)
+        for dst, src in self._info_copies:
+            np.copyto(dst, src)
         terminated, truncated = self._terminated, self._truncated
-        n_done = bookkeep(sc.world.active.reshape(-1), reward, sc.reached.reshape(-1), sc.world.contact.reshape(-1),
-                          self.t, self.max_steps, N, self.on_goal == "deactivate",
-                          self._ep_return, self._ep_length, self._ep_collisions, self._prev_contact,
-                          info["reached_goal"], info["collided"], terminated, truncated,
-                          self._world_trunc, info["world_done"])
-        world_trunc, world_done = self._world_trunc, info["world_done"]
+        world_done = info["world_done"]
+        n_done = bookkeep(self._active, self._reward, self._scenario_terminated, self._stats, self.t,
+                          self.max_steps, N, self._ep_return, self._ep_length, self._ep_stats,
+                          terminated, truncated, self._world_trunc, world_done)
         if n_done:
             idx = np.flatnonzero(terminated | truncated)
             self.terminal_obs[idx] = self.obs[idx]
             info["episode_return"][idx] = self._ep_return[idx]
             info["episode_length"][idx] = self._ep_length[idx]
-            info["episode_success"][idx] = terminated[idx]
-            info["episode_collisions"][idx] = self._ep_collisions[idx]
+            for j, name in enumerate(self.stat_names):
+                info["episode_" + name][idx] = self._ep_stats[j, idx]
             self._clear_episodes(idx)
+            ended = terminated.reshape(E, N)
             if self.on_goal == "respawn":
-                respawn = (terminated.reshape(E, N) & ~world_trunc[:, None])
+                respawn = ended & ~self._world_trunc[:, None]
                 if respawn.any():
                     sc.respawn(respawn)
-        if world_done.any():
-            sc.reset(world_done)
-            self.t[world_done] = 0
-            self._clear_episodes(np.repeat(world_done, N))
-        return self.obs, reward, terminated, truncated, info
+            elif ended.any():
+                sc.remove(ended)
+                world_done |= ~sc.world.active.any(axis=1)   # everyone has left
+        if self.autoreset:
+            if world_done.any():
+                sc.reset(world_done)
+                self.t[world_done] = 0
+                self._clear_episodes(np.repeat(world_done, N))
+        else:
+            world_done &= ~self._finished
+            self._finished |= world_done
+        return self.obs, self._reward, terminated, truncated, info
+
+    def running_episodes(self) -> dict[str, np.ndarray]:
+        """The statistics of the episodes still running, so far, as ``info``-style arrays over the
+        slots (``episode_return``, ``episode_length``, ``episode_<stat>``): copies."""
+        out = {"episode_return": self._ep_return.copy(), "episode_length": self._ep_length.copy()}
+        for j, name in enumerate(self.stat_names):
+            out["episode_" + name] = self._ep_stats[j].copy()
+        return out
 
     def _clear_episodes(self, slots) -> None:
         """Zero the running episode stats of ``slots`` (an index, mask or slice)."""
         self._ep_return[slots] = 0
         self._ep_length[slots] = 0
-        self._ep_collisions[slots] = 0
-        self._prev_contact[slots] = False
+        self._ep_stats[:, slots] = 0
 
     def set_shaping_scale(self, scale: float) -> None:
         """Scale the scenario's optional reward-shaping terms (``Scenario.set_shaping_scale``)."""
         self.scenario.set_shaping_scale(scale)
 
     def heuristic_actions(self) -> np.ndarray:
-        """The scenario's scripted policy on the current observations, [S, 2]."""
+        """The scenario's scripted policy on the current observations, [S, A]."""
         return self.scenario.heuristic(self.obs)
 
     def close(self) -> None:

@@ -5,16 +5,18 @@ from numba import njit
 
 
 @njit(cache=True)
-def bookkeep(active, reward, reached, contact, t, max_steps, n_agents, deactivate,
-             ep_return, ep_length, ep_collisions, prev_contact,
-             out_reached, out_collided, terminated, truncated, world_trunc, world_done):
+def bookkeep(active, reward, terminated, stats, t, max_steps, n_agents,
+             ep_return, ep_length, ep_stats, out_terminated, out_truncated, world_trunc, world_done):
     """Update running episode stats and the done flags of every slot; returns the number of done slots.
 
-    active/reward/reached/contact [S] describe the step just taken; t [E] counts steps per world
-    (already incremented). A collision counts once per contact onset. With ``deactivate``, agents
-    that reached their goal leave (active[k] = False) and a world is done once nobody is left.
+    active/reward/terminated [S] and stats [K, S] (per-step values of the scenario's episode
+    statistics) describe the step just taken; t [E] counts steps per world (already incremented).
+    Only live agents count: their return, length and statistics accumulate, they terminate by the
+    scenario's rule, and they are truncated when their world reaches ``max_steps`` unless they
+    terminated in the same step.
     """
     n_worlds = t.shape[0]
+    n_stats = stats.shape[0]
     for w in range(n_worlds):
         world_trunc[w] = t[w] >= max_steps
         world_done[w] = world_trunc[w]
@@ -22,28 +24,14 @@ def bookkeep(active, reward, reached, contact, t, max_steps, n_agents, deactivat
     for k in range(active.shape[0]):
         w = k // n_agents
         alive = active[k]
-        hit = contact[k] and alive
-        out_reached[k] = reached[k]
-        out_collided[k] = hit
+        term = terminated[k] and alive
         if alive:
             ep_return[k] += reward[k]
             ep_length[k] += 1
-            if hit and not prev_contact[k]:
-                ep_collisions[k] += 1
-        prev_contact[k] = hit
-        terminated[k] = reached[k]
-        truncated[k] = world_trunc[w] and alive and not reached[k]
-        if terminated[k] or truncated[k]:
+            for j in range(n_stats):
+                ep_stats[j, k] += stats[j, k]
+        out_terminated[k] = term
+        out_truncated[k] = world_trunc[w] and alive and not term
+        if term or out_truncated[k]:
             n_done += 1
-        if deactivate and reached[k]:
-            active[k] = False
-    if deactivate:
-        for w in range(n_worlds):
-            if not world_done[w]:
-                anyone = False
-                for i in range(n_agents):
-                    if active[w * n_agents + i]:
-                        anyone = True
-                        break
-                world_done[w] = not anyone
     return n_done

@@ -1,46 +1,61 @@
 """PettingZoo ``ParallelEnv`` over one world (agents ``robot_0`` ... ``robot_{N-1}``).
 
-This is the edge where dicts appear: the world underneath is the same batched core (with E = 1)
-that the trainers use. An agent that reaches its goal terminates and leaves the world (it is no
-longer simulated nor seen by other robots' lidar); the episode is truncated for everyone after
-``max_steps`` steps. See ``entropy_engine.scenarios.navigation.Navigation`` for the observation,
-action and reward tables.
+This is the edge where dicts appear: underneath is the episode engine every other entry point
+uses (``BatchEnv`` with one world, leave-on-done, no autoreset). Spaces, per-agent ``info`` keys
+and what ends an agent's episode are the scenario's (``scenarios.base``; navigation: an agent that
+reaches its goal terminates and leaves the world, no longer simulated nor seen by other robots'
+lidar).
+
+Conventions (what PettingZoo's tests and the clients users bring expect):
+
+- At the time limit every live agent is truncated (Gymnasium's ``TimeLimit``): an agent that
+  also terminates in that last step gets ``terminated=True`` and ``truncated=True``.
+- Actions of agents that have already left are accepted and ignored (TorchRL's masked mode sends
+  an action for every agent at every step); names that are not agents of this env are refused,
+  and every live agent needs an action.
+- ``step()`` after the end returns empty dicts; ``reset()`` starts the next episode.
+- ``reset()`` returns the same ``info`` keys as ``step()`` (all zero/False at the start).
+- ``state()`` is every agent's observation, concatenated in ``possible_agents`` order, with zeros
+  for agents that have left; ``state_space`` is its Box.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from ..scenarios import make_scenario
-from .spaces import action_space, observation_space
-from .validate import check_actions
+from .batch import BatchEnv
 
 
 class SwarmParallelEnv(ParallelEnv):
-    """Multi-agent navigation with PettingZoo's parallel API."""
+    """A swarm scenario with PettingZoo's parallel API (one world)."""
 
-    metadata = {"render_modes": ["human", "rgb_array"], "name": "entropy_navigation_v0",
+    metadata = {"render_modes": ["human", "rgb_array"], "name": "entropy_swarm_v0",
                 "is_parallelizable": True, "render_fps": 10}
 
     def __init__(self, scenario: str = "navigation", n_agents: int = 10, seed: int | None = None,
                  render_mode: str | None = None, **config: Any):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.scenario = make_scenario(scenario, 1, n_agents, seed, **config)
+        self.env = BatchEnv(scenario, 1, n_agents, seed=seed, on_goal="deactivate", autoreset=False, **config)
+        self.scenario = self.env.scenario
+        self.metadata = dict(self.metadata, name=f"entropy_{scenario}_v0")
         self.render_mode = render_mode
-        self.n_agents = n = self.scenario.world.n_agents
-        self.possible_agents = [f"robot_{i}" for i in range(n)]
+        self.n_agents = N = self.env.n_agents
+        self.possible_agents = [f"robot_{i}" for i in range(N)]
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self.agents: list[str] = []
-        self._obs_space = observation_space(self.scenario.config)
-        self._act_space = action_space()
+        self._obs_space = self.env.observation_space
+        self._act_space = self.env.action_space
         self.observation_spaces = {a: self._obs_space for a in self.possible_agents}
         self.action_spaces = {a: self._act_space for a in self.possible_agents}
-        self._actions = np.zeros((1, n, 2), np.float32)   # [1, N, 2]
-        self._buf = np.zeros((n, 2), np.float32)          # [N, 2] scratch for validation
-        self.t = 0
+        low, high = self._obs_space.low, self._obs_space.high
+        self.state_space = spaces.Box(low=np.minimum(np.tile(low, N), 0), high=np.maximum(np.tile(high, N), 0),
+                                      dtype=np.float32)
+        self._actions = np.zeros((N, self.env.act_dim), np.float32)   # [N, A]; rows of departed agents stay 0
+        self._reset_info = {k: self.env.info[k].dtype.type(0).item() for k in self.env.info_keys}
         self._renderer = None
 
     def observation_space(self, agent: str):
@@ -49,52 +64,49 @@ class SwarmParallelEnv(ParallelEnv):
     def action_space(self, agent: str):
         return self._act_space
 
-    def _obs_dict(self) -> dict[str, np.ndarray]:
-        obs = self.scenario.obs[0]
-        return {a: obs[self._index[a]].copy() for a in self.agents}
+    @property
+    def t(self) -> int:
+        """Steps since the last reset."""
+        return int(self.env.t[0])
 
     def reset(self, seed: int | None = None, options: dict | None = None):
-        if seed is not None:
-            self.scenario.seed(seed)
-        self.scenario.reset()
-        self.t = 0
+        obs = self.env.reset(seed=seed)
         self.agents = self.possible_agents[:]
-        return self._obs_dict(), {a: {} for a in self.agents}
+        return ({a: obs[i].copy() for i, a in enumerate(self.agents)},
+                {a: dict(self._reset_info) for a in self.agents})
 
     def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError("the episode is over (no agents left): call reset()")
-        unknown = [a for a in actions if a not in self.agents]
+        if not self.agents:   # after the end: harmless, nothing happens
+            return {}, {}, {}, {}, {}
+        unknown = [a for a in actions if a not in self._index]
         if unknown:
-            raise ValueError(f"actions for agents that are not live: {unknown}; live agents: {self.agents}")
+            raise ValueError(f"actions for unknown agents {unknown}; agents are {self.possible_agents[0]} .. "
+                             f"{self.possible_agents[-1]}")
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"missing actions for live agents {missing}; every live agent needs one")
-        live = [self._index[a] for a in self.agents]
-        stacked = [actions[a] for a in self.agents]
+        A = self.env.act_dim
         try:
-            arr = np.asarray(stacked)
-        except ValueError:
-            raise ValueError("every action must be an array of shape (2,) (left, right wheel power)") from None
-        check_actions(arr, ((len(live), 2),), self._buf[: len(live)])
-        self._actions[0, live] = self._buf[: len(live)]
-        sc = self.scenario
-        sc.step(self._actions)
-        self.t += 1
-        reward = sc.reward[0]
-        reached = sc.reached[0]
-        contact = sc.world.contact[0]
-        truncate = self.t >= sc.max_steps
-        obs = self._obs_dict()
-        rewards = {a: float(reward[self._index[a]]) for a in self.agents}
-        terms = {a: bool(reached[self._index[a]]) for a in self.agents}
-        truncs = {a: truncate and not terms[a] for a in self.agents}
-        infos = {a: {"reached_goal": terms[a], "collided": bool(contact[self._index[a]])} for a in self.agents}
-        sc.world.active[0, reached] = False  # arrived robots leave the world
+            arr = np.asarray([actions[a] for a in self.agents], np.float64)
+        except (ValueError, TypeError):
+            raise ValueError(f"every action must be an array of shape ({A},)") from None
+        if arr.shape != (len(self.agents), A):
+            raise ValueError(f"every action must be an array of shape ({A},), got {arr.shape[1:]}")
+        live = [self._index[a] for a in self.agents]
+        self._actions[:] = 0
+        self._actions[live] = arr
+        obs, reward, term, trunc, info = self.env.step(self._actions)
+        at_limit = self.t >= self.env.max_steps
+        out_obs = {a: obs[i].copy() for a, i in zip(self.agents, live)}
+        rewards = {a: float(reward[i]) for a, i in zip(self.agents, live)}
+        terms = {a: bool(term[i]) for a, i in zip(self.agents, live)}
+        truncs = {a: bool(trunc[i]) or at_limit for a, i in zip(self.agents, live)}
+        keys = self.env.info_keys
+        infos = {a: {k: info[k][i].item() for k in keys} for a, i in zip(self.agents, live)}
         self.agents = [a for a in self.agents if not (terms[a] or truncs[a])]
         if self.render_mode == "human":
             self.render()
-        return obs, rewards, terms, truncs, infos
+        return out_obs, rewards, terms, truncs, infos
 
     def render(self):
         if self.render_mode is None:
@@ -102,12 +114,16 @@ class SwarmParallelEnv(ParallelEnv):
         if self._renderer is None:
             from ..render.renderer import Renderer  # optional dependency (pygame)
 
-            self._renderer = Renderer(self.scenario, world_index=0, render_mode=self.render_mode)
+            self._renderer = Renderer(self.env, world_index=0, render_mode=self.render_mode)
         return self._renderer.render()
 
     def state(self) -> np.ndarray:
-        """Global state: every agent's observation, concatenated (zeros for agents that left)."""
-        return self.scenario.obs[0].reshape(-1).copy()
+        """Global state [N * obs_dim]: every agent's observation, zeros for agents that have left."""
+        out = self.env.obs.copy()
+        live = np.zeros(self.n_agents, np.bool_)
+        live[[self._index[a] for a in self.agents]] = True
+        out[~live] = 0.0
+        return out.reshape(-1)
 
     def close(self) -> None:
         if self._renderer is not None:

@@ -41,7 +41,7 @@ import numpy as np
 from ..config import build_config
 from ..scenarios import scenario_class
 from ..scenarios.base import check_shaping_scale
-from .validate import check_actions
+from .validate import action_bounds, check_actions
 
 _ALIGN = 64
 STEP, RESET, SEED, CLOSE, OK, ERROR, SHAPING = b"s", b"r", b"d", b"c", b"k", b"e", b"h"
@@ -69,9 +69,11 @@ def _decode_seed(data: bytes) -> int | None:
     return None if not data else int(data.decode())
 
 
-def _worker(conn, scenario: str, e0: int, e1: int, total_worlds: int, n_agents: int, seed: int,
+def _worker(conn, scenario: type, e0: int, e1: int, total_worlds: int, n_agents: int, seed: int,
             on_goal: str, config: dict, threads: int) -> None:
-    """Worker process: build a BatchEnv on worlds [e0, e1), then serve one-byte commands."""
+    """Worker process: build a BatchEnv on worlds [e0, e1), then serve one-byte commands. ``scenario``
+    is the scenario class (pickled by reference: a scenario registered outside the package works as
+    long as its module can be imported)."""
     import signal
     import traceback
 
@@ -90,7 +92,9 @@ def _worker(conn, scenario: str, e0: int, e1: int, total_worlds: int, n_agents: 
         env.scenario.rng[:] = seed_states(seed, total_worlds)[e0:e1]
         S0, S1 = e0 * n_agents, e1 * n_agents
         info = {k: (v.dtype.str, v.shape[1:], "world" if k == "world_done" else "slot") for k, v in env.info.items()}
-        conn.send_bytes(pickle.dumps({"obs_dim": env.obs_dim, "max_steps": env.max_steps, "info": info}))
+        conn.send_bytes(pickle.dumps({"observation_space": env.observation_space, "action_space": env.action_space,
+                                      "stat_names": env.stat_names, "success_stat": env.success_stat, "metrics": env.metrics,
+                                      "info_keys": env.info_keys, "max_steps": env.max_steps, "info": info}))
         name, layout = pickle.loads(conn.recv_bytes())
         shm = shared_memory.SharedMemory(name=name)
 
@@ -208,7 +212,6 @@ class ShmBatchEnv:
         self.num_worlds = E = int(num_worlds)
         self.n_agents = N = int(n_agents)
         self.num_slots = S = E * N
-        self.act_dim = 2
         self.timeout = float(timeout)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2 ** 63))
@@ -224,7 +227,7 @@ class ShmBatchEnv:
             for k in range(W):
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(target=_worker, name=f"entropy-shm-worker-{k}", daemon=True,
-                                   args=(child, scenario, int(bounds[k]), int(bounds[k + 1]), E, N, seed, on_goal,
+                                   args=(child, self._cls, int(bounds[k]), int(bounds[k + 1]), E, N, seed, on_goal,
                                          dict(config), int(threads_per_worker)))
                 proc.start()
                 child.close()
@@ -232,9 +235,16 @@ class ShmBatchEnv:
                 self._conns.append(parent)
             metas = self._gather_pickled(start_timeout, "start")
             meta = metas[0]
-            self.obs_dim = D = int(meta["obs_dim"])
+            self.observation_space = meta["observation_space"]
+            self.action_space = meta["action_space"]
+            self.stat_names = tuple(meta["stat_names"])
+            self.success_stat = meta["success_stat"]
+            self.metrics = dict(meta["metrics"])
+            self.info_keys = tuple(meta["info_keys"])
+            self.obs_dim = D = int(self.observation_space.shape[0])
+            self.act_dim = A = int(self.action_space.shape[0])
             self.max_steps = int(meta["max_steps"])
-            fields = {"actions": ((S, 2), "<f4"), "obs": ((S, D), "<f4"), "reward": ((S,), "<f4"),
+            fields = {"actions": ((S, A), "<f4"), "obs": ((S, D), "<f4"), "reward": ((S,), "<f4"),
                       "terminated": ((S,), "|b1"), "truncated": ((S,), "|b1")}
             for key, (dtype, tail, kind) in meta["info"].items():
                 fields["info_" + key] = (((E,) if kind == "world" else (S,)) + tuple(tail), dtype)
@@ -256,7 +266,8 @@ class ShmBatchEnv:
         self._truncated = views["truncated"]
         self.info: dict[str, np.ndarray] = {k[5:]: v for k, v in views.items() if k.startswith("info_")}
         self.terminal_obs = self.info["terminal_obs"]
-        self._shapes = ((S, 2), (E, N, 2))
+        self._shapes = ((S, A), (E, N, A))
+        self._bounds_of_actions = action_bounds(self.action_space, (S, A))
         self._needs_reset = True
 
     # ------------------------------------------------------------------ BatchEnv interface
@@ -289,7 +300,7 @@ class ShmBatchEnv:
             raise RuntimeError("call reset() before step()")
         if self.closed:
             raise RuntimeError("this ShmBatchEnv is closed")
-        check_actions(actions, self._shapes, self._actions)
+        check_actions(actions, self._shapes, self._actions, *self._bounds_of_actions)
         self._command(STEP)
         return self.obs, self._reward, self._terminated, self._truncated, self.info
 

@@ -16,7 +16,6 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from .shm import make_batch_env
-from .spaces import action_space, observation_space
 
 
 class SwarmVecEnv(VecEnv):
@@ -34,8 +33,7 @@ class SwarmVecEnv(VecEnv):
         self._next_seed = seed
         self._actions: np.ndarray | None = None
         self._t0 = time.time()
-        super().__init__(self.engine.num_slots, observation_space(self.engine.config),
-                         action_space())
+        super().__init__(self.engine.num_slots, self.engine.observation_space, self.engine.action_space)
 
     # -- the VecEnv contract --------------------------------------------------------------
     def reset(self) -> np.ndarray:
@@ -55,10 +53,10 @@ class SwarmVecEnv(VecEnv):
         obs, reward, terminated, truncated, info = self.engine.step(self._actions)
         self._actions = None
         dones = terminated | truncated
-        infos: list[dict[str, Any]] = [
-            {"reached_goal": r, "collided": c}
-            for r, c in zip(info["reached_goal"].tolist(), info["collided"].tolist())
-        ]
+        keys = self.engine.info_keys
+        infos: list[dict[str, Any]] = [dict(zip(keys, row))
+                                       for row in zip(*(info[k].tolist() for k in keys))] if keys else \
+            [{} for _ in range(self.num_envs)]
         if dones.any():
             elapsed = round(time.time() - self._t0, 6)
             term_obs = info["terminal_obs"]
@@ -68,8 +66,9 @@ class SwarmVecEnv(VecEnv):
                 d["TimeLimit.truncated"] = bool(truncated[k])
                 d["episode"] = {"r": float(info["episode_return"][k]), "l": int(info["episode_length"][k]),
                                 "t": elapsed}
-                d["is_success"] = bool(info["episode_success"][k])
-                d["collisions"] = int(info["episode_collisions"][k])
+                d["episode_stats"] = {name: float(info["episode_" + name][k]) for name in self.engine.stat_names}
+                if self.engine.success_stat is not None:
+                    d["is_success"] = bool(info["episode_" + self.engine.success_stat][k] > 0)
         return obs.copy(), reward.copy(), dones, infos
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The learning-curve PNG of a run: success rate, episode return and collisions over training steps.
+"""The learning-curve PNG of a run: the scenario's metrics and the episode return over training steps.
 
 Input is the run's metrics: a CSV file (one row per log, a header with metric names) or a list of
 dicts. Rows without a value for a metric (missing key, empty string, NaN) are skipped for that
@@ -17,11 +17,19 @@ import numpy as np
 from ..optional import optional_import
 
 STEP_KEYS = ("step", "time/total_timesteps", "global_step")
-CURVES = (
-    ("env/success_rate", "success rate", (0.0, 1.05)),
-    ("rollout/ep_rew_mean", "episode return (mean)", None),
-    ("env/collisions_per_agent", "collisions per agent", None),
-)
+RETURN_KEY = "rollout/ep_rew_mean"
+NOT_CURVES = ("env/episodes",)   # env/ columns that are counts, not metrics of the scenario
+
+
+def curve_panels(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, tuple[float, float] | None]]:
+    """(key, label, y-limits) of each panel: the scenario's metrics (``env/<metric>`` columns, in
+    the order they first appear) with the episode return second. Rates (``*_rate``) get [0, 1]."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k.startswith("env/") and k not in NOT_CURVES and k not in keys]
+    panels = [(k, k[4:].replace("_", " "), (0.0, 1.05) if k.endswith("_rate") else None) for k in keys]
+    panels.insert(min(1, len(panels)), (RETURN_KEY, "episode return (mean)", None))
+    return panels
 
 
 def read_metrics(source: str | Path | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -85,19 +93,21 @@ def _import_matplotlib():
 
 def plot_learning_curves(metrics: str | Path | Iterable[Mapping[str, Any]], path: str | Path,
                          title: str | None = None, dpi: int = 100, window: int = 8) -> Path:
-    """Write a PNG with three stacked panels (success rate, return, collisions per agent) over steps.
+    """Write a PNG with stacked panels over steps (``curve_panels``: navigation's are success rate,
+    return, collisions per agent).
 
     ``metrics``: a CSV path or rows (dicts) with a step column (``step``, or
-    ``time/total_timesteps``) and any of ``env/success_rate``, ``rollout/ep_rew_mean``,
-    ``env/collisions_per_agent``. A metric without data is shown as an empty panel. Each panel
-    shows the raw values (thin) and their episode-weighted mean over ``window`` logs (``smoothed``).
+    ``time/total_timesteps``), ``rollout/ep_rew_mean`` and the scenario's ``env/<metric>`` columns.
+    A metric without data is shown as an empty panel. Each panel shows the raw values (thin) and
+    their episode-weighted mean over ``window`` logs (``smoothed``).
     """
     rows = read_metrics(metrics)
+    panels = curve_panels(rows)
     Figure, FigureCanvasAgg = _import_matplotlib()
-    fig = Figure(figsize=(7.0, 7.5), dpi=dpi)
+    fig = Figure(figsize=(7.0, 2.5 * max(3, len(panels))), dpi=dpi)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(CURVES), 1, sharex=True)
-    for ax, (key, label, ylim) in zip(axes, CURVES):
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, sharex=True))
+    for ax, (key, label, ylim) in zip(axes, panels):
         x, y = series(rows, key)
         if len(x):
             ax.plot(x, y, color="tab:blue", linewidth=0.6, alpha=0.35, marker="o" if len(x) < 30 else None,

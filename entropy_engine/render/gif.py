@@ -119,23 +119,21 @@ def side_by_side(frames_a: Sequence[np.ndarray], frames_b: Sequence[np.ndarray],
     return out
 
 
-def record_episode(scenario_or_env: Any, policy: Any, steps: int | None = None, world_index: int = 0,
-                   size: int = 384, show_lidar: bool = False, trails: int = 0, frame_skip: int = 1,
-                   deterministic: bool = True, caption: str | None = "", hold: int = 5,
-                   reset: bool = True, seed: int | None = None, return_result: bool = False):
+def record_episode(env: Any, policy: Any, steps: int | None = None, size: int = 384, show_lidar: bool = False,
+                   trails: int = 0, frame_skip: int = 1, deterministic: bool = True, caption: str | None = "",
+                   hold: int = 5, reset: bool = True, seed: int | None = None, return_result: bool = False):
     """Play one episode (``render.episode.run_episode``) and render every ``frame_skip``-th step.
 
     Args:
-        scenario_or_env: a scenario, or an env holding one as ``.scenario``. It is reset and
-            driven directly: give it a scenario of its own, not one a training env is stepping.
+        env: a one-world env from ``render.episode.episode_env`` (it is reset and driven).
         policy: an object with ``initial_state(n)`` / ``act(obs, state, deterministic)``, or a
-            callable ``obs [N, D] -> actions [N, 2]``.
+            callable ``obs [N, D] -> actions [N, A]``.
         steps: step limit (default: the scenario's ``max_steps``); the episode also ends when
-            every agent has reached its goal.
-        caption: text drawn in each frame's corner, followed by the step and goal count;
-            ``None`` for no caption.
+            every agent has left.
+        caption: text drawn in each frame's corner, followed by the step and how many agents'
+            episodes have ended; ``None`` for no caption.
         hold: the last frame is repeated this many extra times so that loops pause at the end.
-        seed: reseed the scenario first, so that two policies can be recorded on one layout.
+        seed: reseed the env first, so that two policies can be recorded on one layout.
         return_result: also return the ``EpisodeResult``.
 
     Returns:
@@ -143,27 +141,23 @@ def record_episode(scenario_or_env: Any, policy: Any, steps: int | None = None, 
     """
     if frame_skip < 1:
         raise ValueError(f"frame_skip must be >= 1, got {frame_skip!r}")
-    sc = getattr(scenario_or_env, "scenario", scenario_or_env)
-    if seed is not None:
-        sc.seed(seed)
-    renderer = Renderer(sc, world_index=world_index, render_mode="rgb_array", size=size,
-                        show_lidar=show_lidar, trails=trails)
+    renderer = Renderer(env, render_mode="rgb_array", size=size, show_lidar=show_lidar, trails=trails)
     frames: list[np.ndarray] = []
-    limit = sc.max_steps if steps is None else int(steps)
+    limit = env.max_steps if steps is None else int(steps)
 
     def on_step(t: int, res: EpisodeResult) -> None:
         if t == 0:
             renderer.clear_trails()
-        last = t == limit or not sc.world.active[world_index].any()
+        last = t == limit or env.over
         if t % frame_skip == 0 or last:
             text = None
             if caption is not None:
                 text = f"{caption}  " if caption else ""
-                text += f"step {t}  goals {res.reached}/{res.n_agents}"
+                text += f"step {t}  done {res.ended}/{res.n_agents}"
             frames.append(renderer.render(text=text))
 
-    result = run_episode(sc, policy, world_index=world_index, max_steps=limit, deterministic=deterministic,
-                         reset=reset, on_step=on_step)
+    result = run_episode(env, policy, max_steps=limit, deterministic=deterministic, reset=reset, seed=seed,
+                         on_step=on_step)
     renderer.close()
     frames.extend([frames[-1]] * max(0, int(hold)))
     return (frames, result) if return_result else frames

@@ -7,8 +7,9 @@ Examples::
     entropy play --heuristic --n-agents 20 --lidar --trails 30
 
 MODEL is a run folder (its final model) or a model file, loaded with ``entropy_engine.load_policy``;
-the scenario is the one the model was trained on (name, agents, walls, episode length, from the
-model's stored config or the run's ``config.yaml``), with ``--n-agents`` and ``--seed`` overriding.
+the scenario is the one the model was trained on (its stored config, or the run's ``config.yaml``,
+through ``TrainConfig.env_kwargs`` as in training), with ``--scenario``, ``--n-agents``,
+``--max-steps`` and ``--env KEY=VALUE`` overriding.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-agents", type=int, default=None, help="Agents (default: as trained, or 10).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the layouts (default 0).")
     parser.add_argument("--scenario", default=None, help="Scenario name (default: as trained, or navigation).")
+    parser.add_argument("--env", dest="env", action="append", default=None, metavar="KEY=VALUE",
+                        help="A scenario config key over the trained one (repeatable), e.g. --env n_obstacles=6.")
     parser.add_argument("--max-steps", type=int, default=None, help="Step limit per episode (default: as trained).")
     parser.add_argument("--lidar", action="store_true", help="Draw the lidar rays.")
     parser.add_argument("--trails", type=int, default=0, metavar="N", help="Draw each robot's last N positions.")
@@ -37,92 +40,59 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stochastic", action="store_true", help="Sample actions instead of the mean action.")
 
 
-def _trained_config(policy: Any, model: str | None) -> dict[str, Any]:
-    """The training config stored with the model, else the run folder's ``config.yaml`` (or {})."""
-    cfg = getattr(policy, "config", None)
-    if cfg is not None and not isinstance(cfg, dict):
-        import dataclasses
-
-        cfg = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(vars(cfg))
-    if cfg:
-        return dict(cfg)
-    if model is not None:
-        path = Path(model)
-        for cand in (path / "config.yaml", path.parent / "config.yaml", path.parent.parent / "config.yaml"):
-            if cand.is_file():
-                import yaml
-
-                return dict(yaml.safe_load(cand.read_text()) or {})
-    return {}
-
-
-def scenario_settings(trained: dict[str, Any], args: argparse.Namespace) -> tuple[str, int, dict[str, Any]]:
-    """(scenario name, n_agents, scenario config) from the training config and the command line."""
-    name = args.scenario or trained.get("scenario") or "navigation"
-    n_agents = args.n_agents or int(trained.get("n_agents", 10))
-    config: dict[str, Any] = dict(trained.get("scenario_config") or trained.get("env_config") or trained.get("env") or {})
-    if "n_obstacles" in trained:
-        config.setdefault("n_obstacles", trained["n_obstacles"])
-    if "max_episode_steps" in trained:
-        config.setdefault("max_steps", trained["max_episode_steps"])
-    if args.max_steps is not None:
-        config["max_steps"] = args.max_steps
-    return name, n_agents, config
-
-
 def _load(args: argparse.Namespace):
     if args.heuristic:
-        return None, {}
+        return None, None
     if not args.model:
         raise SystemExit("entropy play: give a MODEL (run folder or model file), or --heuristic")
     try:
-        from .. import load_policy
-    except ImportError:
-        try:
-            from ..training.policy import load_policy
-        except ImportError as exc:
-            raise SystemExit(f"entropy play: cannot load models ({exc}); use --heuristic") from exc
+        from ..training.policy import load_policy
+    except ImportError as exc:
+        raise SystemExit(f"entropy play: cannot load models ({exc}); use --heuristic") from exc
     try:
         policy = load_policy(args.model)
     except FileNotFoundError as exc:
         raise SystemExit(f"entropy play: no model at {args.model} ({exc})") from exc
     except ValueError as exc:
         raise SystemExit(f"entropy play: cannot load {args.model}: {exc}") from exc
-    return policy, _trained_config(policy, args.model)
+    return policy, policy.config
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..scenarios import make_scenario
-    from .episode import HeuristicPolicy, run_episode
+    from ..policies import HeuristicPolicy
+    from ..training.command import parse_env_options
+    from ..training.config import stored_config
+    from .episode import episode_env, run_episode
 
     if args.trails < 0 or args.size < 32 or args.fps <= 0 or args.frame_skip < 1:
         raise SystemExit("entropy play: need --trails >= 0, --size >= 32, --fps > 0 and --frame-skip >= 1")
     policy, trained = _load(args)
-    name, n_agents, config = scenario_settings(trained, args)
-    scenario = make_scenario(name, 1, n_agents, args.seed, **config)
+    cfg = stored_config(trained, scenario=args.scenario, n_agents=args.n_agents, max_episode_steps=args.max_steps,
+                        env=parse_env_options(args.env) if args.env else None)
+    env = episode_env(cfg.scenario, cfg.n_agents, args.seed, **cfg.env_kwargs)
     if policy is None:
-        policy, who = HeuristicPolicy(scenario), "heuristic"
+        policy, who = HeuristicPolicy(env), "heuristic"
     else:
         who = Path(args.model).name
-        obs_dim = getattr(policy, "obs_dim", scenario.obs_dim)
-        if obs_dim != scenario.obs_dim:
+        obs_dim = getattr(policy, "obs_dim", env.obs_dim)
+        if obs_dim != env.obs_dim:
             raise SystemExit(f"entropy play: the model expects {obs_dim} observations, "
-                             f"the {name} scenario gives {scenario.obs_dim}")
+                             f"the {cfg.scenario} scenario gives {env.obs_dim}")
     episodes = args.episodes if args.episodes is not None else (1 if args.gif else 5)
     deterministic = not args.stochastic
-    print(f"{name}: {n_agents} agents, arena {scenario.world.arena:.1f} m, policy: {who}")
+    print(f"{cfg.scenario}: {cfg.n_agents} agents, arena {env.scenario.world.arena:.1f} m, policy: {who}")
     if args.gif:
-        return _write_gif(args, scenario, policy, episodes, deterministic, who)
-    return _window(args, scenario, policy, episodes, deterministic, who, run_episode)
+        return _write_gif(args, env, policy, episodes, deterministic, who)
+    return _window(args, env, policy, episodes, deterministic, who, run_episode)
 
 
-def _write_gif(args, scenario, policy, episodes: int, deterministic: bool, who: str) -> int:
+def _write_gif(args, env, policy, episodes: int, deterministic: bool, who: str) -> int:
     from .gif import record_episode, write_gif
 
     frames = []
     for ep in range(episodes):
         ep_frames, result = record_episode(
-            scenario, policy, steps=args.max_steps, size=args.size, show_lidar=args.lidar, trails=args.trails,
+            env, policy, size=args.size, show_lidar=args.lidar, trails=args.trails,
             frame_skip=args.frame_skip, deterministic=deterministic, caption=f"{who} ep {ep + 1}",
             return_result=True)
         frames.extend(ep_frames)
@@ -132,23 +102,22 @@ def _write_gif(args, scenario, policy, episodes: int, deterministic: bool, who: 
     return 0
 
 
-def _window(args, scenario, policy, episodes: int, deterministic: bool, who: str, run_episode) -> int:
+def _window(args, env, policy, episodes: int, deterministic: bool, who: str, run_episode) -> int:
     from .renderer import Renderer
 
     if os.environ.get("SDL_VIDEODRIVER") == "dummy":
         print("note: SDL_VIDEODRIVER=dummy, the window is invisible (use --gif PATH to see the swarm)")
-    renderer = Renderer(scenario, render_mode="human", size=args.size, show_lidar=args.lidar,
+    renderer = Renderer(env, render_mode="human", size=args.size, show_lidar=args.lidar,
                         trails=args.trails, fps=args.fps)
     try:
         for ep in range(episodes):
             def on_step(t, res, ep=ep):
                 if t == 0:
                     renderer.clear_trails()
-                renderer.render(text=f"{who}  ep {ep + 1}  step {t}  goals {res.reached}/{res.n_agents}")
+                renderer.render(text=f"{who}  ep {ep + 1}  step {t}  done {res.ended}/{res.n_agents}")
                 return renderer.is_open
 
-            result = run_episode(scenario, policy, max_steps=args.max_steps, deterministic=deterministic,
-                                 on_step=on_step)
+            result = run_episode(env, policy, deterministic=deterministic, on_step=on_step)
             print(f"episode {ep + 1}: {result.summary()}")
             if not renderer.is_open:
                 break

@@ -1,8 +1,10 @@
 """Pygame renderer of one world of a scenario: a window (``human``) or RGB frames (``rgb_array``).
 
-What is drawn, back to front: the arena floor, every active agent's goal as a ring in the agent's
-colour, optional trails (the last ``trails`` rendered positions) and lidar rays, the walls, and
-the agents as discs with a heading mark (a dark line from near the centre to the front edge).
+What is drawn, back to front: the arena floor, what the scenario draws through its ``draw(canvas,
+world_index)`` hook (navigation: every active agent's goal as a ring in the agent's colour; the
+renderer is the canvas, see ``ring``, ``disc``, ``segment``), optional trails (the last ``trails``
+rendered positions) and lidar rays, the walls, and the agents as discs with a heading mark (a dark
+line from near the centre to the front edge).
 An agent in contact with a wall or robot in the last step is filled red; agents that are no
 longer active (reached their goal and left the world) are not drawn, nor are their goals.
 
@@ -53,8 +55,8 @@ class Renderer:
     """Draws world ``world_index`` of ``scenario`` (or of ``scenario.scenario`` for an env).
 
     Args:
-        scenario: a scenario (``.world``, ``.goals``, ``.config.goal_radius``), or an env
-            holding one as ``.scenario`` (``BatchEnv``, the PettingZoo env).
+        scenario: a scenario (``.world`` and the ``draw`` hook), or an env holding one as
+            ``.scenario`` (``BatchEnv``, the PettingZoo env).
         world_index: which of the batched worlds to draw.
         render_mode: ``"rgb_array"`` (``render()`` returns uint8 [H, W, 3]) or ``"human"``
             (``render()`` draws into a window and returns None).
@@ -172,13 +174,11 @@ class Renderer:
         theta = np.asarray(w.theta[wi], np.float64)        # [N]
         active = np.asarray(w.active[wi], np.bool_)        # [N]
         contact = np.asarray(w.contact[wi], np.bool_)      # [N]
-        goals = np.asarray(self.scenario.goals[wi], np.float64)
         self._record_trail(pos, active)
         surf.fill(BACKGROUND)
         r_px = self.agent_radius_px
-        goal_px = max(3, int(round(float(self.scenario.config.goal_radius) * self.scale)))
-        for i in np.flatnonzero(active):
-            pg.draw.circle(surf, agent_color(i), self._px(*goals[i]), goal_px, max(1, goal_px // 4))
+        self._surf = surf
+        self.scenario.draw(self, wi)
         if self.trails:
             self._draw_trails(surf)
         if self.show_lidar:
@@ -201,6 +201,22 @@ class Renderer:
                          self._px(*(pos[i] + head_end * h)), head_w)
         if text:
             self._draw_text(surf, text)
+
+    # ------------------------------------------------------------------ the canvas of scenario.draw
+    agent_color = staticmethod(agent_color)
+
+    def ring(self, xy, radius: float, color, width_frac: float = 0.25) -> None:
+        """A circle outline at ``xy`` (metres) of ``radius`` metres (at least 3 px)."""
+        r_px = max(3, int(round(float(radius) * self.scale)))
+        self.pg.draw.circle(self._surf, color, self._px(*xy), r_px, max(1, int(r_px * width_frac)))
+
+    def disc(self, xy, radius: float, color) -> None:
+        """A filled circle at ``xy`` (metres) of ``radius`` metres (at least 2 px)."""
+        self.pg.draw.circle(self._surf, color, self._px(*xy), max(2, int(round(float(radius) * self.scale))))
+
+    def segment(self, a, b, color, width: float = 0.05) -> None:
+        """A line from ``a`` to ``b`` (metres), ``width`` metres wide (at least 1 px)."""
+        self.pg.draw.line(self._surf, color, self._px(*a), self._px(*b), max(1, int(round(width * self.scale))))
 
     def _draw_text(self, surf, text: str) -> None:
         if self._font is None:

@@ -16,14 +16,18 @@ def register(cls: type[Scenario]) -> type[Scenario]:
     return cls
 
 
-def scenario_class(name: str) -> type[Scenario]:
+def scenario_class(name: str | type[Scenario]) -> type[Scenario]:
+    """The registered scenario class called ``name`` (a class is returned as it is)."""
+    if isinstance(name, type) and issubclass(name, Scenario):
+        return name
     try:
         return SCENARIOS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ConfigError(f"unknown scenario {name!r}; available: {sorted(SCENARIOS)}") from None
 
 
-def make_scenario(name: str, num_worlds: int, n_agents: int, seed: int | None = None, **config: Any) -> Scenario:
+def make_scenario(name: str | type[Scenario], num_worlds: int, n_agents: int, seed: int | None = None,
+                  **config: Any) -> Scenario:
     cls = scenario_class(name)
     return cls(build_config(cls.Config, config), num_worlds, n_agents, seed)
 

@@ -1,11 +1,51 @@
-"""What every scenario provides: batched reset, step, reward and termination over a World."""
+"""The scenario contract: what a task is, declared in one place and read by everything else.
+
+A scenario owns its world (``self.world``, a backend from ``core.backends``) and everything that
+is specific to its task. ``envs/``, ``render/``, ``training/`` and ``bench`` hold no scenario code:
+they size their buffers from the spaces, log the metrics and draw through the hook declared here.
+
+What a subclass declares (class attributes and methods):
+
+- ``name`` and ``Config`` (a frozen dataclass extending ``ScenarioConfig``; an unknown key is an
+  error).
+- ``observation_space()`` / ``action_space()``: one agent's Gymnasium ``Box`` (any widths). Out-of-
+  range actions are clipped to the action space by the envs; NaN/inf are refused.
+- ``info_keys``: ``{name: meaning}`` of per-agent, per-step values; the scenario writes them into
+  ``self.info[name]`` (``[E, N]`` arrays) at every step. The envs return them as ``info`` entries.
+- ``episode_stats``: ``{name: meaning}`` of per-agent-episode statistics. Each is the sum over the
+  agent's episode of per-step values that the scenario writes into ``self.stats[k]`` (float32
+  ``[K, E, N]``, in the order of ``episode_stats``). The episode engine (``BatchEnv``) adds them up
+  and reports them when the episode ends (``info["episode_<name>"]``).
+- ``metrics``: ``{metric: (stat, meaning)}``: a metric is the mean of a stat over finished
+  agent-episodes. Trainers log it as ``env/<metric>``, ``entropy eval`` prints it.
+- ``success_stat``: the stat that says an episode succeeded (SB3's ``is_success``), or None.
+- ``heuristic(obs)``: a scripted policy, batched over any leading axes; it may read only
+  ``self.config`` (the shared-memory env calls it on a config holder).
+- ``draw(canvas, world_index)``: optional, draws what the renderer must show besides walls and
+  agents (goals, landmarks, objects) through the small ``Canvas`` API of ``render.renderer``.
+
+Arrays the scenario owns (``allocate`` makes them; written in place at every ``reset``/``respawn``/
+``step``): ``obs`` float32 ``[E, N, obs_dim]``, ``reward`` float32 ``[E, N]``, ``terminated`` bool
+``[E, N]`` (the agent's episode ends by the task's rule: e.g. it reached its goal), ``info`` and
+``stats``; and ``rng``, one random stream per world (uint64 ``[E]``, ``core.rng``): a scenario draws
+world ``w``'s randomness only from ``rng[w]`` (in kernels with ``core.rng.uniform``, in numpy with
+``core.rng.world_generator``), so one seed gives the same worlds however they are split over
+threads or worker processes.
+Truncation (``max_steps``) and what happens after an episode ends (respawn, leave, reset) are the
+episode engine's, not the scenario's. Only the scenario and its world write agent state.
+"""
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
+from gymnasium import spaces
 
+from ..config import field, require
+from ..core.params import WorldConfig
+from ..core.rng import seed_states
 from ..core.world import World
 
 
@@ -17,33 +57,71 @@ def check_shaping_scale(scale: float) -> float:
     return scale
 
 
+@dataclass(frozen=True)
+class ScenarioConfig(WorldConfig):
+    """Settings every scenario has: the physics of its world and the episode length."""
+
+    max_steps: int = field(500, "Episode length limit (truncation), steps.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(isinstance(self.max_steps, int) and self.max_steps >= 1,
+                f"max_steps must be an integer >= 1, got {self.max_steps!r}")
+
+
 class Scenario:
-    """Base class of scenarios. Subclasses set ``name``, ``Config`` and implement the methods.
-
-    Arrays owned by a scenario (all preallocated, written in place):
-
-    - ``obs``       float32 [E, N, obs_dim]
-    - ``reward``    float32 [E, N]   reward of the last step
-    - ``reached``   bool    [E, N]   the agent reached its goal in the last step (terminates it)
-    - ``world.contact`` bool [E, N]  the agent collided in the last step
-    """
+    """Base class of scenarios; see the module docstring for the contract."""
 
     name: ClassVar[str] = ""
-    Config: ClassVar[type]
-    act_dim: ClassVar[int] = 2
+    Config: ClassVar[type] = ScenarioConfig
+    info_keys: ClassVar[dict[str, str]] = {}
+    episode_stats: ClassVar[dict[str, str]] = {}
+    metrics: ClassVar[dict[str, tuple[str, str]]] = {}
+    success_stat: ClassVar[str | None] = None
 
+    config: Any
     world: World
-    obs: np.ndarray
-    reward: np.ndarray
-    reached: np.ndarray
+    obs: np.ndarray          # float32 [E, N, obs_dim]
+    reward: np.ndarray       # float32 [E, N]
+    terminated: np.ndarray   # bool [E, N]
+    info: dict[str, np.ndarray]   # name -> [E, N]
+    stats: np.ndarray        # float32 [K, E, N], K = len(episode_stats)
+
+    # ------------------------------------------------------------------ spec
+    def observation_space(self) -> spaces.Box:
+        """One agent's observation space."""
+        raise NotImplementedError
+
+    def action_space(self) -> spaces.Box:
+        """One agent's action space (the envs clip actions to it)."""
+        raise NotImplementedError
 
     @property
     def obs_dim(self) -> int:
-        return int(self.obs.shape[-1])
+        return int(self.observation_space().shape[0])
+
+    @property
+    def act_dim(self) -> int:
+        return int(self.action_space().shape[0])
 
     @property
     def max_steps(self) -> int:
         return int(self.config.max_steps)
+
+    def allocate(self, obs_dim: int, seed: int | None) -> None:
+        """Allocate the arrays of the contract for this scenario's world (call in ``__init__``)."""
+        E, N = self.world.num_worlds, self.world.n_agents
+        self.rng = seed_states(seed, E)                                      # [E] per-world streams
+        self.obs = np.zeros((E, N, obs_dim), np.float32)                    # [E, N, D]
+        self.reward = np.zeros((E, N), np.float32)                          # [E, N]
+        self.terminated = np.zeros((E, N), np.bool_)                        # [E, N]
+        self.stats = np.zeros((len(self.episode_stats), E, N), np.float32)  # [K, E, N]
+        self.info = {}
+
+    # ------------------------------------------------------------------ episodes
+    def seed(self, seed: int | None) -> None:
+        """Restart every world's random stream from ``seed``."""
+        self.rng[:] = seed_states(seed, self.world.num_worlds)
 
     def reset(self, mask: np.ndarray | None = None) -> None:
         """Start new episodes in the worlds where ``mask`` [E] is True (all if None)."""
@@ -53,14 +131,25 @@ class Scenario:
         """Restart the agents where ``mask`` [E, N] is True inside their running worlds."""
         raise NotImplementedError
 
+    def remove(self, mask: np.ndarray) -> None:
+        """Take the agents where ``mask`` [E, N] is True out of their worlds (they left: evaluation
+        and PettingZoo semantics). They are no longer simulated nor sensed by others."""
+        self.world.active[mask] = False
+
     def step(self, actions: np.ndarray) -> None:
-        """Advance all worlds with float32 actions [E, N, 2] in [-1, 1]; refresh obs/reward/reached."""
+        """Advance all worlds with float32 actions [E, N, act_dim] already clipped to the action
+        space; refresh ``obs``, ``reward``, ``terminated``, ``info`` and ``stats``."""
         raise NotImplementedError
 
     def set_shaping_scale(self, scale: float) -> None:
         """Multiply the scenario's optional reward-shaping terms by ``scale`` (>= 0) from the next step
         on (a curriculum: ``TrainConfig.shaping_warmup``). Scenarios without shaping terms ignore it."""
+        check_shaping_scale(scale)
 
+    # ------------------------------------------------------------------ policies and drawing
     def heuristic(self, obs: np.ndarray) -> np.ndarray:
-        """A scripted policy: actions [..., 2] from observations [..., obs_dim]."""
+        """A scripted policy: actions [..., act_dim] from observations [..., obs_dim]."""
         raise NotImplementedError
+
+    def draw(self, canvas: Any, world_index: int) -> None:
+        """Draw the task's own things (goals, landmarks, ...) of one world; nothing by default."""

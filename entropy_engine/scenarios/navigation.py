@@ -4,18 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from gymnasium import spaces
 
 from ..config import ConfigError, field, require
+from ..core.backends import make_world
 from ..core.kernels import CELL
-from ..core.params import WorldConfig
-from ..core.rng import seed_states
-from ..core.world import make_world
 from . import navigation_kernels as nk
-from .base import Scenario, check_shaping_scale
+from .base import Scenario, ScenarioConfig, check_shaping_scale
 
 
 @dataclass(frozen=True)
-class NavigationConfig(WorldConfig):
+class NavigationConfig(ScenarioConfig):
     """Navigation scenario settings (plus every physical constant of ``WorldConfig``)."""
 
     n_obstacles: int = field(4, "Interior wall segments per episode (randomised at every reset).")
@@ -26,7 +25,6 @@ class NavigationConfig(WorldConfig):
     spawn_clearance: float = field(0.05, "Extra gap between spawned agents, goals and walls, metres.")
     goal_radius: float = field(0.3, "An agent whose centre is this close to its goal has reached it.")
     min_goal_distance: float = field(1.0, "Every goal starts at least this far from its agent, metres.")
-    max_steps: int = field(500, "Episode length limit (truncation), steps.")
     progress_reward: float = field(1.0, "Reward per metre of progress towards the goal.")
     goal_reward: float = field(10.0, "One-off bonus for reaching the goal.")
     collision_penalty: float = field(0.5, "Penalty for every step in contact with a wall or robot.")
@@ -48,7 +46,6 @@ class NavigationConfig(WorldConfig):
         require(0 < self.obstacle_min_length <= self.obstacle_max_length,
                 "need 0 < obstacle_min_length <= obstacle_max_length")
         require(self.goal_radius > 0, f"goal_radius must be positive, got {self.goal_radius!r}")
-        require(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps!r}")
         require(self.goal_obs_scale > 0, "goal_obs_scale must be positive")
         require(self.spawn_clearance >= 0, "spawn_clearance must be >= 0")
         require(self.min_goal_distance >= 0, "min_goal_distance must be >= 0")
@@ -119,22 +116,27 @@ class Navigation(Scenario):
 
     name = "navigation"
     Config = NavigationConfig
+    info_keys = {"reached_goal": "the agent reached its goal in this step (it terminates)",
+                 "collided": "the agent touched a wall or another robot in this step"}
+    episode_stats = {"success": "1 if the agent reached its goal",
+                     "collisions": "contacts started (first step of each contact with a wall or robot)"}
+    metrics = {"success_rate": ("success", "fraction of agent-episodes that reached their goal"),
+               "collisions_per_agent": ("collisions", "contact onsets per agent-episode")}
+    success_stat = "success"
 
     def __init__(self, config: NavigationConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
         self.world = w = make_world(config, num_worlds, n_agents, max_walls=4 + config.n_obstacles)
         E, N, R = w.num_worlds, w.n_agents, config.n_rays
         self._check_room(w.arena, N)
+        self.allocate(R + 4, seed)                        # obs [E, N, 36], reward, terminated, stats [2, E, N], rng
+        self.info = {"reached_goal": self.terminated, "collided": w.contact}   # [E, N] each
         self.goals = np.zeros((E, N, 2), np.float32)      # [E, N, 2] goal positions
         self.dist = np.zeros((E, N), np.float32)          # [E, N] distance to goal after last step
-        self.obs = np.zeros((E, N, R + 4), np.float32)    # [E, N, 36]
-        self.reward = np.zeros((E, N), np.float32)        # [E, N]
-        self.reached = np.zeros((E, N), np.bool_)         # [E, N]
         self.prev_contact = np.zeros((E, N), np.bool_)    # [E, N] contact flags of the last step
         self._placed = np.zeros(E, np.int64)              # [E] agents placed by the last reset
         n_cells = self._lattice_cells(w.arena) ** 2
         self._order = np.zeros((E, n_cells), np.int64)    # [E, cells] scratch permutation
-        self.rng = seed_states(seed, E)                   # [E] per-world random streams
         p = np.zeros(nk.N_PARAMS, np.float64)
         p[nk.P_ARENA] = w.arena
         p[nk.P_RADIUS] = config.agent_radius
@@ -158,6 +160,16 @@ class Navigation(Scenario):
         p[nk.P_RANGE] = config.lidar_range
         self._params = p
 
+    def observation_space(self) -> spaces.Box:
+        """Lidar in [0, 1] (n_rays), ego velocity / max_speed and scaled ego goal vector in [-1, 1]."""
+        n = self.config.n_rays
+        low = np.concatenate([np.zeros(n), -np.ones(4)]).astype(np.float32)
+        return spaces.Box(low=low, high=np.ones(n + 4, np.float32), dtype=np.float32)
+
+    def action_space(self) -> spaces.Box:
+        """Left and right wheel power."""
+        return spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32)
+
     def set_shaping_scale(self, scale: float) -> None:
         """Scale ``collision_onset_penalty``, ``proximity_penalty`` and ``approach_penalty`` (the
         shaping terms; the per-step ``collision_penalty`` is not scaled) by ``scale`` >= 0."""
@@ -166,10 +178,6 @@ class Navigation(Scenario):
         p[nk.P_ONSET] = cfg.collision_onset_penalty * scale
         p[nk.P_PROX] = cfg.proximity_penalty * scale
         p[nk.P_APPROACH] = cfg.approach_penalty * scale
-
-    def seed(self, seed: int | None) -> None:
-        """Restart every world's random stream from ``seed``."""
-        self.rng[:] = seed_states(seed, self.world.num_worlds)
 
     def _lattice_cells(self, arena: float) -> int:
         r = self.config.agent_radius
@@ -227,12 +235,18 @@ class Navigation(Scenario):
         w = self.world
         w.step(actions)
         nk.reward(w.pos, w.vel, w.theta, self.goals, w.active, w.contact, self.prev_contact, w.lidar, self._params,
-                  self.dist, self.reward, self.reached)
+                  self.dist, self.reward, self.terminated, self.stats)
         nk.observe(w.pos, w.vel, w.theta, self.goals, w.lidar, w.active, self._params, self.obs, self.dist)
 
     def heuristic(self, obs: np.ndarray) -> np.ndarray:
         """Go to the goal, steering away from lidar hits closer than 1 m (a potential field)."""
         return navigation_heuristic(obs, self.config.n_rays, self.config.lidar_range)
+
+    def draw(self, canvas, world_index: int) -> None:
+        """Every active agent's goal as a ring in the agent's colour."""
+        active = self.world.active[world_index]
+        for i in np.flatnonzero(active):
+            canvas.ring(self.goals[world_index, i], self.config.goal_radius, canvas.agent_color(i))
 
 
 def navigation_heuristic(obs: np.ndarray, n_rays: int = 32, lidar_range: float = 3.0) -> np.ndarray:

@@ -251,9 +251,10 @@ def observe(pos, vel, theta, goals, lidar, active, p, obs, dist):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def reward(pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached):
+def reward(pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached, stats):
     """Reward and goal test after a step; dist [E,N] holds the previous distances and is updated,
-    prev_contact [E,N] holds last step's contact flags and is updated.
+    prev_contact [E,N] holds last step's contact flags and is updated. ``stats`` [2,E,N] receives
+    the per-step values of the episode statistics: [0] reached the goal, [1] a contact started.
 
     Clearance terms use the agent's own lidar (post-step, [E,N,R], distance / range from its
     centre): the gap of ray k is ``lidar * range - radius`` metres between the robot's surface and
@@ -274,16 +275,21 @@ def reward(pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist
             rew[w, i] = 0.0
             reached[w, i] = False
             prev_contact[w, i] = False
+            stats[0, w, i] = 0.0
+            stats[1, w, i] = 0.0
             continue
         gx = goals[w, i, 0] - pos[w, i, 0]
         gy = goals[w, i, 1] - pos[w, i, 1]
         d = math.sqrt(gx * gx + gy * gy)
         got = d < p[P_GOAL_R]
         reached[w, i] = got
+        stats[0, w, i] = 1.0 if got else 0.0
         rr = p[P_PROGRESS] * (dist[w, i] - d) - p[P_TIME]
+        onset = contact[w, i] and not prev_contact[w, i]
+        stats[1, w, i] = 1.0 if onset else 0.0
         if contact[w, i]:
             rr -= p[P_COLLISION]
-            if not prev_contact[w, i]:
+            if onset:
                 rr -= p[P_ONSET]
         prev_contact[w, i] = contact[w, i]
         if (w_prox != 0.0 or w_appr != 0.0) and d0 > 0.0:

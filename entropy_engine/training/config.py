@@ -4,11 +4,13 @@
 (flat keys, or keys under a ``[train]`` table), then command-line overrides. An unknown key is an
 error at every layer (``entropy_engine.config.build_config``).
 
-Scenario settings: ``n_obstacles``, ``max_episode_steps``, ``collision_penalty``, ``backend`` and
-``pymunk_lidar`` are fields of their own; any other key of the scenario's config class goes into the
-``env`` table (``[train.env]`` in a file, ``--env KEY=VALUE`` on the command line; the layers merge
-key by key). ``env`` is checked against the scenario's config class when the config is built, so
-an unknown key is an error and ``config.yaml`` fully describes the scenario of a run.
+Scenario settings: ``max_episode_steps`` (every scenario's ``max_steps``), ``backend`` and
+``pymunk_lidar`` (every scenario's world) are fields of their own; every other key of the scenario's
+config class goes into the ``env`` table (``[train.env]`` in a file, ``--env KEY=VALUE`` on the
+command line; the layers merge key by key). ``env`` is checked against the scenario's config class
+when the config is built, so an unknown key is an error and ``config.yaml`` fully describes the
+scenario of a run. ``TrainConfig.env_kwargs`` is the one path from a run's config to its scenario's
+config: training, evaluation, ``entropy play``, GIFs and the SB3 path all use it.
 
 Presets:
 
@@ -37,16 +39,13 @@ class TrainConfig:
     scenario: str = field("navigation", "Scenario name.")
     num_worlds: int = field(8, "Worlds simulated side by side (E).")
     n_agents: int = field(10, "Agents per world (N); the policy sees E*N slots.")
-    n_obstacles: int = field(4, "Interior wall segments per world.")
-    max_episode_steps: int = field(500, "Episode length limit of the scenario (max_steps).")
-    collision_penalty: Optional[float] = field(
-        None, "Training reward: penalty per step in contact (None = the scenario's default, 0.5).")
+    max_episode_steps: int = field(500, "Episode length limit of the scenario (its max_steps).")
     shaping_warmup: float = field(
-        0.0, "Curriculum: the scenario's shaping terms (navigation: collision_onset_penalty, approach_penalty, "
-             "proximity_penalty) grow linearly from 0 to their full value over this fraction of total_steps "
+        0.0, "Curriculum: the scenario's shaping terms (e.g. navigation's collision_onset_penalty, "
+             "approach_penalty, proximity_penalty) grow linearly from 0 to their full value over this fraction of total_steps "
              "(0 = full from the start).")
     seed: int = field(0, "Seed of the environment, the network initialisation and the sampling.")
-    backend: Literal["numba", "pymunk"] = field(
+    backend: str = field(
         "numba", "Physics: 'numba' (compiled kernels, threads) or 'pymunk' (the original's Chipmunk2D).")
     pymunk_lidar: Literal["compiled", "pymunk"] = field(
         "compiled", "pymunk backend: lidar by the compiled ray kernels or by pymunk segment queries.")
@@ -54,7 +53,7 @@ class TrainConfig:
         0, "Processes stepping the worlds over shared memory (0 or 1 = in this process; for pymunk: "
            "the original used 8; numba uses threads and needs none).")
     env: dict[str, Any] = dataclasses.field(default_factory=dict, metadata={"help": (
-        "Any other scenario config key (e.g. goal_reward, arena_size); from the CLI as repeated "
+        "The scenario's config keys (e.g. n_obstacles, goal_reward, arena_size); from the CLI as repeated "
         "--env KEY=VALUE, in a file as an [env] table. Checked against the scenario's config class.")})
     # --- algorithm
     algo: Literal["native", "sb3"] = field("native", "Trainer: 'native' (fast recurrent PPO) or 'sb3' (RecurrentPPO).")
@@ -144,18 +143,23 @@ class TrainConfig:
 
     @property
     def env_kwargs(self) -> dict[str, Any]:
-        """Scenario config passed to ``BatchEnv`` / ``vec_env``."""
+        """The scenario's config keys of this run (passed to ``BatchEnv``, ``vec_env``, ``parallel_env``)."""
         kw: dict[str, Any] = dict(self.env)
-        kw.update(n_obstacles=self.n_obstacles, max_steps=self.max_episode_steps, backend=self.backend,
-                  pymunk_lidar=self.pymunk_lidar)
-        if self.collision_penalty is not None:
-            kw["collision_penalty"] = self.collision_penalty
+        kw.update(max_steps=self.max_episode_steps, backend=self.backend, pymunk_lidar=self.pymunk_lidar)
         return kw
 
 
 # scenario keys that have a TrainConfig field of their own
-_OWN_FIELDS = {"n_obstacles": "n_obstacles", "max_steps": "max_episode_steps",
-               "collision_penalty": "collision_penalty", "backend": "backend", "pymunk_lidar": "pymunk_lidar"}
+_OWN_FIELDS = {"max_steps": "max_episode_steps", "backend": "backend", "pymunk_lidar": "pymunk_lidar"}
+# former TrainConfig fields that are scenario keys now (configs of the previous release)
+_MOVED_TO_ENV = ("n_obstacles", "collision_penalty")
+
+
+def _check_moved(values: Mapping[str, Any], where: str) -> None:
+    for key in _MOVED_TO_ENV:
+        if key in values:
+            raise ConfigError(f"{where}: {key!r} is a scenario key: put it in the env table "
+                              f"([train.env] in a file, --env {key}=VALUE on the command line)")
 
 
 def _check_env(cfg: TrainConfig) -> dict[str, Any]:
@@ -186,12 +190,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(num_worlds=16, n_agents=10, lstm_hidden_size=64, shared_lstm=True, net_arch=64,
                     encoder_size=64, obs_delta=10.0, learning_rate=1e-3, lr_schedule="linear", n_steps=128,
                     seq_len=32, batch_size=2560, n_epochs=4, total_steps=9_500_000, gamma=0.99, gae_lambda=0.95,
-                    clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, collision_penalty=2.0,
+                    clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
                     # collision avoidance: a collision costs as much as reaching the goal earns, and
                     # driving at a lidar hit closer than 0.8 m is penalised; both grow over the first
                     # 40 % of the run (README: "What to expect")
-                    shaping_warmup=0.4, env=dict(goal_reward=20.0, collision_onset_penalty=20.0, approach_penalty=2.0,
-                             proximity_distance=0.8)),
+                    shaping_warmup=0.4, env=dict(collision_penalty=2.0, goal_reward=20.0, collision_onset_penalty=20.0,
+                                                 approach_penalty=2.0, proximity_distance=0.8)),
 }
 DEFAULT_PRESET = "default"
 
@@ -229,21 +233,43 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 def resolve_config(preset_name: str | None = None, file: str | Path | None = None,
                    overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Preset, then file, then overrides (None values in overrides are ignored)."""
+    """Preset, then file, then overrides (None values in overrides are ignored). A layer that
+    switches to another scenario starts that scenario's ``env`` table afresh (the keys below it
+    belong to the scenario it replaces)."""
     cfg = preset(preset_name or DEFAULT_PRESET)
     if file is not None:
-        cfg = _layer(cfg, load_file(file))
+        cfg = _layer(cfg, load_file(file), f"config file {file}")
     if overrides:
         cfg = _layer(cfg, {k: v for k, v in overrides.items() if v is not None})
     return cfg
 
 
-def _layer(base: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
+def _layer(base: TrainConfig, values: Mapping[str, Any], where: str = "config") -> TrainConfig:
     """``values`` on top of ``base``; an ``env`` table is merged key by key with the base's."""
+    _check_moved(values, where)
     values = dict(values)
+    if "scenario" in values and values["scenario"] != base.scenario:
+        # the base's scenario keys belong to another scenario (e.g. a preset's navigation keys)
+        base = dataclasses.replace(base, scenario=values["scenario"], env={}) if _known(values["scenario"]) else base
     if isinstance(values.get("env"), Mapping):
         values["env"] = {**base.env, **values["env"]}
     return build_config(TrainConfig, values, base=base)
+
+
+def _known(scenario: Any) -> bool:
+    from ..scenarios import SCENARIOS
+
+    return isinstance(scenario, str) and scenario in SCENARIOS
+
+
+def stored_config(stored: Mapping[str, Any] | None, **overrides: Any) -> TrainConfig:
+    """A run's ``TrainConfig`` from its stored form (a model's config, or ``config.yaml``; None or {}:
+    the field defaults), with ``overrides`` layered on top (None values are ignored; an ``env``
+    table merges key by key). Evaluation, ``entropy play`` and GIFs reach the scenario through this
+    and ``TrainConfig.env_kwargs``, as training does."""
+    cfg = build_config(TrainConfig, dict(stored or {}))
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return _layer(cfg, values, "override") if values else cfg
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -5,8 +5,8 @@
     python -m entropy_engine.training.curve [--preset default] [--minutes 5] [--episodes 50] [--out DIR]
                                             [--<TrainConfig field> VALUE ...]
 
-Prints a Markdown table (minutes, agent-steps, success_rate, collisions_per_agent,
-mean_episode_length of the deterministic policy, decentralised, ``on_goal="deactivate"``) and
+Prints a Markdown table (minutes, agent-steps, the scenario's metrics and mean_episode_length of
+the deterministic policy, decentralised, ``on_goal="deactivate"``) and
 writes ``curve.json`` to ``--out``. Evaluation happens after training, so it does not eat into
 the training time.
 """
@@ -54,13 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tr.save(out)
     rows = []
-    print("| minutes | agent-steps | success_rate | collisions_per_agent | mean_episode_length |")
-    print("|---:|---:|---:|---:|---:|")
+    names = [*tr.env.metrics, "mean_episode_length"]
+    print("| minutes | agent-steps | " + " | ".join(names) + " |")
+    print("|---:|---:|" + "---:|" * len(names))
     for minutes, steps, model in snaps:
         res = evaluate(RecurrentPolicy(model, config_dict(cfg)), episodes=args.episodes)   # the run's scenario
         rows.append({"minutes": minutes, "steps": steps, **res})
-        print(f"| {minutes:.2f} | {steps:,} | {res['success_rate']:.3f} | {res['collisions_per_agent']:.3f} "
-              f"| {res['mean_episode_length']:.1f} |", flush=True)
+        print(f"| {minutes:.2f} | {steps:,} | " + " | ".join(f"{res[n]:.3f}" for n in names) + " |", flush=True)
     (out / "curve.json").write_text(json.dumps({"preset": args.preset, "overrides": overrides, "rows": rows},
                                                indent=2) + "\n")
     return 0

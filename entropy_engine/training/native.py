@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..envs.metrics import EpisodeMetrics
 from ..envs.shm import make_batch_env
 from .config import TrainConfig, config_dict
 from .memory import reuse_freed_memory
@@ -71,36 +72,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class EpisodeStats:
-    """Finished agent-episodes since the last ``pop()``."""
-
-    def __init__(self) -> None:
-        self.clear()
-
-    def clear(self) -> None:
-        self.returns: list[np.ndarray] = []
-        self.lengths: list[np.ndarray] = []
-        self.success: list[np.ndarray] = []
-        self.collisions: list[np.ndarray] = []
-
-    def add(self, info: dict[str, np.ndarray], done: np.ndarray) -> None:
-        self.returns.append(info["episode_return"][done].astype(np.float64))
-        self.lengths.append(info["episode_length"][done].astype(np.float64))
-        self.success.append(info["episode_success"][done].astype(np.float64))
-        self.collisions.append(info["episode_collisions"][done].astype(np.float64))
-
-    def pop(self) -> dict[str, float]:
-        if not self.returns or sum(len(r) for r in self.returns) == 0:
-            return {}
-        out = {"rollout/ep_rew_mean": float(np.concatenate(self.returns).mean()),
-               "rollout/ep_len_mean": float(np.concatenate(self.lengths).mean()),
-               "env/success_rate": float(np.concatenate(self.success).mean()),
-               "env/collisions_per_agent": float(np.concatenate(self.collisions).mean()),
-               "env/episodes": float(sum(len(r) for r in self.returns))}
-        self.clear()
-        return out
-
-
 class NativeTrainer:
     def __init__(self, cfg: TrainConfig, log: LogFn | None = None):
         self.cfg = cfg
@@ -126,7 +97,7 @@ class NativeTrainer:
                                     cfg.lstm_hidden_size, cfg.seq_len, self.device, prev_obs=cfg.obs_delta > 0)
         self.num_timesteps = 0
         self.n_updates = 0
-        self.stats = EpisodeStats()
+        self.stats = EpisodeMetrics(self.env.metrics)
         self._reset_env()
 
     # ------------------------------------------------------------------ state

@@ -39,10 +39,10 @@ MODEL_FILE = "model.pt"
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """Shape of an ActorCritic (stored in the model file)."""
+    """Shape of an ActorCritic (stored in the model file); widths come from the scenario's spaces."""
 
-    obs_dim: int = 36
-    act_dim: int = 2
+    obs_dim: int
+    act_dim: int
     lstm_hidden_size: int = 64
     shared_lstm: bool = True
     net_arch: int = 64
@@ -51,7 +51,7 @@ class PolicySpec:
     obs_delta: float = 0.0
 
     @classmethod
-    def from_config(cls, cfg: Any, obs_dim: int, act_dim: int = 2) -> "PolicySpec":
+    def from_config(cls, cfg: Any, obs_dim: int, act_dim: int) -> "PolicySpec":
         return cls(obs_dim, act_dim, cfg.lstm_hidden_size, cfg.shared_lstm, cfg.net_arch, cfg.encoder_size,
                    cfg.log_std_init, cfg.obs_delta)
 

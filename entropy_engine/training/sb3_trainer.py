@@ -2,8 +2,8 @@
 
 Same config, same metric names and the same ``Monitor`` as the native trainer: SB3's own logger
 output (``time/fps``, ``train/*``, ``rollout/ep_rew_mean``) is forwarded through a ``KVWriter``,
-and a callback adds ``env/success_rate`` and ``env/collisions_per_agent`` from the agent-episodes
-finished during each rollout. ``seq_len``, ``encoder_size``, ``obs_delta`` and ``lr`` floors are native-only.
+and a callback adds the scenario's metrics (``env/<metric>``, e.g. ``env/success_rate``) from the
+agent-episodes finished during each rollout. ``seq_len``, ``encoder_size``, ``obs_delta`` and ``lr`` floors are native-only.
 
 Crash recovery as in the native trainer (``training.checkpoint``): a ``RecurrentPPO.save`` archive is
 written atomically to the rolling ``checkpoint.zip`` at rollout boundaries (after an update), with
@@ -51,29 +51,31 @@ def _writer(log: LogFn):
 def _env_callback(shaping_scale: Callable[[int], float] | None = None):
     from stable_baselines3.common.callbacks import BaseCallback
 
+    from ..envs.metrics import EpisodeMetrics
+
     class EnvMetrics(BaseCallback):
-        """Success rate and collisions of the agent-episodes finished in each rollout; sets the
-        scenario's shaping scale (``TrainConfig.shaping_warmup``) before each rollout."""
+        """The scenario's metrics over the agent-episodes finished in each rollout (``env/<metric>``);
+        sets the scenario's shaping scale (``TrainConfig.shaping_warmup``) before each rollout."""
 
         def _on_rollout_start(self) -> None:
             if shaping_scale is not None:
                 scale = shaping_scale(self.model.num_timesteps)
                 self.training_env.env_method("set_shaping_scale", scale)
                 self.logger.record("train/shaping_scale", scale)
-            self.success: list[float] = []
-            self.collisions: list[float] = []
+            if not hasattr(self, "episodes"):
+                self.episodes = EpisodeMetrics(self.training_env.get_attr("metrics")[0])
+            self.episodes.clear()
 
         def _on_step(self) -> bool:
             for info in self.locals.get("infos", ()):
                 if "episode" in info:
-                    self.success.append(float(info.get("is_success", False)))
-                    self.collisions.append(float(info.get("collisions", 0)))
+                    self.episodes.add_one(info["episode"]["r"], info["episode"]["l"], info["episode_stats"])
             return True
 
         def _on_rollout_end(self) -> None:
-            if self.success:
-                self.logger.record("env/success_rate", float(np.mean(self.success)))
-                self.logger.record("env/collisions_per_agent", float(np.mean(self.collisions)))
+            for key, value in self.episodes.means().items():
+                if key in self.episodes.metrics:
+                    self.logger.record(f"env/{key}", value)
 
     return EnvMetrics()
 
@@ -107,7 +109,7 @@ def make_model(cfg: TrainConfig, env=None):
 
 def make_env(cfg: TrainConfig):
     """The run's ``entropy_engine.vec_env`` (``workers`` processes for the pymunk backend)."""
-    from .. import vec_env
+    from ..envs.vec import SwarmVecEnv as vec_env
 
     return vec_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, workers=cfg.workers, **cfg.env_kwargs)
 

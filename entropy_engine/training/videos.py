@@ -43,13 +43,13 @@ class RunVideos:
 
     def record(self, policy: Any, caption: str) -> list:
         """Frames of one episode of ``policy`` in one world of the run's scenario (fixed seed)."""
+        from ..render.episode import episode_env
         from ..render.gif import record_episode
-        from ..scenarios import make_scenario
 
         cfg = self.cfg
-        sc = make_scenario(cfg.scenario, 1, cfg.n_agents, cfg.seed, **cfg.env_kwargs)
-        steps = min(cfg.video_steps or cfg.max_episode_steps, cfg.max_episode_steps)
-        return record_episode(sc, policy, steps=steps, size=cfg.video_size,
+        env = episode_env(cfg.scenario, cfg.n_agents, cfg.seed, **cfg.env_kwargs)
+        steps = min(cfg.video_steps or env.max_steps, env.max_steps)
+        return record_episode(env, policy, steps=steps, size=cfg.video_size,
                               frame_skip=cfg.video_frame_skip, caption=caption, seed=cfg.seed)
 
     def start(self, make_policy: Callable[[], Any]) -> Path | None:

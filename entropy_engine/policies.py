@@ -1,0 +1,79 @@
+"""Policies that need no training: a wrapped function, the scenario's heuristic, uniform random.
+
+The policy protocol (what ``entropy_engine.load_policy`` returns, and what evaluation, GIF
+recording and ``entropy play`` drive)::
+
+    class Policy(Protocol):
+        def initial_state(self, n_agents: int) -> Any: ...          # recurrent state, or None
+        def act(self, obs, state, deterministic=True, episode_start=None) -> tuple[actions, state]: ...
+
+``obs`` is float32 [n, obs_dim] (one row per agent), ``actions`` float [n, act_dim];
+``episode_start`` [n] marks rows whose episode starts now (recurrent policies reset them). A plain
+callable ``obs -> actions`` is wrapped by ``as_policy`` into a stateless policy.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A (possibly recurrent) policy over rows of agents."""
+
+    def initial_state(self, n_agents: int) -> Any: ...
+
+    def act(self, obs: np.ndarray, state: Any, deterministic: bool = True) -> tuple[np.ndarray, Any]: ...
+
+
+class FunctionPolicy:
+    """A stateless policy from a function ``obs [n, D] -> actions [n, A]``."""
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]):
+        self.fn = fn
+        self.config: dict = {}
+
+    def initial_state(self, n_agents: int) -> None:
+        return None
+
+    def act(self, obs: np.ndarray, state: Any = None, deterministic: bool = True,
+            episode_start: Any = None) -> tuple[np.ndarray, None]:
+        return self.fn(obs), None
+
+
+class HeuristicPolicy(FunctionPolicy):
+    """The scenario's scripted policy (``Scenario.heuristic``) of a scenario or of an env holding one."""
+
+    def __init__(self, scenario_or_env: Any):
+        super().__init__(getattr(scenario_or_env, "scenario", scenario_or_env).heuristic)
+
+
+class RandomPolicy:
+    """Uniform random actions within a Box action space, from its own seeded generator."""
+
+    def __init__(self, action_space: Any, seed: int | None = None):
+        self.low = np.asarray(action_space.low, np.float32)
+        self.high = np.asarray(action_space.high, np.float32)
+        self.rng = np.random.default_rng(seed)
+        self.config: dict = {}
+
+    def initial_state(self, n_agents: int) -> None:
+        return None
+
+    def act(self, obs: np.ndarray, state: Any = None, deterministic: bool = True,
+            episode_start: Any = None) -> tuple[np.ndarray, None]:
+        u = self.rng.uniform(0.0, 1.0, (obs.shape[0],) + self.low.shape)
+        return (self.low + u * (self.high - self.low)).astype(np.float32), None
+
+
+def as_policy(policy: Any) -> Any:
+    """``policy`` itself if it has ``initial_state`` and ``act``, else a wrapped callable."""
+    if hasattr(policy, "act") and hasattr(policy, "initial_state"):
+        return policy
+    if callable(policy):
+        return FunctionPolicy(policy)
+    raise TypeError(
+        f"a policy needs initial_state(n_agents) and act(obs, state, deterministic), or must be a "
+        f"callable obs -> actions; got {type(policy).__name__}"
+    )

@@ -101,6 +101,12 @@ class Navigation(Scenario):
     - Truncation: ``max_steps`` (500) steps since the world's reset.
     - ``info`` per agent and step: ``reached_goal`` and ``collided`` (booleans).
 
+    ## Metrics (per agent-episode, logged as ``env/<metric>``, printed by ``entropy eval``)
+
+    - ``success_rate``: the mean of ``success`` (1 if the agent reached its goal);
+    - ``collisions_per_agent``: the mean of ``collisions`` (contact onsets: the first step of each
+      contact with a wall or robot).
+
     ## Start state
 
     Interior walls (``n_obstacles`` segments of 1-3 m, at least 1 m from each other and from the

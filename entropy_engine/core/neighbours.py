@@ -59,9 +59,6 @@ from .kernels import CELL, V_MAX
 DX, DY, DVX, DVY, MASK = range(5)
 N_BASE_FEATURES = 5
 SPAN_EPS = 1e-7  # cells of margin in cell_span: float rounding can never drop a cell that holds a hit
-# Below this many agents in all worlds together the serial driver is used: a parallel region costs
-# more than the work (see neighbours_bench.py for the measurement behind the number).
-SERIAL_BELOW = 256
 
 
 # ----------------------------------------------------------------------------- grid iteration
@@ -96,8 +93,9 @@ def cell_span(x, y, reach, cell, g):
 # ----------------------------------------------------------------------------- one agent
 @njit(cache=True, inline="always")
 def _agent_neighbours(w, i, pos, vel, theta, active, attrs, sense_range, inv_speed, cell, g, cell_start,
-                      cell_items, best_d2, best_j, out):
-    """Fill out[w, i] and best_j[w, i]; returns the number of grid candidates examined."""
+                      cell_items, d2buf, best_j, out):
+    """Fill out[w, i] and best_j[w, i] (d2buf [K] float64 scratch); returns the number of grid
+    candidates examined."""
     k_max = out.shape[2]
     n_feat = out.shape[3]
     if not active[w, i]:
@@ -126,7 +124,7 @@ def _agent_neighbours(w, i, pos, vel, theta, active, attrs, sense_range, inv_spe
                 if d2 > r2:
                     continue
                 if found == k_max:  # full: must beat the current last entry
-                    ld = best_d2[w, i, k_max - 1]
+                    ld = d2buf[k_max - 1]
                     if d2 > ld or (d2 == ld and j > best_j[w, i, k_max - 1]):
                         continue
                     s = k_max - 1
@@ -134,13 +132,13 @@ def _agent_neighbours(w, i, pos, vel, theta, active, attrs, sense_range, inv_spe
                     s = found
                     found += 1
                 while s > 0:
-                    pd = best_d2[w, i, s - 1]
+                    pd = d2buf[s - 1]
                     if pd < d2 or (pd == d2 and best_j[w, i, s - 1] < j):
                         break
-                    best_d2[w, i, s] = pd
+                    d2buf[s] = pd
                     best_j[w, i, s] = best_j[w, i, s - 1]
                     s -= 1
-                best_d2[w, i, s] = d2
+                d2buf[s] = d2
                 best_j[w, i, s] = j
     th = np.float64(theta[w, i])
     ct = math.cos(th)
@@ -183,7 +181,7 @@ def neighbours_by_agent(pos, vel, theta, active, attrs, sense_range, inv_speed, 
     for k in prange(pos.shape[0] * n):
         w = k // n
         _agent_neighbours(w, k - w * n, pos, vel, theta, active, attrs, sense_range, inv_speed, cell, g,
-                          cell_start, cell_items, best_d2, best_j, out)
+                          cell_start, cell_items, best_d2[w, k - w * n], best_j, out)
 
 
 @njit(cache=True, parallel=True)
@@ -193,31 +191,21 @@ def neighbours_by_world(pos, vel, theta, active, attrs, sense_range, inv_speed, 
     for w in prange(pos.shape[0]):
         for i in range(pos.shape[1]):
             _agent_neighbours(w, i, pos, vel, theta, active, attrs, sense_range, inv_speed, cell, g,
-                              cell_start, cell_items, best_d2, best_j, out)
-
-
-@njit(cache=True)
-def neighbours_serial(pos, vel, theta, active, attrs, sense_range, inv_speed, cell, g, cell_start, cell_items,
-                      best_d2, best_j, out):
-    """``neighbours_by_agent`` on the calling thread only (tiny batches: no parallel region)."""
-    for w in range(pos.shape[0]):
-        for i in range(pos.shape[1]):
-            _agent_neighbours(w, i, pos, vel, theta, active, attrs, sense_range, inv_speed, cell, g,
-                              cell_start, cell_items, best_d2, best_j, out)
+                              cell_start, cell_items, best_d2[w, i], best_j, out)
 
 
 @njit(cache=True)
 def candidates_examined(pos, vel, theta, active, attrs, sense_range, inv_speed, cell, g, cell_start, cell_items,
                         best_d2, best_j, out, examined):
-    """The serial driver, also writing how many grid entries each agent examined to examined [E,N]
-    int64 (a cost measure for tests: it must not grow with N at constant density)."""
+    """The sensor on the calling thread, also writing how many grid entries each agent examined to
+    examined [E,N] int64 (a cost measure for tests: it must not grow with N at constant density)."""
     for w in range(pos.shape[0]):
         for i in range(pos.shape[1]):
             examined[w, i] = _agent_neighbours(w, i, pos, vel, theta, active, attrs, sense_range, inv_speed,
-                                               cell, g, cell_start, cell_items, best_d2, best_j, out)
+                                               cell, g, cell_start, cell_items, best_d2[w, i], best_j, out)
 
 
-SCHEDULES = {"agent": neighbours_by_agent, "world": neighbours_by_world, "serial": neighbours_serial}
+SCHEDULES = {"agent": neighbours_by_agent, "world": neighbours_by_world}
 
 
 # ----------------------------------------------------------------------------- the sensor
@@ -251,17 +239,17 @@ class NeighbourSensor:
         self.indices = np.full((E, N, self.k), -1, np.int32)  # [E, N, K] neighbour ids, -1 = empty
         self._best_d2 = np.zeros((E, N, self.k), np.float64)  # [E, N, K] scratch: squared distances
         self._no_attrs = np.zeros((E, N, 0), np.float32)      # [E, N, 0] used when A == 0
-        self.schedule_override: str | None = None  # 'agent', 'world' or 'serial' to force one (tests, bench)
+        self.schedule_override: str | None = None  # 'agent' or 'world' to force one (tests, bench)
 
     @property
     def schedule(self) -> str:
-        """'serial' for tiny batches, else 'world' with >= 2 worlds per thread, else 'agent'."""
+        """'world' (a world per task) with >= 2 worlds per thread, else 'agent' (as ``World``).
+
+        There is no serial variant for tiny batches: a non-parallel build of the same loop measured
+        about 2x slower than the parallel drivers even on one thread (``neighbours_bench``)."""
         if self.schedule_override is not None:
             return self.schedule_override
-        w = self.world
-        if w.num_worlds * w.n_agents < SERIAL_BELOW:
-            return "serial"
-        return "world" if w.num_worlds >= 2 * numba.get_num_threads() else "agent"
+        return "world" if self.world.num_worlds >= 2 * numba.get_num_threads() else "agent"
 
     def _args(self, attributes, grid):
         w = self.world

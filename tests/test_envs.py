@@ -84,7 +84,7 @@ def test_parallel_env_bad_actions():
     env.reset()
     with pytest.raises(ValueError, match="missing actions"):
         env.step({"robot_0": np.zeros(2)})
-    with pytest.raises(ValueError, match="not live"):
+    with pytest.raises(ValueError, match="unknown agents"):
         env.step({"robot_0": np.zeros(2), "robot_1": np.zeros(2), "robot_9": np.zeros(2)})
     with pytest.raises(ValueError, match="NaN"):
         env.step({"robot_0": np.array([np.nan, 0]), "robot_1": np.zeros(2)})

@@ -5,16 +5,31 @@ that the trainers use. An agent that reaches its goal terminates and leaves the 
 longer simulated nor seen by other robots' lidar); the episode is truncated for everyone after
 ``max_steps`` steps. See ``entropy_engine.scenarios.navigation.Navigation`` for the observation,
 action and reward tables.
+
+Conventions that clients rely on (TorchRL's ``PettingZooWrapper``, RLlib's ``ParallelPettingZooEnv``,
+PettingZoo's own tests):
+
+- ``step()`` takes an action for every live agent; actions of agents that have already left are
+  accepted and ignored (as PettingZoo's environments with departing agents do, and as TorchRL's
+  masked mode needs: it sends every agent's action each step). Names that are not agents of this
+  env are refused.
+- Time limit (Gymnasium's ``TimeLimit`` convention): at ``max_steps`` every live agent is
+  truncated, including one that reaches its goal on that very step (it is terminated *and*
+  truncated), so ``all(truncations.values())`` marks the end of the episode.
+- A ``step()`` after the episode has ended changes nothing and returns five empty dicts.
+- ``reset()`` returns the same per-agent info keys as ``step()``.
+- ``state()`` is every agent's observation, concatenated, with zeros in the rows of agents that
+  have left; ``state_space`` is its Box.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from ..scenarios import make_scenario
-from .spaces import action_space, observation_space
 from .validate import check_actions
 
 
@@ -34,13 +49,17 @@ class SwarmParallelEnv(ParallelEnv):
         self.possible_agents = [f"robot_{i}" for i in range(n)]
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self.agents: list[str] = []
-        self._obs_space = observation_space(self.scenario.config)
-        self._act_space = action_space()
+        self._live = np.zeros(n, np.bool_)                # [N] agents still in self.agents
+        self._obs_space = self.scenario.observation_space()
+        self._act_space = self.scenario.action_space()
         self.observation_spaces = {a: self._obs_space for a in self.possible_agents}
         self.action_spaces = {a: self._act_space for a in self.possible_agents}
-        self._actions = np.zeros((1, n, 2), np.float32)   # [1, N, 2]
-        self._buf = np.zeros((n, 2), np.float32)          # [N, 2] scratch for validation
+        self.state_space = spaces.Box(low=np.tile(self._obs_space.low, n), high=np.tile(self._obs_space.high, n),
+                                      dtype=np.float32)
+        self._actions = np.zeros((1, n, self.scenario.act_dim), np.float32)   # [1, N, A]
+        self._buf = np.zeros((n, self.scenario.act_dim), np.float32)          # [N, A] scratch for validation
         self.t = 0
+        self._started = False
         self._renderer = None
 
     def observation_space(self, agent: str):
@@ -58,25 +77,30 @@ class SwarmParallelEnv(ParallelEnv):
             self.scenario.seed(seed)
         self.scenario.reset()
         self.t = 0
+        self._started = True
         self.agents = self.possible_agents[:]
-        return self._obs_dict(), {a: {} for a in self.agents}
+        self._live[:] = True
+        return self._obs_dict(), {a: {"reached_goal": False, "collided": False} for a in self.agents}
 
     def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError("the episode is over (no agents left): call reset()")
-        unknown = [a for a in actions if a not in self.agents]
+        unknown = [a for a in actions if a not in self._index]
         if unknown:
-            raise ValueError(f"actions for agents that are not live: {unknown}; live agents: {self.agents}")
+            raise ValueError(f"actions for unknown agents {unknown}; this env's agents are "
+                             f"{self.possible_agents[0]} .. {self.possible_agents[-1]}")
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        if not self.agents:  # the episode is over: nothing to do (RLlib and others may still call)
+            return {}, {}, {}, {}, {}
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"missing actions for live agents {missing}; every live agent needs one")
         live = [self._index[a] for a in self.agents]
-        stacked = [actions[a] for a in self.agents]
+        stacked = [actions[a] for a in self.agents]  # actions of agents that have left are ignored
         try:
             arr = np.asarray(stacked)
         except ValueError:
             raise ValueError("every action must be an array of shape (2,) (left, right wheel power)") from None
-        check_actions(arr, ((len(live), 2),), self._buf[: len(live)])
+        check_actions(arr, ((len(live), self.scenario.act_dim),), self._buf[: len(live)])
         self._actions[0, live] = self._buf[: len(live)]
         sc = self.scenario
         sc.step(self._actions)
@@ -88,10 +112,13 @@ class SwarmParallelEnv(ParallelEnv):
         obs = self._obs_dict()
         rewards = {a: float(reward[self._index[a]]) for a in self.agents}
         terms = {a: bool(reached[self._index[a]]) for a in self.agents}
-        truncs = {a: truncate and not terms[a] for a in self.agents}
+        truncs = dict.fromkeys(self.agents, truncate)  # at the limit everyone, arrived or not
         infos = {a: {"reached_goal": terms[a], "collided": bool(contact[self._index[a]])} for a in self.agents}
         sc.world.active[0, reached] = False  # arrived robots leave the world
-        self.agents = [a for a in self.agents if not (terms[a] or truncs[a])]
+        self._live &= ~reached
+        if truncate:
+            self._live[:] = False
+        self.agents = [a for a in self.agents if self._live[self._index[a]]]
         if self.render_mode == "human":
             self.render()
         return obs, rewards, terms, truncs, infos
@@ -106,8 +133,10 @@ class SwarmParallelEnv(ParallelEnv):
         return self._renderer.render()
 
     def state(self) -> np.ndarray:
-        """Global state: every agent's observation, concatenated (zeros for agents that left)."""
-        return self.scenario.obs[0].reshape(-1).copy()
+        """Global state [N * obs_dim]: every agent's observation, concatenated, zeros in the rows of
+        agents that have left (reached their goal, or everyone once the episode is over)."""
+        obs = self.scenario.obs[0]
+        return np.where(self._live[:, None], obs, np.float32(0)).reshape(-1)
 
     def close(self) -> None:
         if self._renderer is not None:

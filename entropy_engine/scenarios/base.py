@@ -5,6 +5,7 @@ import math
 from typing import ClassVar
 
 import numpy as np
+from gymnasium.spaces import Box
 
 from ..core.world import World
 
@@ -44,6 +45,14 @@ class Scenario:
     @property
     def max_steps(self) -> int:
         return int(self.config.max_steps)
+
+    def observation_space(self) -> Box:
+        """One agent's observation space: a float32 Box whose bounds ``obs`` never leaves."""
+        raise NotImplementedError
+
+    def action_space(self) -> Box:
+        """One agent's action space: ``act_dim`` values in [-1, 1] (out-of-range values are clipped)."""
+        return Box(low=-1.0, high=1.0, shape=(self.act_dim,), dtype=np.float32)
 
     def reset(self, mask: np.ndarray | None = None) -> None:
         """Start new episodes in the worlds where ``mask`` [E] is True (all if None)."""

@@ -10,6 +10,7 @@ from ..core.kernels import CELL
 from ..core.params import WorldConfig
 from ..core.rng import seed_states
 from ..core.world import make_world
+from ..envs.spaces import observation_space
 from . import navigation_kernels as nk
 from .base import Scenario, check_shaping_scale
 
@@ -229,6 +230,9 @@ class Navigation(Scenario):
         nk.reward(w.pos, w.vel, w.theta, self.goals, w.active, w.contact, self.prev_contact, w.lidar, self._params,
                   self.dist, self.reward, self.reached)
         nk.observe(w.pos, w.vel, w.theta, self.goals, w.lidar, w.active, self._params, self.obs, self.dist)
+
+    def observation_space(self):
+        return observation_space(self.config)
 
     def heuristic(self, obs: np.ndarray) -> np.ndarray:
         """Go to the goal, steering away from lidar hits closer than 1 m (a potential field)."""

@@ -58,11 +58,11 @@ def test_batch_env_observations_stay_in_their_space(scenario, policy):
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_parallel_env_observations_and_state_stay_in_their_spaces(scenario):
-    """Full episodes of the PettingZoo env (agents leave as they arrive) for 40 seeds and each policy,
+    """Full episodes of the PettingZoo env (agents leave as they arrive) for 20 seeds and each policy,
     checked with the spaces' own ``contains``; seed 68 with the heuristic once produced 1.0000001."""
     env = ee.parallel_env(scenario, n_agents=10)
     rng = np.random.default_rng(0)
-    for seed in range(60, 100):
+    for seed in range(60, 80):
         for policy in POLICIES:
             obs, _ = env.reset(seed=seed)
             held = {}

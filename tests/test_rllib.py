@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -98,8 +99,9 @@ print("RESULT " + json.dumps({
 
 def test_rllib_ppo_trains_on_the_pettingzoo_env():
     py = rllib_python()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     proc = subprocess.run([str(py), "-c", SCRIPT], input=_block_after("### From RLlib"), capture_output=True,
-                          text=True, cwd=ROOT, timeout=900)
+                          text=True, cwd=ROOT, env=env, timeout=900)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-5000:]
     out = json.loads(lines[-1][len("RESULT "):])

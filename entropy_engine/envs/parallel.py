@@ -13,7 +13,8 @@ Conventions (what PettingZoo's tests and the clients users bring expect):
 - Actions of agents that have already left are accepted and ignored (TorchRL's masked mode sends
   an action for every agent at every step); names that are not agents of this env are refused,
   and every live agent needs an action.
-- ``step()`` after the end returns empty dicts; ``reset()`` starts the next episode.
+- ``step()`` after the end returns empty dicts; ``reset()`` starts the next episode; ``step()``
+  before the first ``reset()`` is an error.
 - ``reset()`` returns the same ``info`` keys as ``step()`` (all zero/False at the start).
 - ``state()`` is every agent's observation, concatenated in ``possible_agents`` order, with zeros
   for agents that have left; ``state_space`` is its Box.
@@ -56,6 +57,7 @@ class SwarmParallelEnv(ParallelEnv):
                                       dtype=np.float32)
         self._actions = np.zeros((N, self.env.act_dim), np.float32)   # [N, A]; rows of departed agents stay 0
         self._reset_info = {k: self.env.info[k].dtype.type(0).item() for k in self.env.info_keys}
+        self._started = False
         self._renderer = None
 
     def observation_space(self, agent: str):
@@ -71,17 +73,20 @@ class SwarmParallelEnv(ParallelEnv):
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         obs = self.env.reset(seed=seed)
+        self._started = True
         self.agents = self.possible_agents[:]
         return ({a: obs[i].copy() for i, a in enumerate(self.agents)},
                 {a: dict(self._reset_info) for a in self.agents})
 
     def step(self, actions: dict[str, Any]):
-        if not self.agents:   # after the end: harmless, nothing happens
-            return {}, {}, {}, {}, {}
         unknown = [a for a in actions if a not in self._index]
         if unknown:
-            raise ValueError(f"actions for unknown agents {unknown}; agents are {self.possible_agents[0]} .. "
-                             f"{self.possible_agents[-1]}")
+            raise ValueError(f"actions for unknown agents {unknown}; this env's agents are "
+                             f"{self.possible_agents[0]} .. {self.possible_agents[-1]}")
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        if not self.agents:   # after the end: harmless, nothing happens (RLlib and others may still call)
+            return {}, {}, {}, {}, {}
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"missing actions for live agents {missing}; every live agent needs one")

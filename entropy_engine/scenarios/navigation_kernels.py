@@ -219,9 +219,20 @@ def respawn_agents(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active,
             active[w, i] = True
 
 
+@njit(cache=True, inline="always")
+def _unit(x):
+    """x clipped to [-1, 1] (in float64, before the float32 store, so rounding cannot leave it)."""
+    return min(max(x, -1.0), 1.0)
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def observe(pos, vel, theta, goals, lidar, active, p, obs, dist):
-    """obs[E,N,R+4] = lidar, ego velocity / v_max, ego goal vector (scaled, norm <= 1); dist [E,N]."""
+    """obs[E,N,R+4] = lidar, ego velocity / v_max, ego goal vector (scaled, norm <= 1); dist [E,N].
+
+    Every entry is clipped to its documented range (lidar [0, 1], the rest [-1, 1]): the ratios are
+    within it mathematically, but rounding can put them one float32 ulp outside (1.0000001), which
+    ``observation_space.contains`` rejects.
+    """
     n_worlds, n = pos.shape[0], pos.shape[1]
     n_rays = lidar.shape[2]
     scale = p[P_GOAL_SCALE]
@@ -230,7 +241,7 @@ def observe(pos, vel, theta, goals, lidar, active, p, obs, dist):
         w = k // n
         i = k - w * n
         for r in range(n_rays):
-            obs[w, i, r] = lidar[w, i, r]
+            obs[w, i, r] = min(max(lidar[w, i, r], 0.0), 1.0)
         if not active[w, i]:
             for c in range(4):
                 obs[w, i, n_rays + c] = 0.0
@@ -239,15 +250,15 @@ def observe(pos, vel, theta, goals, lidar, active, p, obs, dist):
         s = math.sin(theta[w, i])
         vx = vel[w, i, 0]
         vy = vel[w, i, 1]
-        obs[w, i, n_rays] = (vx * c + vy * s) / vmax
-        obs[w, i, n_rays + 1] = (-vx * s + vy * c) / vmax
+        obs[w, i, n_rays] = _unit((vx * c + vy * s) / vmax)
+        obs[w, i, n_rays + 1] = _unit((-vx * s + vy * c) / vmax)
         gx = goals[w, i, 0] - pos[w, i, 0]
         gy = goals[w, i, 1] - pos[w, i, 1]
         d = math.sqrt(gx * gx + gy * gy)
         dist[w, i] = d
         f = 1.0 / max(scale, d)
-        obs[w, i, n_rays + 2] = (gx * c + gy * s) * f
-        obs[w, i, n_rays + 3] = (-gx * s + gy * c) * f
+        obs[w, i, n_rays + 2] = _unit((gx * c + gy * s) * f)
+        obs[w, i, n_rays + 3] = _unit((-gx * s + gy * c) * f)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

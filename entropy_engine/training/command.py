@@ -173,7 +173,7 @@ def _train_sb3(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos: A
         model = make_model(cfg, env)
         videos.start(lambda: SB3Policy.from_model(model))
         trust = bool(getattr(args, "trust_pickle", False))
-        restored = restore_checkpoint(paths.checkpoint_file, lambda f: load_sb3_checkpoint(f, model, cfg, trust),
+        restored = restore_checkpoint(paths.checkpoint_file, lambda f: load_sb3_checkpoint(f, env, cfg, trust, model),
                                       warn=notes.append)
         if restored is not None:
             model = restored[0]

@@ -132,17 +132,20 @@ def save_sb3_checkpoint(model, path: str | Path, cfg: TrainConfig) -> Path:
     return save_checkpoint(path, lambda tmp: write_sb3_file(model, tmp, config_dict(cfg), "checkpoint"))
 
 
-def load_sb3_checkpoint(path: str | Path, model, cfg: TrainConfig, trust_pickle: bool = False):
-    """``model`` (a fresh RecurrentPPO for ``cfg``) continued from the checkpoint at ``path``, RNG
-    states restored; raises if the checkpoint is unusable. Nothing is unpickled
-    (``sb3_files.restore_sb3_checkpoint``); only with ``trust_pickle`` is a checkpoint of an earlier
-    release (no ``entropy_engine.json``) loaded with ``RecurrentPPO.load``, which unpickles it."""
+def load_sb3_checkpoint(path: str | Path, env, cfg: TrainConfig, trust_pickle: bool = False, model=None):
+    """The RecurrentPPO model of a checkpoint on ``env``, RNG states restored (raises if unusable).
+
+    ``model`` (default: a new one from ``make_model(cfg, env)``) is a fresh model for ``cfg`` that the
+    checkpoint is applied to: nothing is unpickled (``sb3_files.restore_sb3_checkpoint``). Only with
+    ``trust_pickle`` is a checkpoint of an earlier release (no ``entropy_engine.json``) loaded with
+    ``RecurrentPPO.load``, which unpickles it."""
     from .config import config_dict
     from .safe_files import read_sb3_zip
     from .sb3_files import restore_sb3_checkpoint
 
     if trust_pickle and read_sb3_zip(path).meta is None:
-        return _load_legacy_sb3_checkpoint(path, model.get_env(), cfg)
+        return _load_legacy_sb3_checkpoint(path, env, cfg)
+    model = model if model is not None else make_model(cfg, env)
     restore_sb3_checkpoint(path, model, config_dict(cfg))
     return model
 

@@ -443,6 +443,10 @@ def test_nan_loss_stops_the_run_before_saving(tmp_path, capsys, monkeypatch):
     assert not (out / "models" / "model.pt").exists()
     state = load_torch_checkpoint(out / "checkpoints" / "checkpoint.zip")
     assert state["num_timesteps"] == 256
+    monkeypatch.undo()                           # the same command (a sound update now) continues from it
+    assert main(["train", "--out", str(out), "--total-steps", "512", "--checkpoint-every", "128", *TINY]) == 0
+    text = "".join(capsys.readouterr())
+    assert "Resuming from checkpoint at 256 steps" in text and "after 512 steps" in text
 
 
 def test_sb3_nan_update_stops_the_run_before_saving(tmp_path, monkeypatch):
@@ -472,3 +476,40 @@ def test_sb3_nan_update_stops_the_run_before_saving(tmp_path, monkeypatch):
     assert not (paths.models / "model.zip").exists()
     with zipfile.ZipFile(paths.checkpoint_file) as zf:
         assert json.loads(zf.read(SB3_META))["state"]["num_timesteps"] == 128
+
+
+def test_sb3_prev_model_takes_only_the_weights_of_a_crafted_zip(sb3_run, tmp_path, capsys):
+    base, marker = _copy_run(sb3_run, tmp_path / "base"), tmp_path / "ran"
+    _crafted_sb3(base / "models" / "model.zip", marker)
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--total-steps", "128", "--prev-model", str(base), *TINY, *SB3]) == 0
+    assert f"Starting from base model {base / 'models' / 'model.zip'}" in "".join(capsys.readouterr())
+    assert not marker.exists()
+
+
+def test_sb3_checkpoint_of_the_previous_release_needs_trust_pickle(tmp_path, capsys):
+    """The previous release stored its SB3 checkpoint state in the cloudpickled data entry: refused by
+    default (the run says why), resumed with --trust-pickle (SB3's loader, the old behaviour)."""
+    from entropy_engine.runs.files import run_layout
+    from entropy_engine.training.config import config_dict
+    from entropy_engine.training.sb3_trainer import make_model
+
+    out = tmp_path / "run"
+    cfg = resolve_config("default", overrides={**SMALL, "algo": "sb3", "encoder_size": 0, "obs_delta": 0.0,
+                                               "total_steps": 256})
+    paths = run_layout(out)
+    model = make_model(cfg)
+    model.learn(128)
+    model.entropy_config = config_dict(cfg)            # what the previous release's save_sb3_checkpoint did
+    model.entropy_rng = {"torch": torch.get_rng_state().numpy(), "numpy": np.random.get_state()}
+    model.save(str(paths.checkpoint_file))
+    model.env.close()
+    args = ["train", "--out", str(out), "--total-steps", "256", *TINY, *SB3]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert str(paths.checkpoint_file) in err and "--trust-pickle" in err and "earlier release" in err
+    corrupt = paths.checkpoints / "checkpoint.corrupt.zip"
+    assert not corrupt.exists() and paths.checkpoint_file.exists()      # the only one: left in place
+    assert main([*args, "--trust-pickle"]) == 0
+    text = "".join(capsys.readouterr())
+    assert "Resuming from checkpoint at 128 steps" in text and "after 256 steps" in text

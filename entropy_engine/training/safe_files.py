@@ -23,6 +23,7 @@ import io
 import json
 import math
 import pickle
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -122,22 +123,25 @@ def load_torch_file(path: str | Path) -> Any:
     """The object in a ``torch.save`` file, read with ``weights_only=True`` (nothing arbitrary is
     unpickled). Raises ``ModelFileError`` naming the file if it is unreadable or needs an unsafe load."""
     path = Path(path)
+    with open(path, "rb") as f:              # a missing file stays a FileNotFoundError
+        return _safe_torch_load(f, str(path))
+
+
+def _safe_torch_load(f: Any, name: str) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()
-        hint = next((ln.strip() for ln in first if "GLOBAL" in ln or "Unsupported" in ln), "")
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        needs = f"it needs the Python object {found.group(1)}" if found else "not tensors and plain data"
         raise ModelFileError(
-            f"{path}: refused to load: the file holds Python objects that only an unsafe unpickler could "
-            f"build ({hint or 'not tensors and plain data'}), and unpickling can run code from the file. "
-            "Files written by this version of Entropy Engine hold tensors and plain data only; a checkpoint "
-            "of an earlier release cannot be resumed (start the run again), a crafted file is never loaded") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ModelFileError(f"{path}: unreadable, the file is corrupt or not a torch file "
-                             f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
-                             ) from None
+            f"{name}: refused to load: it holds Python objects that only an unsafe unpickler could build ({needs}), "
+            "and unpickling can run code from the file. Files written by this version of Entropy Engine hold "
+            "tensors and plain data only; a checkpoint of an earlier release cannot be resumed (start the run "
+            "again), and a crafted file is never loaded") from None
+    except Exception as exc:                  # the restricted unpickler fails in many ways on a corrupt file
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ModelFileError(f"{name}: unreadable, the file is corrupt or not a torch file "
+                             f"({type(exc).__name__}{': ' + first if first else ''})") from None
 
 
 def verified_payload(path: str | Path, obj: Any, fmt: str, what: str) -> dict[str, Any]:
@@ -236,10 +240,5 @@ def read_sb3_zip(path: str | Path) -> SB3File:
 
 
 def load_torch_file_bytes(path: Path, name: str, blob: bytes) -> Any:
-    try:
-        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise ModelFileError(f"{path}: refused to load its {name} entry: it holds Python objects that only an "
-                             "unsafe unpickler could build, and unpickling can run code from the file") from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(f"{path}: its {name} entry is corrupt ({type(exc).__name__})") from None
+    """The object in the zip entry ``name`` of ``path`` (a ``torch.save`` blob), read safely."""
+    return _safe_torch_load(io.BytesIO(blob), f"{path} (its {name} entry)")

@@ -335,8 +335,9 @@ def test_sb3_model_and_checkpoint_round_trip(sb3_run, tmp_path):
     ("max_grad_norm", "inf"), ("max_grad_norm", 0), ("ent_coef", "nan"), ("vf_coef", "inf"),
     ("clip_range", "inf"), ("clip_range", 0), ("clip_range_vf", "nan"), ("target_kl", "inf"),
     ("log_std_init", "inf"), ("log_std_init", 100), ("obs_delta", "inf"), ("obs_delta", 1e9),
-    ("gamma", "nan"), ("gamma", 1.5), ("gae_lambda", "nan"), ("gae_lambda", -0.1), ("collision_penalty", "inf"),
+    ("gamma", "nan"), ("gamma", 1.5), ("gae_lambda", "nan"), ("gae_lambda", -0.1),
     ("env", {"goal_reward": "nan"}), ("env", {"progress_reward": "inf"}), ("env", {"approach_penalty": "-inf"}),
+    ("env", {"time_penalty": "nan"}),
 ])
 def test_settings_that_only_produce_nan_are_refused(key, value):
     with pytest.raises(ConfigError, match="finite number"):

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 from ..runs.files import atomic_save
-from .safe_files import ModelFileError
 
 CHECKPOINT_FORMAT = "entropy-engine-checkpoint"
 CHECKPOINT_VERSION = 2
@@ -82,6 +81,8 @@ def restore_checkpoint(path: str | Path, apply: Callable[[Path], T],
     A failure is reported through ``warn`` and the previous checkpoint is tried; if none works a
     ``CheckpointError`` names each file and what was wrong with it.
     """
+    from .safe_files import ModelFileError
+
     path = Path(path)
     candidates = [c for c in (path, path.with_name(PREV_NAME)) if c.is_file()]
     errors = []

@@ -120,9 +120,6 @@ class TrainConfig:
             v = getattr(self, name)
             ok = isinstance(v, (int, float)) and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
             require(ok, f"{name} must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {v!r}")
-        if self.collision_penalty is not None:
-            require(math.isfinite(self.collision_penalty),
-                    f"collision_penalty must be a finite number, got {self.collision_penalty!r}")
         require(self.encoder_size >= 0, f"encoder_size must be >= 0, got {self.encoder_size!r}")
         require(self.workers >= 0, f"workers must be >= 0, got {self.workers!r}")
         require(self.update_threads >= 1, f"update_threads must be >= 1, got {self.update_threads!r}")

@@ -44,11 +44,17 @@ def vec_env(scenario: str = "navigation", num_worlds: int = 8, n_agents: int = 1
                        **config)
 
 
-def load_policy(path):
-    """A trained policy (run folder or model file) with ``initial_state(n)`` and ``act(obs, state)``."""
+def load_policy(path, trust_pickle: bool = False, warn=None):
+    """A trained policy (run folder or model file) with ``initial_state(n)`` and ``act(obs, state)``.
+
+    Loading never runs code from the file: tensors and plain data only, checksum and finite weights
+    checked (``ModelFileError`` otherwise). An SB3 ``.zip`` gives its weights only, with a warning
+    saying why; ``trust_pickle=True`` loads it with SB3's own loader, which unpickles the file (and
+    can run code from it): only for files you trust. ``warn(message)`` receives notes about the
+    load (default: ``warnings.warn``)."""
     from .training.policy import load_policy as _load
 
-    return _load(path)
+    return _load(path, trust_pickle=trust_pickle, warn=warn)
 
 
 __all__ = ["__version__", "ConfigError", "BatchEnv", "parallel_env", "vec_env", "load_policy"]

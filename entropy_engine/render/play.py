@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=10.0, help="Frames per second (default 10 = real time).")
     parser.add_argument("--frame-skip", type=int, default=1, metavar="K", help="GIF: keep every K-th step.")
     parser.add_argument("--stochastic", action="store_true", help="Sample actions instead of the mean action.")
+    parser.add_argument("--trust-pickle", dest="trust_pickle", action="store_true",
+                        help="SB3 .zip: load it with SB3's own loader, which unpickles the file and can run code "
+                             "from it (default: its weights only). Only for files you trust.")
 
 
 def _load(args: argparse.Namespace):
@@ -50,7 +54,8 @@ def _load(args: argparse.Namespace):
     except ImportError as exc:
         raise SystemExit(f"entropy play: cannot load models ({exc}); use --heuristic") from exc
     try:
-        policy = load_policy(args.model)
+        policy = load_policy(args.model, trust_pickle=getattr(args, "trust_pickle", False),
+                             warn=lambda m: print(f"entropy play: note: {m}", file=sys.stderr))
     except FileNotFoundError as exc:
         raise SystemExit(f"entropy play: no model at {args.model} ({exc})") from exc
     except ValueError as exc:

@@ -1,6 +1,8 @@
 """Navigation: every robot drives to its own goal through walls and the rest of the swarm."""
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +44,10 @@ class NavigationConfig(ScenarioConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        for f in dataclasses.fields(self):     # rewards, sizes, speeds: NaN or inf only ever produce NaN
+            v = getattr(self, f.name)
+            if isinstance(v, float):
+                require(math.isfinite(v), f"{f.name} must be a finite number, got {v!r}")
         require(self.n_obstacles >= 0, f"n_obstacles must be >= 0, got {self.n_obstacles!r}")
         require(0 < self.obstacle_min_length <= self.obstacle_max_length,
                 "need 0 < obstacle_min_length <= obstacle_max_length")

@@ -8,8 +8,12 @@ newest one that can be read *and* fits the run; a corrupt or incompatible newest
 none is usable the run stops with a ``CheckpointError`` naming every file. A finished run deletes
 both after saving its final model.
 
-Native checkpoints are ``torch.save`` archives of ``NativeTrainer.state_dict()``; SB3 checkpoints are
-``RecurrentPPO.save`` archives. Both record the resolved config, checked by ``check_compatible``.
+Native checkpoints are ``torch.save`` archives of ``NativeTrainer.state_dict()`` (tensors and plain
+data, the config as JSON text, a sha256 of it all), read with ``weights_only=True``; SB3 checkpoints
+are ``RecurrentPPO.save`` archives with an ``entropy_engine.json`` entry, read without unpickling
+(``safe_files``, ``sb3_files``). Both record the resolved config, checked by ``check_compatible``.
+A checkpoint that fails its checksum, holds NaN or inf, or would need an unsafe unpickler counts as
+corrupt: the previous one is used. Non-finite state is never written (``TrainingDiverged``).
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from ..runs.files import atomic_save
 
+CHECKPOINT_FORMAT = "entropy-engine-checkpoint"
+CHECKPOINT_VERSION = 2
 PREV_NAME = "checkpoint.prev.zip"
 CORRUPT_NAME = "checkpoint.corrupt.zip"
 T = TypeVar("T")
@@ -52,9 +58,19 @@ def save_checkpoint(path: str | Path, writer_fn: Callable[[Path], Any]) -> Path:
 
 
 def save_torch_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    import torch
+    """Write a native trainer's ``state`` (tensors, plain data, ``config`` as a dict) as the rolling
+    checkpoint. Raises ``TrainingDiverged`` without writing anything if a value is NaN or inf."""
+    import json
 
-    return save_checkpoint(path, lambda tmp: torch.save(state, tmp))
+    from .guards import TrainingDiverged
+    from .safe_files import describe, nonfinite_entries, save_torch_file
+
+    bad = nonfinite_entries(state)
+    if bad:
+        raise TrainingDiverged(f"refusing to write checkpoint {path}: it would hold non-finite values (NaN or inf) "
+                               f"in {describe(bad)}")
+    payload = {**state, "config": json.dumps(state.get("config") or {})}
+    return save_checkpoint(path, lambda tmp: save_torch_file(tmp, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, payload))
 
 
 def restore_checkpoint(path: str | Path, apply: Callable[[Path], T],
@@ -65,6 +81,8 @@ def restore_checkpoint(path: str | Path, apply: Callable[[Path], T],
     A failure is reported through ``warn`` and the previous checkpoint is tried; if none works a
     ``CheckpointError`` names each file and what was wrong with it.
     """
+    from .safe_files import ModelFileError
+
     path = Path(path)
     candidates = [c for c in (path, path.with_name(PREV_NAME)) if c.is_file()]
     errors = []
@@ -72,7 +90,8 @@ def restore_checkpoint(path: str | Path, apply: Callable[[Path], T],
         try:
             return apply(cand), cand
         except Exception as exc:
-            reason = str(exc) if isinstance(exc, CheckpointError) else f"{type(exc).__name__}: {exc}"
+            reason = (str(exc) if isinstance(exc, (CheckpointError, ModelFileError))
+                      else f"{type(exc).__name__}: {exc}")
             errors.append(f"checkpoint {cand} is unusable: {reason}")
             if i + 1 < len(candidates):
                 moved = cand.with_name(CORRUPT_NAME)
@@ -86,12 +105,17 @@ def restore_checkpoint(path: str | Path, apply: Callable[[Path], T],
 
 
 def load_torch_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A native checkpoint file's state dict (raises on a corrupt file)."""
-    import torch
+    """A native checkpoint file's state dict, read with ``weights_only=True`` and checked (sha256,
+    finite values); raises ``ModelFileError`` or ``CheckpointError`` on a corrupt or unsafe file."""
+    import json
 
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "model" not in state:
+    from .safe_files import load_torch_file, verified_payload
+
+    obj = load_torch_file(path)
+    state = dict(verified_payload(path, obj, CHECKPOINT_FORMAT, "checkpoint"))
+    if "model" not in state:
         raise CheckpointError("it is not a native trainer checkpoint (no 'model' entry)")
+    state["config"] = json.loads(state.get("config") or "{}")
     return state
 
 

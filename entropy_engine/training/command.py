@@ -4,7 +4,7 @@
 
     entropy train [--preset NAME] [--config FILE] [--out DIR] [--total-steps N] [--algo native|sb3]
                   [--device cpu|cuda|auto] [--backend numba|pymunk] [--workers N] [--prev-model PATH]
-                  [--env KEY=VALUE ...] [--<any TrainConfig field> VALUE]
+                  [--env KEY=VALUE ...] [--trust-pickle] [--<any TrainConfig field> VALUE]
 
 Config layers: preset, then the TOML/YAML file, then command-line options; an unknown key is an
 error. The run folder (default ``runs/<timestamp>``) receives ``config.yaml``, ``metrics.csv``,
@@ -42,6 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help=field_help(TrainConfig, "device"))
     parser.add_argument("--env", dest="env", action="append", default=None, metavar="KEY=VALUE",
                         help="A scenario config key (repeatable), e.g. --env goal_reward=5 --env arena_size=12.")
+    parser.add_argument("--trust-pickle", dest="trust_pickle", action="store_true",
+                        help="Resume an --algo sb3 checkpoint of an earlier release with SB3's own loader, which "
+                             "unpickles the file and can run code from it: only for files you wrote yourself.")
     parser.add_argument("--console", default="auto", choices=["auto", "rich", "plain", "none"],
                         help="Console output: Rich live view, plain lines, or nothing.")
     group = parser.add_argument_group("config fields (override the preset and the file)")
@@ -74,12 +77,16 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
+    from .guards import TrainingDiverged
 
     try:
         return _run(args)
     except (ConfigError, CheckpointError) as exc:
         print(f"entropy train: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingDiverged as exc:
+        print(f"entropy train: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -135,7 +142,7 @@ def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos
 
         restored = restore_checkpoint(paths.checkpoint_file, apply, warn=notes.append)
         if restored is None and cfg.prev_model:
-            notes.append(f"Starting from base model {trainer.load_base_model(cfg.prev_model)}")
+            notes.append(f"Starting from base model {trainer.load_base_model(cfg.prev_model, notes.append)}")
 
         def save(tr: NativeTrainer) -> None:
             save_torch_checkpoint(paths.checkpoint_file, tr.state_dict())
@@ -165,7 +172,8 @@ def _train_sb3(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos: A
     try:
         model = make_model(cfg, env)
         videos.start(lambda: SB3Policy.from_model(model))
-        restored = restore_checkpoint(paths.checkpoint_file, lambda f: load_sb3_checkpoint(f, env, cfg),
+        trust = bool(getattr(args, "trust_pickle", False))
+        restored = restore_checkpoint(paths.checkpoint_file, lambda f: load_sb3_checkpoint(f, env, cfg, trust, model),
                                       warn=notes.append)
         if restored is not None:
             model = restored[0]

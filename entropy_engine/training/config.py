@@ -24,6 +24,7 @@ Presets:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
@@ -113,16 +114,18 @@ class TrainConfig:
             require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)!r}")
         require(self.n_steps % self.seq_len == 0,
                 f"seq_len ({self.seq_len}) must divide n_steps ({self.n_steps})")
-        require(0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "need 0 < gamma <= 1 and 0 <= gae_lambda <= 1")
-        require(self.learning_rate > 0, "learning_rate must be positive")
-        require(self.clip_range > 0, "clip_range must be positive")
-        require(self.encoder_size >= 0 and self.clip_range_vf >= 0 and self.target_kl >= 0 and self.obs_delta >= 0,
-                "encoder_size, clip_range_vf, target_kl and obs_delta must be >= 0")
+        # settings that can only produce NaN or inf are refused here, before a run starts
+        for name, lo, hi, lo_open in _NUMERIC_RANGES:
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+            require(ok, f"{name} must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {v!r}")
+        require(self.encoder_size >= 0, f"encoder_size must be >= 0, got {self.encoder_size!r}")
         require(self.workers >= 0, f"workers must be >= 0, got {self.workers!r}")
         require(self.update_threads >= 1, f"update_threads must be >= 1, got {self.update_threads!r}")
         require(0.0 <= self.shaping_warmup <= 1.0, f"shaping_warmup must be in [0, 1], got {self.shaping_warmup!r}")
-        require(self.video_steps >= 0 and self.video_size >= 16 and self.video_frame_skip >= 1 and self.video_fps > 0,
-                "need video_steps >= 0, video_size >= 16, video_frame_skip >= 1 and video_fps > 0")
+        require(self.video_steps >= 0 and self.video_size >= 16 and self.video_frame_skip >= 1
+                and 0 < self.video_fps < math.inf,
+                "need video_steps >= 0, video_size >= 16, video_frame_skip >= 1 and 0 < video_fps < inf")
         object.__setattr__(self, "env", _check_env(self))
 
     @property
@@ -148,6 +151,24 @@ class TrainConfig:
         kw.update(max_steps=self.max_episode_steps, backend=self.backend, pymunk_lidar=self.pymunk_lidar)
         return kw
 
+
+# (field, low, high, low excluded?): finite numbers in these ranges; outside them an update can only
+# produce NaN or inf (an infinite or huge learning rate, obs_delta or log_std_init), or the setting
+# means nothing (a clip range beyond 1, a discount above 1)
+_NUMERIC_RANGES = (
+    ("learning_rate", 0.0, 1.0, True),
+    ("gamma", 0.0, 1.0, True),
+    ("gae_lambda", 0.0, 1.0, False),
+    ("clip_range", 0.0, 1.0, True),
+    ("clip_range_vf", 0.0, 1e6, False),
+    ("ent_coef", 0.0, 1e3, False),
+    ("vf_coef", 0.0, 1e3, False),
+    ("max_grad_norm", 0.0, 1e6, True),
+    ("target_kl", 0.0, 1e3, False),
+    ("log_std_init", -20.0, 20.0, False),
+    ("obs_delta", 0.0, 1e3, False),
+    ("time_limit_s", 0.0, 1e9, False),
+)
 
 # scenario keys that have a TrainConfig field of their own
 _OWN_FIELDS = {"max_steps": "max_episode_steps", "backend": "backend", "pymunk_lidar": "pymunk_lidar"}

@@ -71,6 +71,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-worlds", type=int, default=10, help="Worlds run side by side.")
     parser.add_argument("--seed", type=int, default=12345, help="Evaluation seed.")
     parser.add_argument("--stochastic", action="store_true", help="Sample actions instead of the mean.")
+    parser.add_argument("--trust-pickle", dest="trust_pickle", action="store_true",
+                        help="SB3 .zip: load it with SB3's own loader, which unpickles the file and can run code "
+                             "from it (default: its weights only). Only for files you trust.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,9 +83,17 @@ def run(args: argparse.Namespace) -> int:
         policy: Any = "heuristic"
         stored = None
     else:
-        from .policy import load_policy
+        import sys
 
-        policy = load_policy(args.path)
+        from .policy import load_policy
+        from .safe_files import ModelFileError
+
+        try:
+            policy = load_policy(args.path, trust_pickle=args.trust_pickle,
+                                 warn=lambda m: print(f"entropy eval: note: {m}", file=sys.stderr))
+        except ModelFileError as exc:
+            print(f"entropy eval: error: {exc}", file=sys.stderr)
+            return 2
         stored = policy.config
     cfg = stored_config(stored, scenario=args.scenario, n_agents=args.n_agents,
                         env=parse_env_options(args.env) if args.env else None)

@@ -23,6 +23,7 @@ import torch
 from ..envs.metrics import EpisodeMetrics
 from ..envs.shm import make_batch_env
 from .config import TrainConfig, config_dict
+from .guards import check_update
 from .memory import reuse_freed_memory
 from .policy import MODEL_FILE, ActorCritic, PolicySpec, gaussian_log_prob, save_model
 from .ppo import compute_gae, ppo_update
@@ -113,12 +114,16 @@ class NativeTrainer:
         return None if sc is None else sc.rng
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this run (the environment restarts its episodes on load)."""
+        """Everything needed to continue this run (the environment restarts its episodes on load), as
+        tensors and plain data only (``safe_files``): RNG states are uint8/int64 tensors and ints."""
         rng = self._env_rng()
+        key, keys, pos, has_gauss, cached = np.random.get_state()
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "num_timesteps": self.num_timesteps, "n_updates": self.n_updates,
                 "torch_rng": torch.get_rng_state(), "gen_rng": self.gen.get_state(),
-                "numpy_rng": np.random.get_state(), "env_rng": None if rng is None else rng.copy(),
+                "numpy_rng": {"key": str(key), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                              "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+                "env_rng": None if rng is None else torch.from_numpy(rng.view(np.int64).copy()),
                 "config": config_dict(self.cfg)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -128,15 +133,17 @@ class NativeTrainer:
         self.n_updates = int(state["n_updates"])
         torch.set_rng_state(state["torch_rng"])
         self.gen.set_state(state["gen_rng"])
-        np.random.set_state(state["numpy_rng"])
+        n = state["numpy_rng"]
+        np.random.set_state((n["key"], n["keys"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]),
+                             float(n["cached_gaussian"])))
         rng, saved = self._env_rng(), state.get("env_rng")
-        if rng is not None and saved is not None and np.shape(saved) == rng.shape:
-            rng[:] = saved
+        if rng is not None and saved is not None and tuple(saved.shape) == rng.shape:
+            rng[:] = saved.numpy().view(rng.dtype)
         else:   # worker processes: a fresh stream per resume point, still a function of the seed
             self.env.seed(int(np.random.SeedSequence([self.cfg.seed, self.n_updates]).generate_state(1)[0]))
         self._reset_env()
 
-    def load_base_model(self, path: str | Path) -> Path:
+    def load_base_model(self, path: str | Path, warn: Callable[[str], None] | None = None) -> Path:
         """Start from the weights of a trained native model (a run folder or ``.pt`` file)."""
         from ..config import ConfigError
         from .policy import find_model, load_model
@@ -145,7 +152,12 @@ class NativeTrainer:
         if file.suffix != ".pt":
             raise ConfigError(f"prev_model {file}: the native trainer starts from a native model (.pt), "
                               "not an SB3 .zip")
-        base, _ = load_model(file)
+        from .safe_files import ModelFileError
+
+        try:
+            base, _ = load_model(file, warn)
+        except ModelFileError as exc:
+            raise ConfigError(f"prev_model: {exc}") from None
         try:
             self.model.load_state_dict(base.state_dict())
         except RuntimeError as exc:
@@ -233,6 +245,7 @@ class NativeTrainer:
         metrics = ppo_update(self.model, self.optimizer, buf.sequences(T), cfg, self.gen,
                              bf16=self.update_dtype == "bfloat16", pool=self._pool, parts=self.update_threads)
         t2 = time.perf_counter()
+        check_update(self.num_timesteps, metrics, self.model.named_parameters(), lr)
         self.n_updates += 1
         metrics["train/learning_rate"] = lr
         metrics["train/shaping_scale"] = shaping

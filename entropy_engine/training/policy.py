@@ -23,10 +23,11 @@ learn to compute. The caller passes ``prev`` (the previous observation of every 
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ from torch import nn
 import torch.nn.functional as F
 
 MODEL_FORMAT = "entropy-engine-policy"
+MODEL_VERSION = 2
 MODEL_FILE = "model.pt"
 
 
@@ -209,29 +211,61 @@ def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
 # model files
 
 def save_model(model: ActorCritic, path: str | Path, config: dict | None = None) -> Path:
-    """Write the network and its shape to ``path`` (atomically: temp file, fsync, rename)."""
-    import os
+    """Write the network and its shape to ``path`` (atomically: temp file, fsync, rename).
+
+    The file holds tensors and plain data only (``safe_files``): the weights, and the network's
+    shape and the run's config as JSON text, with a sha256 of both; non-finite weights are refused."""
+    from ..runs.files import atomic_save
+    from .guards import TrainingDiverged
+    from .safe_files import describe, nonfinite_entries, save_torch_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": MODEL_FORMAT, "version": 1, "spec": asdict(model.spec),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "config": config or {}}
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    bad = nonfinite_entries(state)
+    if bad:
+        raise TrainingDiverged(f"refusing to save {path}: the network holds non-finite values (NaN or inf) in "
+                               f"{describe(bad)}")
+    meta = json.dumps({"spec": asdict(model.spec), "config": config or {}})
+    payload = {"meta": meta, "state_dict": state}
+    return atomic_save(path, lambda tmp: save_torch_file(tmp, MODEL_FORMAT, MODEL_VERSION, payload))
 
 
-def load_model(path: str | Path) -> tuple[ActorCritic, dict]:
-    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not an Entropy Engine model file")
-    model = ActorCritic(PolicySpec(**payload["spec"]))
-    model.load_state_dict(payload["state_dict"])
-    return model, payload.get("config", {})
+def load_model(path: str | Path, warn: Callable[[str], None] | None = None) -> tuple[ActorCritic, dict]:
+    """The network of a native model file and the config it was trained with.
+
+    Read with ``torch.load(weights_only=True)``, checksum and finiteness checked (``safe_files``);
+    raises ``ModelFileError`` naming the file otherwise. A file of the previous release (format 1: no
+    checksum, plain data) is loaded the same safe way, with a note through ``warn``."""
+    from .safe_files import ModelFileError, check_finite, load_torch_file, verified_payload
+
+    path = Path(path)
+    obj = load_torch_file(path)
+    if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{path} is not an Entropy Engine model file")
+    try:
+        if obj.get("version") == 1:                   # previous release: spec/config dicts, no checksum
+            spec, config, state = obj["spec"], obj.get("config") or {}, obj["state_dict"]
+            check_finite(path, state, "model")
+            (warn or _warn)(f"{path} was written by an earlier release: it has no checksum to verify; "
+                            "its weights were loaded with torch's safe (weights_only) loader")
+        else:
+            payload = verified_payload(path, obj, MODEL_FORMAT, "model")
+            meta = json.loads(payload["meta"])
+            spec, config, state = meta["spec"], meta.get("config") or {}, payload["state_dict"]
+        model = ActorCritic(PolicySpec(**spec))
+        model.load_state_dict(state)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: not a valid Entropy Engine model file ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    return model, config
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, stacklevel=3)
 
 
 def find_model(path: str | Path) -> Path:
@@ -296,12 +330,24 @@ class RecurrentPolicy:
 
 
 class SB3Policy:
-    """The same interface over an sb3-contrib RecurrentPPO ``.zip`` model."""
+    """The same interface over an sb3-contrib RecurrentPPO ``.zip`` model.
 
-    def __init__(self, path: str | Path):
-        from sb3_contrib import RecurrentPPO
+    By default only the file's weights are loaded (``sb3_files.load_sb3_policy``: ``policy.pth``
+    with torch's weights_only loader, settings from plain JSON), because SB3's own loader unpickles
+    the file's cloudpickled ``data`` entry, which can run code. ``trust_pickle=True`` loads it with
+    ``RecurrentPPO.load`` instead (only for files you trust)."""
 
-        self._attach(RecurrentPPO.load(str(path), device="cpu"))
+    def __init__(self, path: str | Path, trust_pickle: bool = False):
+        if trust_pickle:
+            from sb3_contrib import RecurrentPPO
+
+            self._attach(RecurrentPPO.load(str(path), device="cpu"))
+        else:
+            from .sb3_files import load_sb3_policy
+
+            policy, config = load_sb3_policy(path)
+            self._attach(policy)
+            self.config = config
 
     @classmethod
     def from_model(cls, model: Any) -> "SB3Policy":
@@ -311,9 +357,10 @@ class SB3Policy:
         return self
 
     def _attach(self, model: Any) -> None:
-        self.model = model
-        self.obs_dim = int(self.model.observation_space.shape[0])
-        self.hidden_size = int(self.model.policy.lstm_actor.hidden_size)
+        self.model = model                  # a RecurrentPPO, or its RecurrentActorCriticPolicy (both ``predict``)
+        net = getattr(model, "policy", model)
+        self.obs_dim = int(net.observation_space.shape[0])
+        self.hidden_size = int(net.lstm_actor.hidden_size)
         self.config: dict = {}
 
     def initial_state(self, n_agents: int) -> np.ndarray:
@@ -327,13 +374,28 @@ class SB3Policy:
         return np.clip(actions, -1, 1).astype(np.float32), np.stack([h, c]).astype(np.float32)
 
 
-def load_policy(path: str | Path) -> RecurrentPolicy | SB3Policy:
-    """Load a trained policy from a run folder (its final model) or a model file (.pt or SB3 .zip)."""
+SB3_WEIGHTS_ONLY_NOTE = ("{file}: SB3 model loaded as weights only (policy.pth, read with torch's weights_only "
+                         "loader; settings from plain JSON). Its cloudpickled 'data' entry was not unpickled, "
+                         "because unpickling can run code from the file. If you trust its source, "
+                         "--trust-pickle (trust_pickle=True) loads it with SB3 itself.")
+
+
+def load_policy(path: str | Path, trust_pickle: bool = False, warn: Callable[[str], None] | None = None
+                ) -> RecurrentPolicy | SB3Policy:
+    """Load a trained policy from a run folder (its final model) or a model file (.pt or SB3 .zip).
+
+    Nothing in the file is unpickled beyond tensors and plain data, checksums and finiteness are
+    checked (``ModelFileError`` otherwise). SB3 ``.zip`` files: their weights only, with a note
+    through ``warn`` (default ``warnings.warn``), unless ``trust_pickle=True`` (SB3's own loader,
+    which unpickles the file's ``data`` entry: only for files you trust)."""
     file = find_model(path)
+    warn = warn or _warn
     if file.suffix == ".zip":
-        policy: RecurrentPolicy | SB3Policy = SB3Policy(file)
+        policy: RecurrentPolicy | SB3Policy = SB3Policy(file, trust_pickle=trust_pickle)
+        if not trust_pickle:
+            warn(SB3_WEIGHTS_ONLY_NOTE.format(file=file))
     else:
-        model, config = load_model(file)
+        model, config = load_model(file, warn)
         policy = RecurrentPolicy(model, config)
     run_config = file.parent.parent / "config.yaml"      # <run>/models/<file>: the run's resolved config
     if not policy.config and run_config.is_file():

@@ -5,10 +5,14 @@ output (``time/fps``, ``train/*``, ``rollout/ep_rew_mean``) is forwarded through
 and a callback adds the scenario's metrics (``env/<metric>``, e.g. ``env/success_rate``) from the
 agent-episodes finished during each rollout. ``seq_len``, ``encoder_size``, ``obs_delta`` and ``lr`` floors are native-only.
 
-Crash recovery as in the native trainer (``training.checkpoint``): a ``RecurrentPPO.save`` archive is
-written atomically to the rolling ``checkpoint.zip`` at rollout boundaries (after an update), with
-the torch/numpy RNG states and the resolved config stored on the model; ``resume`` loads it and
+Crash recovery as in the native trainer (``training.checkpoint``): a ``RecurrentPPO.save`` archive with
+an ``entropy_engine.json`` entry (step counters, torch/numpy RNG states, the resolved config,
+checksums: ``sb3_files``) is written atomically to the rolling ``checkpoint.zip`` at rollout
+boundaries (after an update); resuming rebuilds the model from the config, loads the weights and
+optimizer state with torch's weights_only loader and the rest from JSON (nothing is unpickled), and
 training continues with ``reset_num_timesteps=False``, so the step total is the uninterrupted one.
+After every update the losses and weights are checked (``guards``): NaN or inf stops the run
+before anything is saved.
 
 Run length as in the native trainer: ``_learn`` is SB3's ``OnPolicyAlgorithm.learn`` loop with two
 changes. The last rollout is shortened (a smaller ``RecurrentRolloutBuffer`` for that one rollout),
@@ -121,19 +125,35 @@ def attach_logging(model, log: LogFn | None) -> None:
 
 
 def save_sb3_checkpoint(model, path: str | Path, cfg: TrainConfig) -> Path:
-    """Write ``model`` (with RNG states and config) as the rolling checkpoint at ``path``."""
-    import torch
-
+    """Write ``model`` (with its step counters, RNG states and the config) as the rolling checkpoint
+    at ``path``: SB3's archive plus an ``entropy_engine.json`` entry (``sb3_files``)."""
     from .checkpoint import save_checkpoint
     from .config import config_dict
+    from .sb3_files import write_sb3_file
 
-    model.entropy_config = config_dict(cfg)
-    model.entropy_rng = {"torch": torch.get_rng_state().numpy(), "numpy": np.random.get_state()}
-    return save_checkpoint(path, lambda tmp: model.save(str(tmp)))
+    return save_checkpoint(path, lambda tmp: write_sb3_file(model, tmp, config_dict(cfg), "checkpoint"))
 
 
-def load_sb3_checkpoint(path: str | Path, env, cfg: TrainConfig):
-    """The RecurrentPPO model of a checkpoint on ``env``, RNG states restored (raises if unusable)."""
+def load_sb3_checkpoint(path: str | Path, env, cfg: TrainConfig, trust_pickle: bool = False, model=None):
+    """The RecurrentPPO model of a checkpoint on ``env``, RNG states restored (raises if unusable).
+
+    ``model`` (default: a new one from ``make_model(cfg, env)``) is a fresh model for ``cfg`` that the
+    checkpoint is applied to: nothing is unpickled (``sb3_files.restore_sb3_checkpoint``). Only with
+    ``trust_pickle`` is a checkpoint of an earlier release (no ``entropy_engine.json``) loaded with
+    ``RecurrentPPO.load``, which unpickles it."""
+    from .config import config_dict
+    from .safe_files import read_sb3_zip
+    from .sb3_files import restore_sb3_checkpoint
+
+    if trust_pickle and read_sb3_zip(path).meta is None:
+        return _load_legacy_sb3_checkpoint(path, env, cfg)
+    model = model if model is not None else make_model(cfg, env)
+    restore_sb3_checkpoint(path, model, config_dict(cfg))
+    return model
+
+
+def _load_legacy_sb3_checkpoint(path: str | Path, env, cfg: TrainConfig):
+    """The previous release's loader (``--trust-pickle`` only): ``RecurrentPPO.load`` unpickles the file."""
     import torch
     from sb3_contrib import RecurrentPPO
 
@@ -151,18 +171,33 @@ def load_sb3_checkpoint(path: str | Path, env, cfg: TrainConfig):
 
 
 def load_sb3_base(model, path: str | Path) -> Path:
-    """Start ``model`` from the weights of a trained SB3 model (a run folder or ``.zip``)."""
+    """Start ``model`` from the weights of a trained SB3 model (a run folder or ``.zip``): only its
+    ``policy.pth``/``policy.optimizer.pth``, read with torch's weights_only loader (``read_sb3_zip``)."""
     from ..config import ConfigError
     from .policy import find_model
+    from .safe_files import ModelFileError, read_sb3_zip
 
     file = find_model(path)
     if file.suffix != ".zip":
         raise ConfigError(f"prev_model {file}: --algo sb3 starts from an SB3 model (.zip), not a native .pt")
     try:
-        model.set_parameters(str(file), exact_match=True, device=model.device)
+        params = read_sb3_zip(file).params
+    except ModelFileError as exc:
+        raise ConfigError(f"prev_model: {exc}") from None
+    try:
+        model.set_parameters(params, exact_match=True, device=model.device)
     except Exception as exc:
         raise ConfigError(f"prev_model {file} does not fit this run's network: {exc}") from None
     return file
+
+
+def _check_update(model) -> None:
+    """``guards.check_update`` after an SB3 update: its logged losses and the policy's parameters."""
+    from .guards import check_update
+
+    values = getattr(model.logger, "name_to_value", {})
+    check_update(model.num_timesteps, values, model.policy.named_parameters(), float(model.lr_schedule(
+        model._current_progress_remaining)))
 
 
 def _checkpoint_callback(save: Callable[[Any], Any]):
@@ -221,7 +256,12 @@ def _learn(model: Any, total: int, callback: Any, log_every: int, stop: Callable
             model._update_current_progress_remaining(model.num_timesteps, total)
             if iteration % log_every == 0 or model.num_timesteps >= total:
                 model.dump_logs(iteration)
-            model.train()
+            try:
+                model.train()
+            except ValueError:   # NaN weights make torch.distributions refuse the next minibatch
+                _check_update(model)
+                raise
+            _check_update(model)
         if stop is not None and stop():
             break
     callback.on_training_end()
@@ -242,6 +282,9 @@ def train_sb3(cfg: TrainConfig, paths: Any, log: LogFn | None = None, total_step
     callbacks = [_env_callback(cfg.shaping_scale)] + ([_checkpoint_callback(on_rollout)] if on_rollout else [])
     if total > model.num_timesteps:
         _learn(model, total, CallbackList(callbacks), cfg.log_every, time_limit(cfg.time_limit_s))
+    from .config import config_dict
+    from .sb3_files import write_sb3_file
+
     out = Path(paths.models) / "model.zip"
-    atomic_save(out, lambda tmp: model.save(str(tmp)))
+    atomic_save(out, lambda tmp: write_sb3_file(model, tmp, config_dict(cfg), "model"))
     return out

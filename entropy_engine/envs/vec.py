@@ -15,8 +15,10 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
+from ..core.rng import check_seed
 from .shm import make_batch_env
 from .spaces import action_space, observation_space
+from .validate import check_actions
 
 
 class SwarmVecEnv(VecEnv):
@@ -33,6 +35,9 @@ class SwarmVecEnv(VecEnv):
         self.num_worlds = num_worlds
         self._next_seed = seed
         self._actions: np.ndarray | None = None
+        S = self.engine.num_slots
+        self._shapes = ((S, 2), (num_worlds, n_agents, 2))
+        self._scratch = np.zeros((S, 2), np.float32)        # [S, 2] actions checked by step_async
         self._t0 = time.time()
         super().__init__(self.engine.num_slots, observation_space(self.engine.config),
                          action_space())
@@ -47,13 +52,14 @@ class SwarmVecEnv(VecEnv):
         return obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
+        # checked (and copied) here, so a refused call leaves nothing pending and changes nothing
+        self._actions = check_actions(actions, self._shapes, self._scratch)
 
     def step_wait(self):
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
-        obs, reward, terminated, truncated, info = self.engine.step(self._actions)
-        self._actions = None
+        actions, self._actions = self._actions, None    # consumed even if the step fails: never replayed
+        obs, reward, terminated, truncated, info = self.engine.step(actions)
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [
             {"reached_goal": r, "collided": c}
@@ -76,8 +82,9 @@ class SwarmVecEnv(VecEnv):
         self.engine.close()
 
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
-        # one engine-wide seed: every world derives its own stream from it
-        self._seeds = [seed] + [None] * (self.num_envs - 1)
+        # one engine-wide seed: every world derives its own stream from it; a bad seed is refused
+        # here (check_seed) instead of breaking every later reset()
+        self._seeds = [check_seed(seed)] + [None] * (self.num_envs - 1)
         return self._seeds
 
     # -- attribute plumbing (all slots share one engine) --------------------------------------

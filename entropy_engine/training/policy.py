@@ -209,20 +209,18 @@ def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
 # model files
 
 def save_model(model: ActorCritic, path: str | Path, config: dict | None = None) -> Path:
-    """Write the network and its shape to ``path`` (atomically: temp file, fsync, rename)."""
-    import os
+    """Write the network and its shape to ``path`` (``runs.files.atomic_save``: temp file, fsync, rename;
+    a failed write leaves no temp file and the old ``path`` intact)."""
+    from ..runs.files import atomic_save
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": MODEL_FORMAT, "version": 1, "spec": asdict(model.spec),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "config": config or {}}
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:      # through a file object a full disk is an OSError(ENOSPC)
+            torch.save(payload, fh)
+
+    return atomic_save(path, write)
 
 
 def load_model(path: str | Path) -> tuple[ActorCritic, dict]:

@@ -42,6 +42,8 @@ def _signal_at(monkeypatch, sig: int, step: int, times: int = 1) -> None:
         log(self, s, metrics)
         if s >= step and not sent:
             sent.append(s)
+            if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
+                pytest.fail(f"training installed no {signal.Signals(sig).name} handler")   # would kill pytest
             for _ in range(times):
                 os.kill(os.getpid(), sig)
                 time.sleep(0.01)       # let the handler run before the next signal
@@ -112,7 +114,7 @@ def test_real_signal_to_a_training_process_and_a_second_run_refused(tmp_path, al
                 break
             time.sleep(0.1)
         assert first.poll() is None, log.read_text()
-        second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert second.returncode == 2
         assert second.stderr.strip().splitlines() == [second.stderr.strip()]       # one line
         assert f"is in use by another training run (pid {first.pid})" in second.stderr

@@ -16,9 +16,9 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from ..core.rng import check_seed
+from . import validate
 from .shm import make_batch_env
 from .spaces import action_space, observation_space
-from .validate import check_actions
 
 
 class SwarmVecEnv(VecEnv):
@@ -34,10 +34,10 @@ class SwarmVecEnv(VecEnv):
         self.n_agents = n_agents
         self.num_worlds = num_worlds
         self._next_seed = seed
+        S, A = self.engine.num_slots, self.engine.act_dim
+        self._shapes = ((S, A), (num_worlds, n_agents, A))    # what step_async accepts
+        self._checked = np.zeros((S, A), np.float32)          # [S, A] scratch of its check
         self._actions: np.ndarray | None = None
-        S = self.engine.num_slots
-        self._shapes = ((S, 2), (num_worlds, n_agents, 2))
-        self._scratch = np.zeros((S, 2), np.float32)        # [S, 2] actions checked by step_async
         self._t0 = time.time()
         super().__init__(self.engine.num_slots, observation_space(self.engine.config),
                          action_space())
@@ -52,13 +52,15 @@ class SwarmVecEnv(VecEnv):
         return obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        # checked (and copied) here, so a refused call leaves nothing pending and changes nothing
-        self._actions = check_actions(actions, self._shapes, self._scratch)
+        # checked (dtype, shape, NaN) and copied here: a refused call leaves nothing pending and
+        # changes nothing; the engine clips to the action space in step_wait
+        validate.check_actions(actions, self._shapes, self._checked)
+        self._actions = np.array(actions, np.float32)
 
     def step_wait(self):
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
-        actions, self._actions = self._actions, None    # consumed even if the step fails: never replayed
+        actions, self._actions = self._actions, None      # consumed even if the step fails: never replayed
         obs, reward, terminated, truncated, info = self.engine.step(actions)
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [

@@ -122,20 +122,6 @@ def run(args: argparse.Namespace) -> int:
     return _window(args, scenario, policy, episodes, deterministic, who, run_episode)
 
 
-def _check_gif_path(path: Path) -> None:
-    """Refuse a ``--gif`` path that cannot be written (a folder, or under a file) before any work;
-    missing parent folders are created by ``write_gif``."""
-    if path.is_dir():
-        raise SystemExit(f"entropy play: --gif {path} is a folder; give a file name such as {path / 'swarm.gif'}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise SystemExit(f"entropy play: --gif {path}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK):
-                raise SystemExit(f"entropy play: --gif {path}: cannot write into {parent}")
-            break
-
-
 def _write_gif(args, scenario, policy, episodes: int, deterministic: bool, who: str) -> int:
     from .gif import record_episode, write_gif
 
@@ -179,3 +165,17 @@ def _window(args, scenario, policy, episodes: int, deterministic: bool, who: str
     finally:
         renderer.close()
     return 0
+
+
+def _check_gif_path(path: Path) -> None:
+    """Refuse a ``--gif`` path that cannot be written (a folder, or under a file) before any work;
+    missing parent folders are created by ``write_gif``."""
+    if path.is_dir():
+        raise SystemExit(f"entropy play: --gif {path} is a folder; give a file name such as {path / 'swarm.gif'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SystemExit(f"entropy play: --gif {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise SystemExit(f"entropy play: --gif {path}: cannot write into {parent}")
+            break

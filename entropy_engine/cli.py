@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from .config import ConfigError
+
 COMMANDS = {
     "train": ("entropy_engine.training.command", "Train a swarm (native recurrent PPO or SB3 RecurrentPPO)."),
     "eval": ("entropy_engine.training.evaluate", "Evaluate a trained policy with decentralised execution."),
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:         # Ctrl-C in eval, play or bench: no traceback
         print(f"entropy {argv[0]}: interrupted", file=sys.stderr)
         return 130
+    except (ConfigError, FileNotFoundError) as exc:    # a bad value or path given by the user
+        print(f"entropy {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
     except SystemExit as exc:         # a subcommand's SystemExit("entropy X: why"): one line, status 2
         if not isinstance(exc.code, str):
             raise

@@ -26,10 +26,7 @@ def evaluate(policy: Any, episodes: int = 100, n_agents: int | None = None, num_
              **env_config: Any) -> dict[str, float]:
     """Run ``episodes`` world-episodes of ``policy`` (a ``RecurrentPolicy``-like object)."""
     cfg = getattr(policy, "config", {}) or {}
-    n_agents = int(cfg.get("n_agents", 10) if n_agents is None else n_agents)   # 0 is refused, not "default"
-    for name, value in (("episodes", episodes), ("n_agents", n_agents), ("num_worlds", num_worlds)):
-        if int(value) < 1:
-            raise ValueError(f"{name} must be >= 1, got {value!r}")
+    n_agents = int(n_agents or cfg.get("n_agents", 10))
     scenario = scenario or cfg.get("scenario", "navigation")
     env_kw = dict(cfg.get("env") or {})        # the run's extra scenario keys (TrainConfig.env)
     env_kw.update(n_obstacles=cfg.get("n_obstacles", 4), max_steps=cfg.get("max_episode_steps", 500))
@@ -92,24 +89,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("episodes", "n_agents", "num_worlds"):
+    for name in ("episodes", "n_agents", "num_worlds"):    # 0 is refused, never "the default"
         value = getattr(args, name)
         if value is not None and value < 1:
             raise SystemExit(f"entropy eval: --{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.n_obstacles is not None and args.n_obstacles < 0:
-        raise SystemExit(f"entropy eval: --n-obstacles must be >= 0, got {args.n_obstacles}")
+    if args.path != "heuristic" and not Path(args.path).exists():
+        raise SystemExit(f"entropy eval: {args.path}: no such run folder or model file")
     if args.path == "heuristic":
         policy: Any = HeuristicPolicy()
     else:
         from .policy import load_policy
 
-        if not Path(args.path).exists():
-            raise SystemExit(f"entropy eval: {args.path}: no such run folder or model file")
-        try:
-            policy = load_policy(args.path)
-        except Exception as exc:     # a folder without a model, a file that is not one: the user's input
-            why = str(exc) if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"
-            raise SystemExit(f"entropy eval: cannot load a model from {args.path}: {why}") from None
+        policy = load_policy(args.path)
     extra = {} if args.n_obstacles is None else {"n_obstacles": args.n_obstacles}
     res = evaluate(policy, args.episodes, args.n_agents, args.num_worlds, args.seed,
                    deterministic=not args.stochastic, **extra)

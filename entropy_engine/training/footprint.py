@@ -51,20 +51,20 @@ def _array_bytes(obj: Any, seen: set[int], depth: int = 0) -> int:
     return total
 
 
-def env_bytes(cfg: TrainConfig) -> tuple[int, int]:
-    """(bytes of the run's environment arrays, observation width), measured on small envs."""
+def env_bytes(cfg: TrainConfig) -> tuple[int, int, int]:
+    """(bytes of the run's environment arrays, observation width, action width), measured on small envs."""
     from ..envs.batch import BatchEnv
 
     n = min(cfg.n_agents, _PROBE_AGENTS)
-    sizes, obs_dim = [], 0
+    sizes, obs_dim, act_dim = [], 0, 0
     for worlds in (1, 2):
         env = BatchEnv(cfg.scenario, worlds, n, seed=cfg.seed, on_goal="respawn", **cfg.env_kwargs)
         sizes.append(_array_bytes(env, set()))
-        obs_dim = env.obs_dim
+        obs_dim, act_dim = env.obs_dim, env.act_dim
         env.close()
     per_world = max(sizes[1] - sizes[0], 0)
     fixed = max(sizes[0] - per_world, 0)
-    return int(fixed + per_world * cfg.num_worlds * (cfg.n_agents / n)), obs_dim
+    return int(fixed + per_world * cfg.num_worlds * (cfg.n_agents / n)), obs_dim, act_dim
 
 
 def rollout_bytes(cfg: TrainConfig, obs_dim: int, act_dim: int = 2) -> int:
@@ -106,8 +106,8 @@ def gib(n: float) -> str:
 def check_memory(cfg: TrainConfig, available: int | None = None) -> int:
     """The estimated bytes of ``cfg``'s worlds and rollouts; raises ``ConfigError`` with the estimate
     if it exceeds ``available`` (default: ``available_memory()``)."""
-    env, obs_dim = env_bytes(cfg)
-    rollout = 2 * rollout_bytes(cfg, obs_dim)
+    env, obs_dim, act_dim = env_bytes(cfg)
+    rollout = 2 * rollout_bytes(cfg, obs_dim, act_dim)
     on_host = env + (rollout if cfg.device == "cpu" else 0)
     available = available_memory() if available is None else available
     if available is not None and on_host > available:

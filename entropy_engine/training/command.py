@@ -151,7 +151,7 @@ class _State:
             self.folder.release()
 
     def kept(self) -> str:
-        """Which checkpoint a rerun resumes from ("" if none)."""
+        """Which checkpoint a rerun resumes from, as the start of a sentence."""
         from .run_folder import checkpoint_files
 
         files = checkpoint_files(self.folder.paths) if self.folder is not None and self.folder.paths else []
@@ -169,20 +169,23 @@ class _State:
 
 
 def _read_config(args: argparse.Namespace) -> TrainConfig:
-    """The run's config; an unreadable or malformed config file is a ``ConfigError``."""
+    """The run's config; a missing, unreadable or malformed config file is a ``ConfigError``."""
+    from .config import load_file
+
     if args.config is not None:
         path = Path(args.config)
         if not path.is_file():
             raise ConfigError(f"config file {path} " + ("is a folder" if path.is_dir() else "does not exist"))
-    try:
-        return resolve_config(args.preset, args.config, overrides_from_args(args))
-    except ConfigError:
-        raise
-    except Exception as exc:     # tomllib.TOMLDecodeError, yaml.YAMLError, OSError, UnicodeDecodeError
-        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)   # YAML
-        why = (f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None and problem
-               else " ".join(str(exc).split()))
-        raise ConfigError(f"cannot read config file {args.config}: {why}") from None
+        try:
+            load_file(path)        # read once here so that its syntax errors are reported as such
+        except ConfigError:
+            raise
+        except Exception as exc:   # tomllib.TOMLDecodeError, yaml.YAMLError, OSError, UnicodeDecodeError
+            mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)   # YAML
+            why = (f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None and problem
+                   else " ".join(str(exc).split()))
+            raise ConfigError(f"cannot read config file {path}: {why}") from None
+    return resolve_config(args.preset, args.config, overrides_from_args(args))
 
 
 def _run_dir(args: argparse.Namespace) -> Path:
@@ -198,13 +201,13 @@ def _run_dir(args: argparse.Namespace) -> Path:
 
 def _preflight(cfg: TrainConfig, run_dir: Path) -> None:
     """Checks that need no run folder: the device, the base model, the memory."""
+    from .checkpoint import PREV_NAME
     from .footprint import check_memory
     from .native import resolve_device
     from .policy import find_model
 
     resolve_device(cfg.device)
-    if cfg.prev_model and not any((run_dir / "checkpoints" / n).is_file()
-                                  for n in ("checkpoint.zip", "checkpoint.prev.zip")):
+    if cfg.prev_model and not any((run_dir / "checkpoints" / n).is_file() for n in ("checkpoint.zip", PREV_NAME)):
         try:
             find_model(cfg.prev_model)
         except FileNotFoundError as exc:

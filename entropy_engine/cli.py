@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from .config import ConfigError
+
 COMMANDS = {
     "train": ("entropy_engine.training.command", "Train a swarm (native recurrent PPO or SB3 RecurrentPPO)."),
     "eval": ("entropy_engine.training.evaluate", "Evaluate a trained policy with decentralised execution."),
@@ -37,7 +39,31 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         parser.print_help()
         return 0 if not argv else 2
-    return int(module.run(args) or 0)
+    args.command_line = argv          # `entropy train` prints it as the command that resumes a stopped run
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:         # Ctrl-C in eval, play or bench: no traceback
+        print(f"entropy {argv[0]}: interrupted", file=sys.stderr)
+        return 130
+    except (ConfigError, FileNotFoundError) as exc:    # a bad value or path given by the user
+        print(f"entropy {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:         # a subcommand's SystemExit("entropy X: why"): one line, status 2
+        if not isinstance(exc.code, str):
+            raise
+        print(exc.code, file=sys.stderr)
+        raise UsageExit(exc.code) from None
+
+
+class UsageExit(SystemExit):
+    """A refused command: exit status 2 (argparse's), its one-line message already printed."""
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 if __name__ == "__main__":

@@ -219,3 +219,54 @@ def test_goals_start_away_from_their_agents():
     assert d.min() >= sc.config.min_goal_distance
     _, _, term, _, _ = env.step(np.zeros((400, 2)))
     assert not term.any()
+
+
+@pytest.mark.parametrize("bad", [1.5, "7", -1, True])
+def test_every_env_refuses_the_same_bad_seeds(bad):
+    """One seed check (core.rng.check_seed) for BatchEnv, the PettingZoo env and the SB3 VecEnv:
+    a refused seed raises ValueError and changes nothing; later resets work."""
+    env = BatchEnv(num_worlds=2, n_agents=3, seed=0, max_steps=20)
+    first = env.reset(seed=4).copy()
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        env.reset(seed=bad)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        BatchEnv(num_worlds=2, n_agents=3, seed=bad)
+    assert np.array_equal(env.reset(seed=4), first)
+    pz = ee.parallel_env(n_agents=3, seed=0)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        pz.reset(seed=bad)
+    pz.reset(seed=1)
+    venv = ee.vec_env(num_worlds=2, n_agents=3, seed=0, max_steps=20)
+    venv.seed(4)
+    assert np.array_equal(venv.reset(), first)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        venv.seed(bad)
+    obs = venv.reset()              # a refused seed() did not break reset()
+    assert obs.shape == (6, 36) and np.isfinite(obs).all()
+    venv.seed(4)
+    assert np.array_equal(venv.reset(), first)
+    venv.close()
+
+
+def test_vec_env_never_replays_the_actions_of_a_refused_step():
+    """A refused step_async leaves nothing pending; a step_wait that fails consumes its actions."""
+    venv = ee.vec_env(num_worlds=2, n_agents=3, seed=0, max_steps=20)
+    with pytest.raises(ValueError, match="NaN"):
+        venv.step_async(np.full((6, 2), np.nan, np.float32))
+    with pytest.raises(RuntimeError, match="without step_async"):
+        venv.step_wait()
+    with pytest.raises(ValueError, match="shape"):
+        venv.step_async(np.zeros((5, 2), np.float32))
+    with pytest.raises(RuntimeError, match="without step_async"):
+        venv.step_wait()
+    venv.step_async(np.ones((6, 2), np.float32))        # refused by the engine: no reset() yet
+    with pytest.raises(RuntimeError, match="reset"):
+        venv.step_wait()
+    obs = venv.reset().copy()
+    with pytest.raises(RuntimeError, match="without step_async"):
+        venv.step_wait()                                # not the old actions, replayed
+    ref = BatchEnv(num_worlds=2, n_agents=3, seed=0, max_steps=20)
+    assert np.array_equal(ref.reset(), obs)              # nothing was stepped
+    act = np.full((6, 2), 0.5, np.float32)
+    assert np.array_equal(venv.step(act)[0], ref.step(act)[0])
+    venv.close()

@@ -161,3 +161,23 @@ def test_make_batch_env_picks_the_process_layout(no_leftovers):
         no_leftovers.extend(_pids(env))
         assert isinstance(env, ShmBatchEnv) and env.num_workers == 2
         assert env.reset().shape == (6, 36)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "7"])
+def test_bad_seed_is_refused_like_batchenv_and_the_env_keeps_running(no_leftovers, bad):
+    """reset(seed=-1) used to shut the env down (the worker raised); 1.5 and "7" were accepted."""
+    kw = dict(num_worlds=2, n_agents=3, seed=0, max_steps=20)
+    ref = BatchEnv(**kw)
+    with ShmBatchEnv(workers=2, **kw) as env:
+        no_leftovers.extend(_pids(env))
+        with pytest.raises(ValueError) as exc:
+            env.reset(seed=bad)
+        with pytest.raises(ValueError) as ref_exc:
+            ref.reset(seed=bad)
+        assert str(exc.value) == str(ref_exc.value)
+        with pytest.raises(ValueError):
+            env.seed(bad)
+        assert not env.closed
+        _compare(env, ref, steps=5)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        ShmBatchEnv(workers=2, **{**kw, "seed": bad})

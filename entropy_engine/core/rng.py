@@ -40,9 +40,23 @@ def randint(state, w, n):
     return np.int64(uniform(state, w) * n)
 
 
+def check_seed(seed) -> int | None:
+    """``seed`` as a Python ``int`` (or None = fresh entropy): the one seed check of every env.
+
+    Anything else (a float such as 1.5, a string such as "7", a bool, a negative number) is
+    refused with a ValueError, before any state is touched."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r} ({type(seed).__name__})")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
 def seed_states(seed: int | None, num_worlds: int) -> np.ndarray:
-    """Independent per-world states derived from one seed with numpy's SeedSequence."""
-    ss = np.random.SeedSequence(seed)
+    """Independent per-world states derived from one seed with numpy's SeedSequence (``check_seed``)."""
+    ss = np.random.SeedSequence(check_seed(seed))
     return ss.generate_state(num_worlds, dtype=np.uint64).astype(np.uint64)
 
 

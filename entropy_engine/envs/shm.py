@@ -39,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..config import build_config
+from ..core.rng import check_seed
 from ..scenarios import scenario_class
 from ..scenarios.base import check_shaping_scale
 from .validate import action_bounds, check_actions
@@ -62,7 +63,10 @@ def _views(buf, layout) -> dict[str, np.ndarray]:
 
 
 def _encode_seed(seed: int | None) -> bytes:
-    return b"" if seed is None else str(int(seed)).encode()
+    """A seed for the pipe, checked here in the main process (``check_seed``): a refused seed
+    never reaches a worker, so the env keeps running."""
+    seed = check_seed(seed)
+    return b"" if seed is None else str(seed).encode()
 
 
 def _decode_seed(data: bytes) -> int | None:
@@ -213,6 +217,7 @@ class ShmBatchEnv:
         self.n_agents = N = int(n_agents)
         self.num_slots = S = E * N
         self.timeout = float(timeout)
+        seed = check_seed(seed)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2 ** 63))
         bounds = np.linspace(0, E, W + 1).round().astype(int)  # worker k: worlds [bounds[k], bounds[k+1])

@@ -15,6 +15,8 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
+from ..core.rng import check_seed
+from . import validate
 from .shm import make_batch_env
 
 
@@ -31,6 +33,9 @@ class SwarmVecEnv(VecEnv):
         self.n_agents = n_agents
         self.num_worlds = num_worlds
         self._next_seed = seed
+        S, A = self.engine.num_slots, self.engine.act_dim
+        self._shapes = ((S, A), (num_worlds, n_agents, A))    # what step_async accepts
+        self._checked = np.zeros((S, A), np.float32)          # [S, A] scratch of its check
         self._actions: np.ndarray | None = None
         self._t0 = time.time()
         super().__init__(self.engine.num_slots, self.engine.observation_space, self.engine.action_space)
@@ -45,13 +50,16 @@ class SwarmVecEnv(VecEnv):
         return obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
+        # checked (dtype, shape, NaN) and copied here: a refused call leaves nothing pending and
+        # changes nothing; the engine clips to the action space in step_wait
+        validate.check_actions(actions, self._shapes, self._checked)
+        self._actions = np.array(actions, np.float32)
 
     def step_wait(self):
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
-        obs, reward, terminated, truncated, info = self.engine.step(self._actions)
-        self._actions = None
+        actions, self._actions = self._actions, None      # consumed even if the step fails: never replayed
+        obs, reward, terminated, truncated, info = self.engine.step(actions)
         dones = terminated | truncated
         keys = self.engine.info_keys
         infos: list[dict[str, Any]] = [dict(zip(keys, row))
@@ -75,8 +83,9 @@ class SwarmVecEnv(VecEnv):
         self.engine.close()
 
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
-        # one engine-wide seed: every world derives its own stream from it
-        self._seeds = [seed] + [None] * (self.num_envs - 1)
+        # one engine-wide seed: every world derives its own stream from it; a bad seed is refused
+        # here (check_seed) instead of breaking every later reset()
+        self._seeds = [check_seed(seed)] + [None] * (self.num_envs - 1)
         return self._seeds
 
     # -- attribute plumbing (all slots share one engine) --------------------------------------

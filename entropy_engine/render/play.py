@@ -71,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.trails < 0 or args.size < 32 or args.fps <= 0 or args.frame_skip < 1:
         raise SystemExit("entropy play: need --trails >= 0, --size >= 32, --fps > 0 and --frame-skip >= 1")
+    for name in ("n_agents", "episodes", "max_steps"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise SystemExit(f"entropy play: --{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.gif:
+        _check_gif_path(Path(args.gif))
     policy, trained = _load(args)
     cfg = stored_config(trained, scenario=args.scenario, n_agents=args.n_agents, max_episode_steps=args.max_steps,
                         env=parse_env_options(args.env) if args.env else None)
@@ -103,6 +109,8 @@ def _write_gif(args, env, policy, episodes: int, deterministic: bool, who: str) 
         frames.extend(ep_frames)
         print(f"episode {ep + 1}: {result.summary()}")
     path = write_gif(args.gif, frames, fps=args.fps)
+    if not Path(path).is_file():          # never claim a GIF that is not there
+        raise SystemExit(f"entropy play: the GIF was not written to {path}")
     print(f"wrote {path} ({len(frames)} frames)")
     return 0
 
@@ -131,3 +139,17 @@ def _window(args, env, policy, episodes: int, deterministic: bool, who: str, run
     finally:
         renderer.close()
     return 0
+
+
+def _check_gif_path(path: Path) -> None:
+    """Refuse a ``--gif`` path that cannot be written (a folder, or under a file) before any work;
+    missing parent folders are created by ``write_gif``."""
+    if path.is_dir():
+        raise SystemExit(f"entropy play: --gif {path} is a folder; give a file name such as {path / 'swarm.gif'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SystemExit(f"entropy play: --gif {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise SystemExit(f"entropy play: --gif {path}: cannot write into {parent}")
+            break

@@ -21,8 +21,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
+import errno
 import os
+import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -59,6 +62,30 @@ def _temp_path(path: Path) -> Path:
         return tmp
 
 
+# names of temporary files: ``_temp_path``'s, and the ``<name>.tmp`` of older final-model writers
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[^.]*)?$|^[^.].*\.(pt|zip)\.tmp$")
+
+
+def clean_temp_files(*folders: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that interrupted writes (``kill -9`` mid-save) left in ``folders``
+    (not recursive); returns what was deleted. Only call it on folders no other process writes to
+    (a run folder whose lock this process holds)."""
+    removed = []
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
 def atomic_save(path: str | os.PathLike, writer_fn: Callable[[Path], Any]) -> Path:
     """Write ``path`` crash-safely through ``writer_fn(tmp_path)``.
 
@@ -81,14 +108,58 @@ def atomic_save(path: str | os.PathLike, writer_fn: Callable[[Path], Any]) -> Pa
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = isinstance(exc, Exception) and is_disk_full(exc, path.parent)   # asked before the temp file goes
         try:
             tmp.unlink()
         except OSError:
             pass
+        if full and not isinstance(exc, DiskFullError):
+            raise DiskFullError(path) from exc
         raise
     _fsync_dir(path.parent)
     return path
+
+
+# --------------------------------------------------------------------------- full disks
+class DiskFullError(OSError):
+    """A write failed because the disk (or the user's quota) is full; ``filename`` is the file."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(errno.ENOSPC, "no space left on device", os.fspath(path))
+
+    def __str__(self) -> str:
+        return f"no space left on device while writing {self.filename}"
+
+
+# torch.save to a path reports a full disk as a RuntimeError from its zip writer, without errno
+_TORCH_WRITE_FAILED = ("inline_container", "PytorchStreamWriter", "iostream error")
+LOW_SPACE_BYTES = 64 << 20
+
+
+def free_bytes(folder: str | os.PathLike) -> int | None:
+    """Bytes an unprivileged user can still write in ``folder``'s file system (None if unknown)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def is_disk_full(exc: BaseException, folder: str | os.PathLike) -> bool:
+    """Whether ``exc``, raised while writing into ``folder``, means the disk is full: an ``OSError``
+    with ``ENOSPC``/``EDQUOT`` anywhere in its chain, or torch's zip-writer ``RuntimeError`` while
+    the file system has less than ``LOW_SPACE_BYTES`` free."""
+    seen = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(e, RuntimeError) and any(s in str(e) for s in _TORCH_WRITE_FAILED):
+            free = free_bytes(folder)
+            return free is not None and free < LOW_SPACE_BYTES
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -106,8 +106,13 @@ class MetricsCSV:
         if self._fh is None:
             self._fh = open(self.path, "a", encoding="utf-8", newline="")
         row = [format_value(int(step))] + [format_value(metrics.get(k)) for k in self.fields[1:]]
-        csv.writer(self._fh, lineterminator="\n").writerow(row)
-        self._fh.flush()
+        try:
+            csv.writer(self._fh, lineterminator="\n").writerow(row)
+            self._fh.flush()
+        except OSError as exc:      # e.g. a full disk: name the file (a torn row is dropped on the next open)
+            if exc.filename is None:
+                exc.filename = str(self.path)
+            raise
 
     def read(self) -> list[dict[str, str]]:
         """All rows as dicts (column -> cell text)."""

@@ -15,12 +15,21 @@ Start: if the run folder holds a checkpoint, training resumes from it ("Resuming
 at N steps"); otherwise from ``--prev-model`` if given, else from scratch. Running the same command
 again after a crash is all it takes. At the end the final model is saved, the GIFs and the curves
 written, and the rolling checkpoint deleted.
+
+Safety (README: "Crash-safe runs"): everything that can be checked before training is checked
+before the run folder is created (config, device, ``--prev-model``, memory, the folder's path), and
+a refused start is one line on stderr with exit code 2. The run folder is locked for the whole run
+(``training.run_folder``); a finished run is refused unless ``--overwrite``. Ctrl-C or SIGTERM stops
+after the current update, writes a checkpoint, prints the command that resumes and exits with
+130 / 143 (``training.interrupt``). A full disk stops the run with "no space left on device", naming
+the file, and keeps the last good checkpoint (exit code 1).
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import dataclasses
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,6 +56,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "unpickles the file and can run code from it: only for files you wrote yourself.")
     parser.add_argument("--console", default="auto", choices=["auto", "rich", "plain", "none"],
                         help="Console output: Rich live view, plain lines, or nothing.")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="Train the run folder again from scratch, deleting its previous results (final model, "
+                             "checkpoints, metrics.csv, TensorBoard events, GIFs); without it a finished run is "
+                             "refused and an interrupted one resumes.")
     group = parser.add_argument_group("config fields (override the preset and the file)")
     for f in dataclasses.fields(TrainConfig):
         if f.name in _EXPLICIT:
@@ -76,32 +89,158 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..runs.files import is_disk_full
+    from ..runs.lock import RunInUseError
     from .checkpoint import CheckpointError
     from .guards import TrainingDiverged
+    from .interrupt import StopSignals
 
+    signals = StopSignals()
+    state = _State(args)
     try:
-        return _run(args)
-    except (ConfigError, CheckpointError) as exc:
+        with signals:
+            return _run(args, signals, state)
+    except (ConfigError, CheckpointError, RunInUseError) as exc:
+        if not state.started:
+            state.discard()
         print(f"entropy train: error: {exc}", file=sys.stderr)
         return 2
     except TrainingDiverged as exc:
         print(f"entropy train: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:       # a second Ctrl-C / SIGTERM: stop at once, without a new checkpoint
+        code = signals.exit_code if signals.signum else 130
+        if not state.started:
+            state.discard()
+            print("entropy train: interrupted before training began; nothing was saved", file=sys.stderr)
+        else:
+            print(f"entropy train: stopped at once; {state.kept()}{state.resume_hint()}", file=sys.stderr)
+        return code
+    except Exception as exc:
+        if not is_disk_full(exc, state.root or "."):
+            raise
+        if not state.started:
+            state.discard()
+        print(f"entropy train: error: no space left on device while writing {_failed_file(exc, state)}; "
+              f"{state.kept()}free some space, then{state.resume_hint(lower=True)}", file=sys.stderr)
+        return 1
+    finally:
+        state.release()
 
 
-def _run(args: argparse.Namespace) -> int:
-    from ..runs.files import default_run_dir, run_layout, write_config
+def _failed_file(exc: BaseException, state: "_State") -> str:
+    """The file named by the first ``OSError`` in ``exc``'s chain (else the run folder)."""
+    e: BaseException | None = exc
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.filename:
+            return str(e.filename)
+        e = e.__cause__ or e.__context__
+    return f"the run folder {state.root}"
+
+
+class _State:
+    """What ``run`` needs to report a stop or a failure: the run folder, whether training started."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.root: Path | None = None
+        self.folder: Any = None
+        self.started = False
+
+    def discard(self) -> None:
+        if self.folder is not None:
+            self.folder.discard()
+
+    def release(self) -> None:
+        if self.folder is not None:
+            self.folder.release()
+
+    def kept(self) -> str:
+        """Which checkpoint a rerun resumes from, as the start of a sentence."""
+        from .run_folder import checkpoint_files
+
+        files = checkpoint_files(self.folder.paths) if self.folder is not None and self.folder.paths else []
+        return f"the last good checkpoint {files[0]} is kept; " if files else "no checkpoint was written yet; "
+
+    def resume_hint(self, lower: bool = False) -> str:
+        """`` Resume with: entropy train ...``: the same command line, with ``--out`` if the folder was
+        a fresh timestamp and without ``--overwrite``."""
+        argv = [a for a in (getattr(self.args, "command_line", None) or sys.argv[1:]) if a != "--overwrite"]
+        if argv[:1] != ["train"]:
+            argv = ["train", *argv]
+        if self.args.out is None and self.args.name is None and self.root is not None:
+            argv += ["--out", str(self.root)]
+        return (" resume" if lower else " Resume") + " with: entropy " + shlex.join(argv)
+
+
+def _read_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's config; a missing, unreadable or malformed config file is a ``ConfigError``."""
+    from .config import load_file
+
+    if args.config is not None:
+        path = Path(args.config)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} " + ("is a folder" if path.is_dir() else "does not exist"))
+        try:
+            load_file(path)        # read once here so that its syntax errors are reported as such
+        except ConfigError:
+            raise
+        except Exception as exc:   # tomllib.TOMLDecodeError, yaml.YAMLError, OSError, UnicodeDecodeError
+            mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)   # YAML
+            why = (f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None and problem
+                   else " ".join(str(exc).split()))
+            raise ConfigError(f"cannot read config file {path}: {why}") from None
+    return resolve_config(args.preset, args.config, overrides_from_args(args))
+
+
+def _run_dir(args: argparse.Namespace) -> Path:
+    from ..runs.files import default_run_dir
+
+    if args.out:
+        return Path(args.out)
+    try:
+        return default_run_dir(args.name)
+    except ValueError as exc:
+        raise ConfigError(f"--name: {exc}") from None
+
+
+def _preflight(cfg: TrainConfig, run_dir: Path) -> None:
+    """Checks that need no run folder: the device, the base model, the memory."""
+    from .checkpoint import PREV_NAME
+    from .footprint import check_memory
+    from .native import resolve_device
+    from .policy import find_model
+
+    resolve_device(cfg.device)
+    if cfg.prev_model and not any((run_dir / "checkpoints" / n).is_file() for n in ("checkpoint.zip", PREV_NAME)):
+        try:
+            find_model(cfg.prev_model)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"prev_model {cfg.prev_model}: "
+                              + (str(exc) if Path(cfg.prev_model).exists() else "no such file or folder")) from None
+    check_memory(cfg)
+
+
+def _run(args: argparse.Namespace, signals: Any, state: _State) -> int:
+    from ..runs.files import write_config
+    from .run_folder import RunFolder
     from .videos import RunVideos
 
-    cfg = resolve_config(args.preset, args.config, overrides_from_args(args))
-    run_dir = Path(args.out) if args.out else default_run_dir(args.name)
-    paths = run_layout(run_dir)
+    cfg = _read_config(args)
+    run_dir = _run_dir(args)
+    folder = RunFolder(run_dir)
+    folder.check()
+    _preflight(cfg, run_dir)
+    state.root, state.folder = run_dir, folder
+    paths = folder.open(overwrite=args.overwrite)
     write_config(run_dir, config_dict(cfg))
     notes: list[str] = []           # printed once the console is up
     videos = RunVideos(cfg, paths, warn=notes.append)
     if cfg.algo == "sb3":
-        return _train_sb3(cfg, paths, args, videos, notes)
-    return _train_native(cfg, paths, args, videos, notes)
+        return _train_sb3(cfg, paths, args, videos, notes, signals, state)
+    return _train_native(cfg, paths, args, videos, notes, signals, state)
 
 
 def _monitor(cfg: TrainConfig, paths: Any, args: argparse.Namespace, start_step: int):
@@ -119,9 +258,18 @@ def _start(mon: Any, notes: list[str], videos: Any, resumed_at: int | None) -> N
         mon.message(f"Resuming from checkpoint at {resumed_at} steps...")
 
 
-def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos: Any, notes: list[str]) -> int:
+def _stopped(signals: Any, steps: int, checkpoint: Path, state: _State) -> int:
+    """The one line after a Ctrl-C / SIGTERM stop, and the conventional exit code."""
+    print(f"Stopped by {signals.name} at {steps} steps; checkpoint saved to {checkpoint}."
+          f"{state.resume_hint()}", file=sys.stderr, flush=True)
+    return signals.exit_code
+
+
+def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos: Any, notes: list[str],
+                  signals: Any, state: _State) -> int:
     from .checkpoint import (Checkpointer, check_compatible, delete_checkpoints, load_torch_checkpoint,
                              restore_checkpoint, save_torch_checkpoint)
+    from .interrupt import any_of
     from .native import NativeTrainer
     from .policy import RecurrentPolicy
     from .run_length import time_limit
@@ -143,26 +291,35 @@ def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos
         restored = restore_checkpoint(paths.checkpoint_file, apply, warn=notes.append)
         if restored is None and cfg.prev_model:
             notes.append(f"Starting from base model {trainer.load_base_model(cfg.prev_model, notes.append)}")
+        saved_at = [trainer.num_timesteps if restored else -1]
 
         def save(tr: NativeTrainer) -> None:
             save_torch_checkpoint(paths.checkpoint_file, tr.state_dict())
+            saved_at[0] = tr.num_timesteps
             videos.refresh()
 
+        state.started = True
         with _monitor(cfg, paths, args, trainer.num_timesteps) as mon:
             _start(mon, notes, videos, trainer.num_timesteps if restored else None)
             trainer.log = mon.log
-            trainer.learn(stop=time_limit(cfg.time_limit_s),
+            trainer.learn(stop=any_of(time_limit(cfg.time_limit_s), signals),
                           on_iteration=Checkpointer(save, cfg.checkpoint_every, trainer.num_timesteps))
-            path = trainer.save(paths.root)
-            videos.finish(policy())
-            delete_checkpoints(paths.checkpoint_file)
-            mon.message(f"Final model saved to {path} after {trainer.num_timesteps} steps")
+            if signals() and trainer.num_timesteps < cfg.total_steps:
+                if saved_at[0] != trainer.num_timesteps:
+                    save_torch_checkpoint(paths.checkpoint_file, trainer.state_dict())
+            else:
+                path = trainer.save(paths.root)
+                videos.finish(policy())
+                delete_checkpoints(paths.checkpoint_file)
+                mon.message(f"Final model saved to {path} after {trainer.num_timesteps} steps")
+                return 0
     finally:
         trainer.close()
-    return 0
+    return _stopped(signals, trainer.num_timesteps, paths.checkpoint_file, state)
 
 
-def _train_sb3(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos: Any, notes: list[str]) -> int:
+def _train_sb3(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos: Any, notes: list[str],
+               signals: Any, state: _State) -> int:
     from .checkpoint import Checkpointer, delete_checkpoints, restore_checkpoint
     from .policy import SB3Policy
     from .sb3_trainer import (load_sb3_base, load_sb3_checkpoint, make_env, make_model, save_sb3_checkpoint,
@@ -179,18 +336,26 @@ def _train_sb3(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos: A
             model = restored[0]
         elif cfg.prev_model:
             notes.append(f"Starting from base model {load_sb3_base(model, cfg.prev_model)}")
+        saved_at = [model.num_timesteps if restored else -1]
 
         def save(m: Any) -> None:
             save_sb3_checkpoint(m, paths.checkpoint_file, cfg)
+            saved_at[0] = m.num_timesteps
             videos.refresh()
 
+        state.started = True
         with _monitor(cfg, paths, args, model.num_timesteps) as mon:
             _start(mon, notes, videos, model.num_timesteps if restored else None)
             checkpointer = Checkpointer(save, cfg.checkpoint_every, model.num_timesteps)
-            path = train_sb3(cfg, paths, mon.log, model=model, on_rollout=checkpointer)
-            videos.finish(SB3Policy.from_model(model))
-            delete_checkpoints(paths.checkpoint_file)
-            mon.message(f"Final model saved to {path} after {model.num_timesteps} steps")
+            path = train_sb3(cfg, paths, mon.log, model=model, on_rollout=checkpointer, interrupted=signals)
+            if path is None:            # stopped by a signal before the end
+                if saved_at[0] != model.num_timesteps:
+                    save_sb3_checkpoint(model, paths.checkpoint_file, cfg)
+            else:
+                videos.finish(SB3Policy.from_model(model))
+                delete_checkpoints(paths.checkpoint_file)
+                mon.message(f"Final model saved to {path} after {model.num_timesteps} steps")
+                return 0
     finally:
         env.close()
-    return 0
+    return _stopped(signals, model.num_timesteps, paths.checkpoint_file, state)

@@ -79,6 +79,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .command import parse_env_options
 
+    for name in ("episodes", "n_agents", "num_worlds"):    # 0 is refused, never "the default"
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise SystemExit(f"entropy eval: --{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.path != "heuristic" and not Path(args.path).exists():
+        raise SystemExit(f"entropy eval: {args.path}: no such run folder or model file")
+
     if args.path == "heuristic":
         policy: Any = "heuristic"
         stored = None

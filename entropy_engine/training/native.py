@@ -66,11 +66,28 @@ def resolve_update_dtype(name: str, device: torch.device) -> str:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``TrainConfig.device`` as a torch device; ``ConfigError`` if there is no such device here."""
+    from ..config import ConfigError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"device {name!r} is not a torch device (use 'cpu', 'cuda', 'cuda:N' or 'auto')") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} is not available: this torch build or machine has no CUDA GPU "
+                              "(torch.cuda.is_available() is False); use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} is not available: this machine has "
+                              f"{torch.cuda.device_count()} CUDA GPU(s)")
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ConfigError(f"device {name!r} is not available on this machine; use --device cpu or auto")
+    elif dev.type != "cpu":
+        raise ConfigError(f"device {name!r} is not supported (use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto')")
+    return dev
 
 
 class NativeTrainer:

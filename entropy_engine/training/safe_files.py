@@ -116,7 +116,8 @@ def describe(names: list[str], limit: int = 4) -> str:
 # ------------------------------------------------------------------------------------ torch files
 def save_torch_file(path: str | Path, fmt: str, version: int, payload: dict[str, Any]) -> None:
     """``torch.save`` ``payload`` (tensors and plain data) to ``path`` with its format and checksum."""
-    torch.save({"format": fmt, "version": version, "payload": payload, "sha256": digest(payload)}, path)
+    with open(path, "wb") as fh:      # through a file object a full disk is an OSError(ENOSPC), naming no zip internals
+        torch.save({"format": fmt, "version": version, "payload": payload, "sha256": digest(payload)}, fh)
 
 
 def load_torch_file(path: str | Path) -> Any:

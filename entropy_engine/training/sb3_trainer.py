@@ -268,20 +268,28 @@ def _learn(model: Any, total: int, callback: Any, log_every: int, stop: Callable
 
 
 def train_sb3(cfg: TrainConfig, paths: Any, log: LogFn | None = None, total_steps: int | None = None,
-              model=None, on_rollout: Callable[[Any], Any] | None = None) -> Path:
+              model=None, on_rollout: Callable[[Any], Any] | None = None,
+              interrupted: Callable[[], bool] | None = None) -> Path | None:
     """Train ``model`` (default: a new one) with RecurrentPPO up to ``total_steps`` agent-steps in all
     (counting the steps it has already taken; the last rollout is shortened to end there) or until
-    ``cfg.time_limit_s`` has passed, then save ``models/model.zip`` in the run folder."""
+    ``cfg.time_limit_s`` has passed, then save ``models/model.zip`` in the run folder.
+
+    ``interrupted()`` (``training.interrupt.StopSignals``) is asked after each update as the time
+    limit is; if it stopped the run before ``total_steps``, no final model is written and None is
+    returned (the caller writes a checkpoint)."""
     from stable_baselines3.common.callbacks import CallbackList
 
     from ..runs.files import atomic_save
+    from .interrupt import any_of
 
     model = model if model is not None else make_model(cfg)
     attach_logging(model, log)
     total = total_steps or cfg.total_steps
     callbacks = [_env_callback(cfg.shaping_scale)] + ([_checkpoint_callback(on_rollout)] if on_rollout else [])
     if total > model.num_timesteps:
-        _learn(model, total, CallbackList(callbacks), cfg.log_every, time_limit(cfg.time_limit_s))
+        _learn(model, total, CallbackList(callbacks), cfg.log_every, any_of(time_limit(cfg.time_limit_s), interrupted))
+    if interrupted is not None and interrupted() and model.num_timesteps < total:
+        return None
     from .config import config_dict
     from .sb3_files import write_sb3_file
 

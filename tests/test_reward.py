@@ -26,9 +26,10 @@ def _reward(p, lidar, vel=(0.0, 0.0), theta=0.0, contact=False, prev_contact=Non
     prev = np.zeros((1, 1), np.bool_) if prev_contact is None else prev_contact
     rew = np.zeros((1, 1), np.float32)
     reached = np.zeros((1, 1), np.bool_)
-    nk.reward(pos, np.array([[vel]], np.float32), np.array([[theta]], np.float32), goals,
-              np.ones((1, 1), np.bool_), np.array([[contact]]), prev, np.asarray(lidar, np.float32)[None, None],
-              p, dist, rew, reached)
+    obs = np.zeros((1, 1, len(lidar) + 4), np.float32)
+    nk.reward_observe(pos, np.array([[vel]], np.float32), np.array([[theta]], np.float32), goals,
+                      np.ones((1, 1), np.bool_), np.array([[contact]]), prev, np.asarray(lidar, np.float32)[None, None],
+                      p, dist, rew, reached, obs)
     return float(rew[0, 0]), prev
 
 

@@ -219,47 +219,38 @@ def respawn_agents(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active,
             active[w, i] = True
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def observe(pos, vel, theta, goals, lidar, active, p, obs, dist):
-    """obs[E,N,R+4] = lidar, ego velocity / v_max, ego goal vector (scaled, norm <= 1); dist [E,N]."""
-    n_worlds, n = pos.shape[0], pos.shape[1]
+@njit(cache=True, error_model="numpy")
+def _observe_one(w, i, pos, vel, theta, goals, lidar, active, p, obs, dist):
     n_rays = lidar.shape[2]
-    scale = p[P_GOAL_SCALE]
+    for r in range(n_rays):
+        obs[w, i, r] = lidar[w, i, r]
+    if not active[w, i]:
+        for c in range(4):
+            obs[w, i, n_rays + c] = 0.0
+        return
+    c = math.cos(theta[w, i])
+    s = math.sin(theta[w, i])
+    vx = vel[w, i, 0]
+    vy = vel[w, i, 1]
     vmax = p[P_VMAX]
-    for k in prange(n_worlds * n):
-        w = k // n
-        i = k - w * n
-        for r in range(n_rays):
-            obs[w, i, r] = lidar[w, i, r]
-        if not active[w, i]:
-            for c in range(4):
-                obs[w, i, n_rays + c] = 0.0
-            continue
-        c = math.cos(theta[w, i])
-        s = math.sin(theta[w, i])
-        vx = vel[w, i, 0]
-        vy = vel[w, i, 1]
-        obs[w, i, n_rays] = (vx * c + vy * s) / vmax
-        obs[w, i, n_rays + 1] = (-vx * s + vy * c) / vmax
-        gx = goals[w, i, 0] - pos[w, i, 0]
-        gy = goals[w, i, 1] - pos[w, i, 1]
-        d = math.sqrt(gx * gx + gy * gy)
-        dist[w, i] = d
-        f = 1.0 / max(scale, d)
-        obs[w, i, n_rays + 2] = (gx * c + gy * s) * f
-        obs[w, i, n_rays + 3] = (-gx * s + gy * c) * f
+    obs[w, i, n_rays] = (vx * c + vy * s) / vmax
+    obs[w, i, n_rays + 1] = (-vx * s + vy * c) / vmax
+    gx = goals[w, i, 0] - pos[w, i, 0]
+    gy = goals[w, i, 1] - pos[w, i, 1]
+    d = math.sqrt(gx * gx + gy * gy)
+    dist[w, i] = d
+    f = 1.0 / max(p[P_GOAL_SCALE], d)
+    obs[w, i, n_rays + 2] = (gx * c + gy * s) * f
+    obs[w, i, n_rays + 3] = (-gx * s + gy * c) * f
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def reward(pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached):
-    """Reward and goal test after a step; dist [E,N] holds the previous distances and is updated,
-    prev_contact [E,N] holds last step's contact flags and is updated.
-
-    Clearance terms use the agent's own lidar (post-step, [E,N,R], distance / range from its
-    centre): the gap of ray k is ``lidar * range - radius`` metres between the robot's surface and
-    the hit; rays with a gap below ``d0 = proximity_distance`` count.
-    """
-    n_worlds, n = pos.shape[0], pos.shape[1]
+@njit(cache=True, error_model="numpy")
+def _reward_one(w, i, pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached):
+    if not active[w, i]:
+        rew[w, i] = 0.0
+        reached[w, i] = False
+        prev_contact[w, i] = False
+        return
     n_rays = lidar.shape[2]
     rng_ = p[P_RANGE]
     rad = p[P_RADIUS]
@@ -267,43 +258,63 @@ def reward(pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist
     vmax = p[P_VMAX]
     w_prox = p[P_PROX]
     w_appr = p[P_APPROACH]
-    for k in prange(n_worlds * n):
+    gx = goals[w, i, 0] - pos[w, i, 0]
+    gy = goals[w, i, 1] - pos[w, i, 1]
+    d = math.sqrt(gx * gx + gy * gy)
+    got = d < p[P_GOAL_R]
+    reached[w, i] = got
+    rr = p[P_PROGRESS] * (dist[w, i] - d) - p[P_TIME]
+    if contact[w, i]:
+        rr -= p[P_COLLISION]
+        if not prev_contact[w, i]:
+            rr -= p[P_ONSET]
+    prev_contact[w, i] = contact[w, i]
+    if (w_prox != 0.0 or w_appr != 0.0) and d0 > 0.0:
+        near = 0.0      # 1 - gap / d0 of the nearest hit, clipped to [0, 1]
+        closing = 0.0   # max over rays of (own speed towards the hit / v_max) * (1 - gap / d0)
+        vx = vel[w, i, 0]
+        vy = vel[w, i, 1]
+        th = theta[w, i]
+        for r in range(n_rays):
+            gap = lidar[w, i, r] * rng_ - rad
+            if gap >= d0:
+                continue
+            f = min(1.0 - gap / d0, 1.0)
+            near = max(near, f)
+            a = th + 2.0 * math.pi * r / n_rays
+            towards = (vx * math.cos(a) + vy * math.sin(a)) / vmax
+            if towards > 0.0:
+                closing = max(closing, towards * f)
+        rr -= w_prox * near + w_appr * closing
+    if got:
+        rr += p[P_GOAL_BONUS]
+    rew[w, i] = rr
+    dist[w, i] = d
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def observe(pos, vel, theta, goals, lidar, active, p, obs, dist):
+    """obs[E,N,R+4] = lidar, ego velocity / v_max, ego goal vector (scaled, norm <= 1); dist [E,N]."""
+    n = pos.shape[1]
+    for k in prange(pos.shape[0] * n):
+        w = k // n
+        _observe_one(w, k - w * n, pos, vel, theta, goals, lidar, active, p, obs, dist)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def reward_observe(pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached, obs):
+    """Reward and goal test after a step, then the observation, in one parallel region.
+
+    dist [E,N] holds the previous distances and is updated, prev_contact [E,N] holds last step's
+    contact flags and is updated; obs as ``observe``.
+
+    Clearance terms use the agent's own lidar (post-step, [E,N,R], distance / range from its
+    centre): the gap of ray k is ``lidar * range - radius`` metres between the robot's surface and
+    the hit; rays with a gap below ``d0 = proximity_distance`` count.
+    """
+    n = pos.shape[1]
+    for k in prange(pos.shape[0] * n):
         w = k // n
         i = k - w * n
-        if not active[w, i]:
-            rew[w, i] = 0.0
-            reached[w, i] = False
-            prev_contact[w, i] = False
-            continue
-        gx = goals[w, i, 0] - pos[w, i, 0]
-        gy = goals[w, i, 1] - pos[w, i, 1]
-        d = math.sqrt(gx * gx + gy * gy)
-        got = d < p[P_GOAL_R]
-        reached[w, i] = got
-        rr = p[P_PROGRESS] * (dist[w, i] - d) - p[P_TIME]
-        if contact[w, i]:
-            rr -= p[P_COLLISION]
-            if not prev_contact[w, i]:
-                rr -= p[P_ONSET]
-        prev_contact[w, i] = contact[w, i]
-        if (w_prox != 0.0 or w_appr != 0.0) and d0 > 0.0:
-            near = 0.0      # 1 - gap / d0 of the nearest hit, clipped to [0, 1]
-            closing = 0.0   # max over rays of (own speed towards the hit / v_max) * (1 - gap / d0)
-            vx = vel[w, i, 0]
-            vy = vel[w, i, 1]
-            th = theta[w, i]
-            for r in range(n_rays):
-                gap = lidar[w, i, r] * rng_ - rad
-                if gap >= d0:
-                    continue
-                f = min(1.0 - gap / d0, 1.0)
-                near = max(near, f)
-                a = th + 2.0 * math.pi * r / n_rays
-                towards = (vx * math.cos(a) + vy * math.sin(a)) / vmax
-                if towards > 0.0:
-                    closing = max(closing, towards * f)
-            rr -= w_prox * near + w_appr * closing
-        if got:
-            rr += p[P_GOAL_BONUS]
-        rew[w, i] = rr
-        dist[w, i] = d
+        _reward_one(w, i, pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached)
+        _observe_one(w, i, pos, vel, theta, goals, lidar, active, p, obs, dist)

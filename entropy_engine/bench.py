@@ -4,6 +4,11 @@ Each case builds a ``BatchEnv`` (the full environment step: validation, drive, c
 lidar, reward, observation, episode bookkeeping and autoreset), warms it up (numba compilation is
 cached and not timed) and steps it with fixed random actions for ``--seconds``. Results are
 measured in this process on this machine; nothing is hard-coded.
+
+``--contention`` measures the shared-machine figures with real processes (``run_contention``):
+the 64x10 case alone, with ``--threads 1``, two benches at once, and beside a busy process
+(``python -c "while True: pass"``), each a fresh ``entropy bench`` subprocess that starts its
+timed steps at the same wall-clock instant as its neighbour.
 """
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,13 +53,16 @@ def machine_info() -> dict[str, Any]:
             "python": platform.python_version(), "numba": numba.__version__, "numpy": np.__version__}
 
 
-def measure_env(env, seconds: float, n_actions: int = 64) -> dict[str, Any]:
-    """Step ``env`` (anything with reset/step/num_slots) with fixed random actions for ``seconds``."""
+def measure_env(env, seconds: float, n_actions: int = 64, start_at: float | None = None) -> dict[str, Any]:
+    """Step ``env`` (anything with reset/step/num_slots) with fixed random actions for ``seconds``
+    (timed from the wall-clock time ``start_at`` if given, after waiting for it)."""
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, (n_actions, env.num_slots, env.act_dim)).astype(np.float32)
     env.reset()
     for k in range(3):  # warm-up (first call compiles or loads the kernels)
         env.step(actions[k])
+    if start_at is not None:
+        time.sleep(max(0.0, start_at - time.time()))
     steps = 0
     t0 = time.perf_counter()
     while True:
@@ -65,14 +76,14 @@ def measure_env(env, seconds: float, n_actions: int = 64) -> dict[str, Any]:
 
 
 def run_core_bench(seconds: float = 3.0, cases: list[str] | None = None,
-                   table: dict[str, dict[str, Any]] = CASES) -> dict[str, Any]:
+                   table: dict[str, dict[str, Any]] = CASES, start_at: float | None = None) -> dict[str, Any]:
     from .envs.batch import BatchEnv
 
     results: dict[str, Any] = {}
     for name in cases or list(table):
         spec = table[name]
         env = BatchEnv(seed=0, **spec)
-        results[name] = {**spec, **measure_env(env, seconds)}
+        results[name] = {**spec, **measure_env(env, seconds, start_at=start_at)}
         results[name]["us_per_agent_step"] = 1e6 / results[name]["agent_steps_per_s"]
     return results
 
@@ -95,6 +106,82 @@ def print_table(results: dict[str, Any], title: str) -> None:
     Console().print(table)
 
 
+CONTENTION_CASE = "worlds64_agents10"
+
+
+def _bench_process(seconds: float, threads: int, out: Path, start_at: float) -> subprocess.Popen:
+    """A fresh ``entropy bench`` of the 64x10 case in a subprocess, timed from ``start_at``."""
+    cmd = [sys.executable, "-m", "entropy_engine.cli", "bench", "--cases", CONTENTION_CASE, "--seconds", str(seconds),
+           "--threads", str(threads), "--json", str(out), "--start-at", repr(start_at)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _collect(proc: subprocess.Popen, out: Path) -> float:
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench subprocess failed ({proc.returncode}): {err.strip()[-500:]}")
+    return float(json.loads(out.read_text())[CONTENTION_CASE]["agent_steps_per_s"])
+
+
+def run_contention(seconds: float = 3.0, threads: int = 0, lead_s: float = 4.0) -> dict[str, Any]:
+    """The 64x10 case as separate processes: alone, alone with one thread, two at once, and beside
+    one busy process (each with ``threads``; 0 = automatic). ``lead_s`` seconds are left for the
+    processes to start and warm up before their timed steps begin together. Returns agent-steps/s
+    of every run and the two ratios of the shared-machine targets."""
+    runs = {"alone": [threads], "alone_threads1": [1], "two_at_once": [threads, threads],
+            "beside_busy": [threads]}
+    res: dict[str, Any] = {"threads": threads, "seconds": seconds}
+    with tempfile.TemporaryDirectory(prefix="entropy-contention-") as tmp:
+        for name, counts in runs.items():
+            busy = None
+            if name == "beside_busy":
+                busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            try:
+                start_at = time.time() + lead_s
+                procs = [(_bench_process(seconds, t, Path(tmp) / f"{name}{k}.json", start_at), Path(tmp) / f"{name}{k}.json")
+                         for k, t in enumerate(counts)]
+                rates = [_collect(p, out) for p, out in procs]
+            finally:
+                if busy is not None:
+                    busy.kill()
+                    busy.wait()
+            res[name] = rates if len(rates) > 1 else rates[0]
+    res["two_at_once_sum"] = sum(res["two_at_once"])
+    res["ratio_two_at_once_sum_to_alone"] = res["two_at_once_sum"] / res["alone"]
+    res["ratio_beside_busy_to_alone_threads1"] = res["beside_busy"] / res["alone_threads1"]
+    return res
+
+
+def print_contention(res: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    label = "automatic" if res["threads"] == 0 else str(res["threads"])
+    table = Table(title=f"Shared machine: {CONTENTION_CASE} as separate processes (--threads {label})")
+    table.add_column("run")
+    table.add_column("agent-steps/s", justify="right")
+    table.add_column("ratio", justify="right")
+    table.add_row("alone", f"{res['alone']:,.0f}", "1.00")
+    table.add_row("alone, --threads 1", f"{res['alone_threads1']:,.0f}", f"{res['alone_threads1'] / res['alone']:.2f}")
+    a, b = res["two_at_once"]
+    table.add_row("two at once (sum; vs alone)", f"{a + b:,.0f} ({a:,.0f} + {b:,.0f})",
+                  f"{res['ratio_two_at_once_sum_to_alone']:.2f}")
+    table.add_row("beside one busy process (vs alone, --threads 1)", f"{res['beside_busy']:,.0f}",
+                  f"{res['ratio_beside_busy_to_alone_threads1']:.2f}")
+    Console().print(table)
+
+
+def threads_arg(text: str) -> int:
+    """``--threads``: an integer >= 0 (0 = automatic)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0 = automatic), got {text!r}")
+    return value
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per case")
@@ -103,23 +190,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="also step one world of 1,000 / 10,000 / 100,000 agents (cost per agent vs N)")
     parser.add_argument("--backends", action="store_true",
                         help="also run the side-by-side backend comparison (pymunk paths vs numba)")
-    parser.add_argument("--threads", type=int, default=None, help="numba threads (default: all cores)")
+    parser.add_argument("--threads", type=threads_arg, default=0,
+                        help="numba threads: 0 = automatic (the cores other processes leave free, re-checked "
+                             "every 0.25 s; default), N = exactly N")
+    parser.add_argument("--contention", action="store_true",
+                        help="only the shared-machine check: the 64x10 case alone, with --threads 1, two at once "
+                             "and beside a busy process, each in its own process; prints the ratios")
+    parser.add_argument("--start-at", type=float, default=None, help=argparse.SUPPRESS)  # --contention's children
 
 
 def run(args: argparse.Namespace) -> int:
-    import numba
+    from .core.threads import set_threads
 
-    if args.threads:
-        numba.set_num_threads(args.threads)
-    out: dict[str, Any] = {"machine": machine_info()}
-    core = run_core_bench(args.seconds, args.cases)
-    out.update(core)
-    print_table(core, f"Compiled core ({out['machine']['cpu']}, {out['machine']['cores']} cores)")
-    if args.scaling:
+    if args.seconds <= 0:
+        print(f"entropy bench: error: --seconds must be positive, got {args.seconds!r}", file=sys.stderr)
+        return 2
+    set_threads(args.threads)
+    out: dict[str, Any] = {"machine": machine_info(), "threads": args.threads}
+    if args.contention:
+        res = run_contention(args.seconds, args.threads)
+        out["contention"] = res
+        print_contention(res)
+    else:
+        core = run_core_bench(args.seconds, args.cases, start_at=args.start_at)
+        out.update(core)
+        print_table(core, f"Compiled core ({out['machine']['cpu']}, {out['machine']['cores']} cores)")
+    if args.scaling and not args.contention:
         scaling = run_core_bench(args.seconds, table=SCALING)
         out["scaling"] = scaling
         print_table(scaling, "One world, growing (constant density)")
-    if args.backends:
+    if args.backends and not args.contention:
         from .bench_backends import print_backend_table, run_backend_bench
 
         backends = run_backend_bench(seconds_per_case=args.seconds)

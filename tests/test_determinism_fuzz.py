@@ -7,11 +7,13 @@ from entropy_engine import BatchEnv
 from entropy_engine.core.geometry import segment_distance
 
 
-def _rollout(seed, steps=120, threads=None, **kw):
+def _rollout(seed, steps=120, threads=None, schedule=None, **kw):
     if threads is not None:
         numba.set_num_threads(threads)
     try:
         env = BatchEnv(num_worlds=6, n_agents=10, seed=seed, max_steps=50, **kw)
+        env.scenario.world.schedule_override = schedule
+        env.scenario.world.serial_below = 0     # 60 agents would otherwise run on one thread
         env.reset()
         act_rng = np.random.default_rng(123)
         trace = []
@@ -36,8 +38,11 @@ def test_different_seeds_differ():
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 numba threads")
-def test_bit_identical_whatever_the_thread_count():
-    assert _same(_rollout(3, threads=1), _rollout(3, threads=numba.config.NUMBA_NUM_THREADS))
+@pytest.mark.parametrize("schedule", ["world", "agent"])
+def test_bit_identical_whatever_the_thread_count(schedule):
+    """Both parallel schedules on 1 and on all threads."""
+    assert _same(_rollout(3, threads=1, schedule=schedule),
+                 _rollout(3, threads=numba.config.NUMBA_NUM_THREADS, schedule=schedule))
 
 
 def test_reset_seed_restarts_the_streams():
@@ -79,17 +84,23 @@ def test_fuzz_crowded_random_actions():
     assert worst_overlap <= 0.25 * r, f"overlap {worst_overlap:.4f} m"
 
 
-def test_world_and_agent_schedules_are_bit_identical():
-    """Both parallel schedules of the step (a world per task, or phases over all agents) agree."""
+def test_schedules_and_one_thread_path_are_bit_identical():
+    """The ways of running the step agree, resets and respawns included: a world per task, phases
+    over all agents (both on every thread), and every kernel on one thread (small batches)."""
     traces = []
-    for schedule in ("world", "agent"):
-        env = BatchEnv(num_worlds=5, n_agents=12, seed=4, max_steps=40)
-        env.scenario.world.schedule_override = schedule
+    for schedule, serial_below in (("world", 0), ("agent", 0), (None, 10**9)):
+        env = BatchEnv(num_worlds=5, n_agents=12, seed=4, max_steps=80, arena_size=6.0, n_obstacles=1)
+        world = env.scenario.world
+        world.schedule_override, world.serial_below = schedule, serial_below
         env.reset()
         rng = np.random.default_rng(1)
-        trace = []
-        for _ in range(60):
-            obs, rew, *_ = env.step(rng.uniform(-1, 1, (env.num_slots, 2)))
-            trace.append((obs.copy(), rew.copy()))
+        trace, goals = [], 0
+        for t in range(120):   # the heuristic reaches goals (respawns); a world reset at step 80
+            act = env.heuristic_actions() if t % 2 else rng.uniform(-1, 1, (env.num_slots, 2))
+            obs, rew, term, *_ = env.step(act)
+            goals += int(term.sum())
+            trace.append((obs.copy(), rew.copy(), world.pos.copy()))
+        assert goals > 0
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS   # the one-thread path restores it
         traces.append(trace)
-    assert _same(*traces)
+    assert _same(traces[0], traces[1]) and _same(traces[0], traces[2])

@@ -28,9 +28,10 @@ def _reward(p, lidar, vel=(0.0, 0.0), theta=0.0, contact=False, prev_contact=Non
     reached = np.zeros((1, 1), np.bool_)
     stats = np.zeros((2, 1, 1), np.float32)
     onset = bool(contact) and not prev[0, 0]
-    nk.reward(pos, np.array([[vel]], np.float32), np.array([[theta]], np.float32), goals,
-              np.ones((1, 1), np.bool_), np.array([[contact]]), prev, np.asarray(lidar, np.float32)[None, None],
-              p, dist, rew, reached, stats)
+    obs = np.zeros((1, 1, len(lidar) + 4), np.float32)
+    nk.reward_observe(pos, np.array([[vel]], np.float32), np.array([[theta]], np.float32), goals,
+                      np.ones((1, 1), np.bool_), np.array([[contact]]), prev, np.asarray(lidar, np.float32)[None, None],
+                      p, dist, rew, reached, stats, obs)
     assert stats[1, 0, 0] == float(onset)     # the collisions statistic counts contact onsets
     return float(rew[0, 0]), prev
 

@@ -2,7 +2,8 @@
 
 Every backend produces a world with the state layout of ``core.world.World`` (``pos``, ``vel``,
 ``theta``, ``omega``, ``active``, ``walls``, ``n_walls``, ``lidar``, ``contact``; shapes in its
-docstring) and the methods ``step(actions)``, ``sync(worlds)``, ``refresh_lidar()`` and ``grid()``.
+docstring) and the methods ``step(actions)``, ``sync(worlds)``, ``refresh_lidar()``, ``grid()`` and
+``threads(step=False)`` (a context manager for the thread setting of a group of kernel calls).
 Scenarios only talk to that interface, so a new backend (a GPU one, say) plugs in with
 ``register_backend(name, factory)`` and is chosen with ``WorldConfig.backend``. Factories are
 imported when first used, so an optional backend costs nothing until someone picks it.

@@ -13,8 +13,13 @@ import numpy as np
 from ..config import ConfigError
 import numba
 
-from . import kernels, step as drivers
+from . import kernels, step as drivers, threads
 from .params import WorldConfig
+
+# Batches of fewer agents than this run their kernels on one thread (``World.threads``): below it
+# a second thread gains little on an idle machine and a fork/join stalls whenever another process
+# holds a core (README, "Benchmark").
+SERIAL_BELOW = 32
 
 
 class World:
@@ -69,14 +74,28 @@ class World:
         self.phys = phys
         angles = 2.0 * np.pi * np.arange(R) / R
         self.schedule_override: str | None = None  # 'world' or 'agent' to force a schedule (tests)
+        self.serial_below = SERIAL_BELOW            # fewer agents than this: kernels on one thread
         self.ray_cs = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # [R, 2] ray directions
 
     @property
     def schedule(self) -> str:
-        """'world' (a world per task) when there are at least two worlds per thread, else 'agent'."""
+        """'world' (a world per task) when there are at least two worlds per thread or only one
+        thread, else 'agent'."""
         if self.schedule_override is not None:
             return self.schedule_override
-        return "world" if self.num_worlds >= 2 * numba.get_num_threads() else "agent"
+        n_threads = numba.get_num_threads()
+        return "world" if n_threads == 1 or self.num_worlds >= 2 * n_threads else "agent"
+
+    def threads(self, step: bool = False):
+        """The thread setting for a group of kernel calls, as a context manager: batches of fewer
+        than ``serial_below`` agents run on the calling thread alone (numba's count set to 1 and
+        restored on exit). ``step=True`` (once per environment step, outside any such block) also
+        lets the automatic thread count look at the machine's load (``threads.tick``)."""
+        if step:
+            threads.tick()
+        if self.num_worlds * self.n_agents < self.serial_below:
+            return threads.OneThread()
+        return threads.AS_IS
 
     def step(self, actions: np.ndarray) -> None:
         """Advance every world by one step. ``actions`` is float32 [E, N, 2], already in [-1, 1]."""

@@ -128,8 +128,9 @@ class BatchEnv:
         check_actions(actions, self._shapes, self._actions, self._low, self._high)
         sc = self.scenario
         E, N = self.num_worlds, self.n_agents
-        sc.step(self._actions)
-        self.t += 1
+        with sc.world.threads(step=True):   # small batches on one thread; automatic thread count (core/threads)
+            sc.step(self._actions)
+            self.t += 1
         info = self.info
         for dst, src in self._info_copies:
             np.copyto(dst, src)
@@ -156,7 +157,8 @@ class BatchEnv:
                 world_done |= ~sc.world.active.any(axis=1)   # everyone has left
         if self.autoreset:
             if world_done.any():
-                sc.reset(world_done)
+                with sc.world.threads():
+                    sc.reset(world_done)
                 self.t[world_done] = 0
                 self._clear_episodes(np.repeat(world_done, N))
         else:

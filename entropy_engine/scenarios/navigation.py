@@ -214,8 +214,9 @@ class Navigation(Scenario):
         w = self.world
         if mask is None:
             mask = np.ones(w.num_worlds, np.bool_)
-        nk.reset_worlds(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
-                        w.active, self.goals, self._order, self._placed, self.config.min_goal_distance)
+        with w.threads():
+            nk.reset_worlds(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
+                            w.active, self.goals, self._order, self._placed, self.config.min_goal_distance)
         if np.any(self._placed[mask] < w.n_agents):
             bad = int(np.flatnonzero(mask & (self._placed < w.n_agents))[0])
             raise RuntimeError(
@@ -229,10 +230,11 @@ class Navigation(Scenario):
 
     def respawn(self, mask: np.ndarray) -> None:
         w = self.world
-        cell_start, cell_items = w.grid()
-        nk.respawn_agents(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
-                          w.active, self.goals, w.grid_size, w.phys[CELL], cell_start, cell_items,
-                          self.config.min_goal_distance)
+        with w.threads():
+            cell_start, cell_items = w.grid()
+            nk.respawn_agents(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
+                              w.active, self.goals, w.grid_size, w.phys[CELL], cell_start, cell_items,
+                              self.config.min_goal_distance)
         self.prev_contact[mask] = False
         w.sync(mask.any(axis=1))
         self._refresh()
@@ -240,15 +242,16 @@ class Navigation(Scenario):
     def _refresh(self) -> None:
         """Lidar and observations from the current state (after a reset or respawn)."""
         w = self.world
-        w.refresh_lidar()
-        nk.observe(w.pos, w.vel, w.theta, self.goals, w.lidar, w.active, self._params, self.obs, self.dist)
+        with w.threads():
+            w.refresh_lidar()
+            nk.observe(w.pos, w.vel, w.theta, self.goals, w.lidar, w.active, self._params, self.obs, self.dist)
 
     def step(self, actions: np.ndarray) -> None:
         w = self.world
-        w.step(actions)
-        nk.reward(w.pos, w.vel, w.theta, self.goals, w.active, w.contact, self.prev_contact, w.lidar, self._params,
-                  self.dist, self.reward, self.terminated, self.stats)
-        nk.observe(w.pos, w.vel, w.theta, self.goals, w.lidar, w.active, self._params, self.obs, self.dist)
+        with w.threads():   # one thread for small batches (BatchEnv.step lets the thread count follow the load)
+            w.step(actions)
+            nk.reward_observe(w.pos, w.vel, w.theta, self.goals, w.active, w.contact, self.prev_contact, w.lidar,
+                              self._params, self.dist, self.reward, self.terminated, self.stats, self.obs)
 
     def heuristic(self, obs: np.ndarray) -> np.ndarray:
         """Go to the goal, steering away from lidar hits closer than 1 m (a potential field)."""

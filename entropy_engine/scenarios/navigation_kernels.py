@@ -225,53 +225,43 @@ def _unit(x):
     return min(max(x, -1.0), 1.0)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def observe(pos, vel, theta, goals, lidar, active, p, obs, dist):
-    """obs[E,N,R+4] = lidar, ego velocity / v_max, ego goal vector (scaled, norm <= 1); dist [E,N].
-
-    Every entry is clipped to its documented range (lidar [0, 1], the rest [-1, 1]): the ratios are
+@njit(cache=True, error_model="numpy")
+def _observe_one(w, i, pos, vel, theta, goals, lidar, active, p, obs, dist):
+    """Every entry is clipped to its documented range (lidar [0, 1], the rest [-1, 1]): the ratios are
     within it mathematically, but rounding can put them one float32 ulp outside (1.0000001), which
-    ``observation_space.contains`` rejects.
-    """
-    n_worlds, n = pos.shape[0], pos.shape[1]
+    ``observation_space.contains`` rejects."""
     n_rays = lidar.shape[2]
-    scale = p[P_GOAL_SCALE]
+    for r in range(n_rays):
+        obs[w, i, r] = min(max(lidar[w, i, r], 0.0), 1.0)
+    if not active[w, i]:
+        for c in range(4):
+            obs[w, i, n_rays + c] = 0.0
+        return
+    c = math.cos(theta[w, i])
+    s = math.sin(theta[w, i])
+    vx = vel[w, i, 0]
+    vy = vel[w, i, 1]
     vmax = p[P_VMAX]
-    for k in prange(n_worlds * n):
-        w = k // n
-        i = k - w * n
-        for r in range(n_rays):
-            obs[w, i, r] = min(max(lidar[w, i, r], 0.0), 1.0)
-        if not active[w, i]:
-            for c in range(4):
-                obs[w, i, n_rays + c] = 0.0
-            continue
-        c = math.cos(theta[w, i])
-        s = math.sin(theta[w, i])
-        vx = vel[w, i, 0]
-        vy = vel[w, i, 1]
-        obs[w, i, n_rays] = _unit((vx * c + vy * s) / vmax)
-        obs[w, i, n_rays + 1] = _unit((-vx * s + vy * c) / vmax)
-        gx = goals[w, i, 0] - pos[w, i, 0]
-        gy = goals[w, i, 1] - pos[w, i, 1]
-        d = math.sqrt(gx * gx + gy * gy)
-        dist[w, i] = d
-        f = 1.0 / max(scale, d)
-        obs[w, i, n_rays + 2] = _unit((gx * c + gy * s) * f)
-        obs[w, i, n_rays + 3] = _unit((-gx * s + gy * c) * f)
+    obs[w, i, n_rays] = _unit((vx * c + vy * s) / vmax)
+    obs[w, i, n_rays + 1] = _unit((-vx * s + vy * c) / vmax)
+    gx = goals[w, i, 0] - pos[w, i, 0]
+    gy = goals[w, i, 1] - pos[w, i, 1]
+    d = math.sqrt(gx * gx + gy * gy)
+    dist[w, i] = d
+    f = 1.0 / max(p[P_GOAL_SCALE], d)
+    obs[w, i, n_rays + 2] = _unit((gx * c + gy * s) * f)
+    obs[w, i, n_rays + 3] = _unit((-gx * s + gy * c) * f)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def reward(pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached, stats):
-    """Reward and goal test after a step; dist [E,N] holds the previous distances and is updated,
-    prev_contact [E,N] holds last step's contact flags and is updated. ``stats`` [2,E,N] receives
-    the per-step values of the episode statistics: [0] reached the goal, [1] a contact started.
-
-    Clearance terms use the agent's own lidar (post-step, [E,N,R], distance / range from its
-    centre): the gap of ray k is ``lidar * range - radius`` metres between the robot's surface and
-    the hit; rays with a gap below ``d0 = proximity_distance`` count.
-    """
-    n_worlds, n = pos.shape[0], pos.shape[1]
+@njit(cache=True, error_model="numpy")
+def _reward_one(w, i, pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached, stats):
+    if not active[w, i]:
+        rew[w, i] = 0.0
+        reached[w, i] = False
+        prev_contact[w, i] = False
+        stats[0, w, i] = 0.0
+        stats[1, w, i] = 0.0
+        return
     n_rays = lidar.shape[2]
     rng_ = p[P_RANGE]
     rad = p[P_RADIUS]
@@ -279,48 +269,67 @@ def reward(pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist
     vmax = p[P_VMAX]
     w_prox = p[P_PROX]
     w_appr = p[P_APPROACH]
-    for k in prange(n_worlds * n):
+    gx = goals[w, i, 0] - pos[w, i, 0]
+    gy = goals[w, i, 1] - pos[w, i, 1]
+    d = math.sqrt(gx * gx + gy * gy)
+    got = d < p[P_GOAL_R]
+    reached[w, i] = got
+    stats[0, w, i] = 1.0 if got else 0.0
+    rr = p[P_PROGRESS] * (dist[w, i] - d) - p[P_TIME]
+    onset = contact[w, i] and not prev_contact[w, i]
+    stats[1, w, i] = 1.0 if onset else 0.0
+    if contact[w, i]:
+        rr -= p[P_COLLISION]
+        if onset:
+            rr -= p[P_ONSET]
+    prev_contact[w, i] = contact[w, i]
+    if (w_prox != 0.0 or w_appr != 0.0) and d0 > 0.0:
+        near = 0.0      # 1 - gap / d0 of the nearest hit, clipped to [0, 1]
+        closing = 0.0   # max over rays of (own speed towards the hit / v_max) * (1 - gap / d0)
+        vx = vel[w, i, 0]
+        vy = vel[w, i, 1]
+        th = theta[w, i]
+        for r in range(n_rays):
+            gap = lidar[w, i, r] * rng_ - rad
+            if gap >= d0:
+                continue
+            f = min(1.0 - gap / d0, 1.0)
+            near = max(near, f)
+            a = th + 2.0 * math.pi * r / n_rays
+            towards = (vx * math.cos(a) + vy * math.sin(a)) / vmax
+            if towards > 0.0:
+                closing = max(closing, towards * f)
+        rr -= w_prox * near + w_appr * closing
+    if got:
+        rr += p[P_GOAL_BONUS]
+    rew[w, i] = rr
+    dist[w, i] = d
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def observe(pos, vel, theta, goals, lidar, active, p, obs, dist):
+    """obs[E,N,R+4] = lidar, ego velocity / v_max, ego goal vector (scaled, norm <= 1); dist [E,N]."""
+    n = pos.shape[1]
+    for k in prange(pos.shape[0] * n):
+        w = k // n
+        _observe_one(w, k - w * n, pos, vel, theta, goals, lidar, active, p, obs, dist)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def reward_observe(pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached, stats, obs):
+    """Reward and goal test after a step, then the observation, in one parallel region.
+
+    dist [E,N] holds the previous distances and is updated, prev_contact [E,N] holds last step's
+    contact flags and is updated; ``stats`` [2,E,N] receives the per-step values of the episode
+    statistics ([0] reached the goal, [1] a contact started); obs as ``observe``.
+
+    Clearance terms use the agent's own lidar (post-step, [E,N,R], distance / range from its
+    centre): the gap of ray k is ``lidar * range - radius`` metres between the robot's surface and
+    the hit; rays with a gap below ``d0 = proximity_distance`` count.
+    """
+    n = pos.shape[1]
+    for k in prange(pos.shape[0] * n):
         w = k // n
         i = k - w * n
-        if not active[w, i]:
-            rew[w, i] = 0.0
-            reached[w, i] = False
-            prev_contact[w, i] = False
-            stats[0, w, i] = 0.0
-            stats[1, w, i] = 0.0
-            continue
-        gx = goals[w, i, 0] - pos[w, i, 0]
-        gy = goals[w, i, 1] - pos[w, i, 1]
-        d = math.sqrt(gx * gx + gy * gy)
-        got = d < p[P_GOAL_R]
-        reached[w, i] = got
-        stats[0, w, i] = 1.0 if got else 0.0
-        rr = p[P_PROGRESS] * (dist[w, i] - d) - p[P_TIME]
-        onset = contact[w, i] and not prev_contact[w, i]
-        stats[1, w, i] = 1.0 if onset else 0.0
-        if contact[w, i]:
-            rr -= p[P_COLLISION]
-            if onset:
-                rr -= p[P_ONSET]
-        prev_contact[w, i] = contact[w, i]
-        if (w_prox != 0.0 or w_appr != 0.0) and d0 > 0.0:
-            near = 0.0      # 1 - gap / d0 of the nearest hit, clipped to [0, 1]
-            closing = 0.0   # max over rays of (own speed towards the hit / v_max) * (1 - gap / d0)
-            vx = vel[w, i, 0]
-            vy = vel[w, i, 1]
-            th = theta[w, i]
-            for r in range(n_rays):
-                gap = lidar[w, i, r] * rng_ - rad
-                if gap >= d0:
-                    continue
-                f = min(1.0 - gap / d0, 1.0)
-                near = max(near, f)
-                a = th + 2.0 * math.pi * r / n_rays
-                towards = (vx * math.cos(a) + vy * math.sin(a)) / vmax
-                if towards > 0.0:
-                    closing = max(closing, towards * f)
-            rr -= w_prox * near + w_appr * closing
-        if got:
-            rr += p[P_GOAL_BONUS]
-        rew[w, i] = rr
-        dist[w, i] = d
+        _reward_one(w, i, pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached, stats)
+        _observe_one(w, i, pos, vel, theta, goals, lidar, active, p, obs, dist)

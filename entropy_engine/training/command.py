@@ -276,7 +276,8 @@ def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos
 
     trainer = NativeTrainer(cfg)
     notes.append(f"Native trainer on {trainer.device}: update in {trainer.update_dtype}, "
-                 f"{trainer.threads} torch thread(s), minibatches split over {trainer.update_threads} thread(s)")
+                 f"{trainer.threads} torch thread(s), minibatches split over {trainer.update_threads} thread(s), "
+                 f"simulation on {cfg.threads or 'automatic'} thread(s)")
     try:
         def policy() -> RecurrentPolicy:   # a copy: RecurrentPolicy switches its model to eval mode
             return RecurrentPolicy(copy.deepcopy(trainer.model), config_dict(cfg))

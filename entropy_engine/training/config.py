@@ -89,6 +89,9 @@ class TrainConfig:
         "auto", "Native: precision of the update's forward pass. 'bfloat16' autocast is 1.4-1.8x faster on "
                 "CPUs with native bf16 (AVX512-BF16, AMX); 'auto' picks it there and on CUDA GPUs that "
                 "support it, else 'float32'.")
+    threads: int = field(
+        0, "Simulation threads (numba): 0 = automatic, re-chosen every 0.25 s from the cores other processes "
+           "leave free (README: Benchmark); N = exactly N, and N torch threads unless torch_threads is set.")
     torch_threads: int = field(0, "torch.set_num_threads (0 = automatic: 1 on <= 2 cores, else cores/2).")
     update_threads: int = field(
         1, "Native: split each minibatch over this many threads that run forward and backward side by side "
@@ -121,6 +124,9 @@ class TrainConfig:
             require(ok, f"{name} must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {v!r}")
         require(self.encoder_size >= 0, f"encoder_size must be >= 0, got {self.encoder_size!r}")
         require(self.workers >= 0, f"workers must be >= 0, got {self.workers!r}")
+        require(self.threads >= 0 and self.torch_threads >= 0,
+                f"threads and torch_threads must be >= 0 (0 = automatic), got {self.threads!r} and "
+                f"{self.torch_threads!r}")
         require(self.update_threads >= 1, f"update_threads must be >= 1, got {self.update_threads!r}")
         require(0.0 <= self.shaping_warmup <= 1.0, f"shaping_warmup must be in [0, 1], got {self.shaping_warmup!r}")
         require(self.video_steps >= 0 and self.video_size >= 16 and self.video_frame_skip >= 1

@@ -33,6 +33,15 @@ from .run_length import rollout_steps
 LogFn = Callable[[int, dict[str, float]], None]
 
 
+def configure_threads(cfg: TrainConfig) -> int:
+    """The run's thread settings: numba's (``cfg.threads``, 0 = automatic) and torch's
+    (``cfg.torch_threads``, else ``cfg.threads``, else automatic); returns torch's count."""
+    from ..core.threads import set_threads
+
+    set_threads(cfg.threads)
+    return configure_torch(cfg.torch_threads or cfg.threads)
+
+
 def configure_torch(threads: int) -> int:
     """Set torch's intra-op threads (0 = automatic: 1 on machines with <= 2 cores, else cores // 2)
     and let malloc reuse the update's large freed blocks (``memory.reuse_freed_memory``)."""
@@ -94,7 +103,7 @@ class NativeTrainer:
     def __init__(self, cfg: TrainConfig, log: LogFn | None = None):
         self.cfg = cfg
         self.log = log or (lambda step, metrics: None)
-        self.threads = configure_torch(cfg.torch_threads)
+        self.threads = configure_threads(cfg)
         self.device = resolve_device(cfg.device)
         self.update_dtype = resolve_update_dtype(cfg.update_dtype, self.device)
         self.update_threads = cfg.update_threads

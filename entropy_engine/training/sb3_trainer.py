@@ -88,9 +88,9 @@ def make_model(cfg: TrainConfig, env=None):
     """A RecurrentPPO model for ``cfg`` on ``entropy_engine.vec_env`` (created if ``env`` is None)."""
     from sb3_contrib import RecurrentPPO
 
-    from .native import configure_torch, resolve_device
+    from .native import configure_threads, resolve_device
 
-    configure_torch(cfg.torch_threads)
+    configure_threads(cfg)
     if env is None:
         env = make_env(cfg)
     if cfg.encoder_size > 0 or cfg.obs_delta > 0:

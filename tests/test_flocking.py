@@ -195,7 +195,7 @@ def _check_physical(world, worst):
             worst[1] = max(worst[1], r - min(segment_distance(x, y, *wall) for x, y in p))
 
 
-def _swarm_at_nearest(obs, K=6):
+def _swarm_at_nearest(obs):
     """Adversarial: every robot drives flat out at its nearest neighbour (or a wall when alone)."""
     slot = obs[:, 34:36]
     err = np.arctan2(slot[:, 1], slot[:, 0])

@@ -24,7 +24,8 @@ class FlockingConfig(ScenarioConfig):
     waypoint_margin: float = field(1.5, "Waypoints keep this distance from the border, metres.")
     waypoint_min_distance: float = field(3.0, "A new waypoint is at least this far from the previous one "
                                               "(at a reset: from the group's centroid), metres.")
-    waypoint_obs_scale: float = field(5.0, "Waypoint vector divisor in metres; farther waypoints keep direction, norm 1.")
+    waypoint_obs_scale: float = field(
+        5.0, "Waypoint vector divisor in metres; farther waypoints keep direction, norm 1.")
     spawn_spacing: float = field(0.8, "Robots start on a jittered lattice with this spacing (in a block of "
                                       "ceil(sqrt(2 N))^2 cells at a random place), metres.")
     progress_reward: float = field(1.0, "Reward per metre the robot itself gets closer to the waypoint.")

@@ -5,9 +5,10 @@ from typing import Any
 
 from ..config import ConfigError, build_config
 from .base import Scenario
+from .flocking import Flocking, FlockingConfig, flocking_heuristic
 from .navigation import Navigation, NavigationConfig, navigation_heuristic
 
-SCENARIOS: dict[str, type[Scenario]] = {"navigation": Navigation}
+SCENARIOS: dict[str, type[Scenario]] = {"navigation": Navigation, "flocking": Flocking}
 
 
 def register(cls: type[Scenario]) -> type[Scenario]:
@@ -32,5 +33,6 @@ def make_scenario(name: str | type[Scenario], num_worlds: int, n_agents: int, se
     return cls(build_config(cls.Config, config), num_worlds, n_agents, seed)
 
 
-__all__ = ["Scenario", "Navigation", "NavigationConfig", "navigation_heuristic", "SCENARIOS", "register",
+__all__ = ["Scenario", "Navigation", "NavigationConfig", "navigation_heuristic", "Flocking", "FlockingConfig",
+           "flocking_heuristic", "SCENARIOS", "register",
            "scenario_class", "make_scenario"]

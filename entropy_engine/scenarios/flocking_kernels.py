@@ -1,0 +1,256 @@
+"""Compiled kernels of the flocking scenario: spawns, waypoints, reward, statistics and observation.
+
+Random numbers come from one SplitMix64 stream per world (``core.rng``), so a world's spawn and
+waypoint sequence depends only on the seed and on its own history, never on threads. A step is
+two kernels: ``world_phase`` (one task per world: centroid, polarisation, waypoint test and
+redraw) and ``agent_phase`` (one task per agent: reward, episode statistics, observation).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..core.rng import randint, uniform
+
+# Layout of the float64 ``params`` vector (see Flocking._params).
+(P_ARENA, P_RADIUS, P_WP_R, P_WP_MARGIN, P_WP_MIN_D, P_SPACING, P_VMAX, P_WP_SCALE, P_PROGRESS, P_WP_BONUS,
+ P_ALIGN, P_COH, P_COH_D, P_SEP, P_SEP_D, P_COLL, P_ONSET, P_SENSE, P_INV_T) = range(19)
+N_PARAMS = 19
+# Order of the episode statistics (Flocking.episode_stats).
+S_POLAR, S_COHESION, S_MIN_SPACING, S_COLLISIONS, S_WAYPOINTS = range(5)
+
+
+@njit(cache=True)
+def _draw_waypoint(w, rng, p, waypoint, ax, ay):
+    """A waypoint uniform in the arena minus ``waypoint_margin``, at least ``waypoint_min_distance``
+    from (ax, ay): 64 rejection tries, the last one is kept."""
+    L = p[P_ARENA]
+    m = p[P_WP_MARGIN]
+    d2 = p[P_WP_MIN_D] * p[P_WP_MIN_D]
+    x = y = 0.0
+    for _try in range(64):
+        x = m + (L - 2.0 * m) * uniform(rng, w)
+        y = m + (L - 2.0 * m) * uniform(rng, w)
+        if (x - ax) ** 2 + (y - ay) ** 2 >= d2:
+            break
+    waypoint[w, 0] = x
+    waypoint[w, 1] = y
+
+
+@njit(cache=True, parallel=True)
+def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, waypoint, order):
+    """Reset the worlds where mask[w]: the N robots on random distinct cells of a ``side x side``
+    lattice (``spawn_spacing`` apart, jittered) placed at a random spot of the arena, random
+    headings; a waypoint at least ``waypoint_min_distance`` from the group's centroid.
+
+    order [E, side*side] int64 is scratch. The caller checked that the block fits the arena.
+    """
+    n_worlds, n = pos.shape[0], pos.shape[1]
+    L = p[P_ARENA]
+    r = p[P_RADIUS]
+    s = p[P_SPACING]
+    jitter = max(0.5 * (s - 2.0 * r) - 0.01, 0.0)
+    block = side * s
+    for w in prange(n_worlds):
+        if not mask[w]:
+            continue
+        m = side * side
+        for t in range(m):
+            order[w, t] = t
+        for t in range(m):
+            q = t + randint(rng, w, m - t)
+            tmp = order[w, t]
+            order[w, t] = order[w, q]
+            order[w, q] = tmp
+        ox = (L - block) * uniform(rng, w)
+        oy = (L - block) * uniform(rng, w)
+        cx = 0.0
+        cy = 0.0
+        for i in range(n):
+            c = order[w, i]
+            x = ox + (c % side + 0.5) * s + jitter * (2.0 * uniform(rng, w) - 1.0)
+            y = oy + (c // side + 0.5) * s + jitter * (2.0 * uniform(rng, w) - 1.0)
+            pos[w, i, 0] = x
+            pos[w, i, 1] = y
+            cx += x
+            cy += y
+            theta[w, i] = np.float32(2.0 * math.pi * uniform(rng, w) - math.pi)
+            vel[w, i, 0] = 0.0
+            vel[w, i, 1] = 0.0
+            omega[w, i] = 0.0
+            active[w, i] = True
+        _draw_waypoint(w, rng, p, waypoint, cx / n, cy / n)
+
+
+@njit(cache=True, parallel=True)
+def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
+    """Give every agent with mask[w, i] a fresh start at a random point of its world at least
+    ``spawn_spacing`` from every other robot's centre (64 rejection tries, the last is kept)."""
+    n_worlds, n = pos.shape[0], pos.shape[1]
+    L = p[P_ARENA]
+    margin = p[P_RADIUS] + 0.05
+    lim2 = p[P_SPACING] * p[P_SPACING]
+    for w in prange(n_worlds):
+        for i in range(n):
+            if not mask[w, i]:
+                continue
+            x = y = 0.0
+            for _try in range(64):
+                x = margin + (L - 2.0 * margin) * uniform(rng, w)
+                y = margin + (L - 2.0 * margin) * uniform(rng, w)
+                ok = True
+                for j in range(n):
+                    if j != i and active[w, j] and (pos[w, j, 0] - x) ** 2 + (pos[w, j, 1] - y) ** 2 < lim2:
+                        ok = False
+                        break
+                if ok:
+                    break
+            pos[w, i, 0] = x
+            pos[w, i, 1] = y
+            theta[w, i] = np.float32(2.0 * math.pi * uniform(rng, w) - math.pi)
+            vel[w, i, 0] = 0.0
+            vel[w, i, 1] = 0.0
+            omega[w, i] = 0.0
+            active[w, i] = True
+
+
+@njit(cache=True, parallel=True)
+def world_phase(pos, theta, active, rng, p, redraw, centroid, polar, reached, waypoint, prev_wp):
+    """Per world: centroid [E, 2] and polarisation [E] of the active robots (the order parameter
+    |mean of unit heading vectors|, 0 with no robot); reached [E]: the centroid is within
+    ``waypoint_radius`` of the waypoint. prev_wp [E, 2] receives the waypoint the step was
+    scored against; with ``redraw``, a world that reached it draws a new one (at least
+    ``waypoint_min_distance`` from the old one)."""
+    n_worlds, n = pos.shape[0], pos.shape[1]
+    for w in prange(n_worlds):
+        cx = 0.0
+        cy = 0.0
+        hx = 0.0
+        hy = 0.0
+        count = 0
+        for i in range(n):
+            if active[w, i]:
+                cx += pos[w, i, 0]
+                cy += pos[w, i, 1]
+                hx += math.cos(theta[w, i])
+                hy += math.sin(theta[w, i])
+                count += 1
+        prev_wp[w, 0] = waypoint[w, 0]
+        prev_wp[w, 1] = waypoint[w, 1]
+        if count == 0:
+            centroid[w, 0] = 0.0
+            centroid[w, 1] = 0.0
+            polar[w] = 0.0
+            reached[w] = False
+            continue
+        cx /= count
+        cy /= count
+        centroid[w, 0] = cx
+        centroid[w, 1] = cy
+        polar[w] = math.sqrt(hx * hx + hy * hy) / count
+        got = (cx - waypoint[w, 0]) ** 2 + (cy - waypoint[w, 1]) ** 2 < p[P_WP_R] * p[P_WP_R]
+        reached[w] = got
+        if got and redraw:
+            _draw_waypoint(w, rng, p, waypoint, waypoint[w, 0], waypoint[w, 1])
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, nb_idx, centroid,
+                polar, reached, prev_wp, waypoint, p, dist, min_nn, rew, stats, obs):
+    """Per agent: reward and the per-step values of the episode statistics (``with_reward``; the
+    distance progress is measured to prev_wp, the waypoint the step was scored against), then the
+    observation against the current waypoint; dist [E, N] (distance to the current waypoint) and
+    min_nn [E, N] (running minimum of the nearest-neighbour distance) are updated.
+
+    first [E]: this step is the first of the world's episode. nb [E, N, K, 5] and nb_idx [E, N, K]
+    are the neighbour sensor's output; stats [5, E, N] in the order S_POLAR .. S_WAYPOINTS;
+    obs [E, N, R + 2 + 5K + 2].
+    """
+    n_worlds, n = pos.shape[0], pos.shape[1]
+    n_rays = lidar.shape[2]
+    K = nb.shape[2]
+    vmax = p[P_VMAX]
+    sense = p[P_SENSE]
+    inv_t = p[P_INV_T]
+    base = n_rays + 2
+    for k in prange(n_worlds * n):
+        w = k // n
+        i = k - w * n
+        for r in range(n_rays):
+            obs[w, i, r] = lidar[w, i, r]
+        if not active[w, i]:
+            for c in range(base, obs.shape[2]):
+                obs[w, i, c] = 0.0
+            if with_reward:
+                rew[w, i] = 0.0
+                prev_contact[w, i] = False
+                for q in range(stats.shape[0]):
+                    stats[q, w, i] = 0.0
+            continue
+        px = pos[w, i, 0]
+        py = pos[w, i, 1]
+        th = theta[w, i]
+        # nearest neighbour's centre distance (sense_range when nobody is in range)
+        d_nn = sense
+        if nb[w, i, 0, 4] > 0.0:
+            d_nn = min(math.sqrt(nb[w, i, 0, 0] ** 2 + nb[w, i, 0, 1] ** 2) * sense, sense)
+        if with_reward:
+            d_old = math.sqrt((prev_wp[w, 0] - px) ** 2 + (prev_wp[w, 1] - py) ** 2)
+            rr = p[P_PROGRESS] * (dist[w, i] - d_old)
+            if reached[w]:
+                rr += p[P_WP_BONUS]
+            # alignment: mean cos of the heading difference to the sensed neighbours
+            align = 0.0
+            cnt = 0
+            for s in range(K):
+                j = nb_idx[w, i, s]
+                if j >= 0:
+                    align += math.cos(theta[w, j] - th)
+                    cnt += 1
+            if cnt > 0:
+                rr += p[P_ALIGN] * align / cnt
+            d_c = math.sqrt((centroid[w, 0] - px) ** 2 + (centroid[w, 1] - py) ** 2)
+            if d_c > p[P_COH_D]:
+                rr -= p[P_COH] * (d_c - p[P_COH_D])
+            if d_nn < p[P_SEP_D]:
+                rr -= p[P_SEP] * (1.0 - d_nn / p[P_SEP_D])
+            onset = contact[w, i] and not prev_contact[w, i]
+            if contact[w, i]:
+                rr -= p[P_COLL]
+                if onset:
+                    rr -= p[P_ONSET]
+            prev_contact[w, i] = contact[w, i]
+            rew[w, i] = rr
+            # episode statistics (per-step values; BatchEnv sums them over the episode)
+            stats[S_POLAR, w, i] = polar[w] * inv_t
+            stats[S_COHESION, w, i] = d_c * inv_t
+            old = sense if first[w] else min_nn[w, i]
+            new = min(old, d_nn)
+            stats[S_MIN_SPACING, w, i] = new if first[w] else new - old   # telescopes to the episode minimum
+            min_nn[w, i] = new
+            stats[S_COLLISIONS, w, i] = 1.0 if onset else 0.0
+            stats[S_WAYPOINTS, w, i] = 1.0 if reached[w] else 0.0
+        # observation
+        c = math.cos(th)
+        s_ = math.sin(th)
+        vx = vel[w, i, 0]
+        vy = vel[w, i, 1]
+        obs[w, i, n_rays] = min(max((vx * c + vy * s_) / vmax, -1.0), 1.0)
+        obs[w, i, n_rays + 1] = min(max((-vx * s_ + vy * c) / vmax, -1.0), 1.0)
+        for s in range(K):
+            o = base + 5 * s
+            obs[w, i, o] = min(max(nb[w, i, s, 0], -1.0), 1.0)
+            obs[w, i, o + 1] = min(max(nb[w, i, s, 1], -1.0), 1.0)
+            obs[w, i, o + 2] = min(max(nb[w, i, s, 2], -2.0), 2.0)
+            obs[w, i, o + 3] = min(max(nb[w, i, s, 3], -2.0), 2.0)
+            obs[w, i, o + 4] = nb[w, i, s, 4]
+        gx = waypoint[w, 0] - px
+        gy = waypoint[w, 1] - py
+        d = math.sqrt(gx * gx + gy * gy)
+        dist[w, i] = d
+        f = 1.0 / max(p[P_WP_SCALE], d)
+        o = base + 5 * K
+        obs[w, i, o] = min(max((gx * c + gy * s_) * f, -1.0), 1.0)
+        obs[w, i, o + 1] = min(max((-gx * s_ + gy * c) * f, -1.0), 1.0)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -23,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from .bench_measure import machine_info, measure_env  # noqa: F401 (re-exported)
 
 CASES: dict[str, dict[str, Any]] = {
     "worlds64_agents10": {"num_worlds": 64, "n_agents": 10},
@@ -39,42 +37,6 @@ SCALING: dict[str, dict[str, Any]] = {
 }
 
 
-def machine_info() -> dict[str, Any]:
-    import numba
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "numba_threads": numba.get_num_threads(),
-            "python": platform.python_version(), "numba": numba.__version__, "numpy": np.__version__}
-
-
-def measure_env(env, seconds: float, n_actions: int = 64, start_at: float | None = None) -> dict[str, Any]:
-    """Step ``env`` (anything with reset/step/num_slots) with fixed random actions for ``seconds``
-    (timed from the wall-clock time ``start_at`` if given, after waiting for it)."""
-    rng = np.random.default_rng(0)
-    actions = rng.uniform(-1, 1, (n_actions, env.num_slots, env.act_dim)).astype(np.float32)
-    env.reset()
-    for k in range(3):  # warm-up (first call compiles or loads the kernels)
-        env.step(actions[k])
-    if start_at is not None:
-        time.sleep(max(0.0, start_at - time.time()))
-    steps = 0
-    t0 = time.perf_counter()
-    while True:
-        env.step(actions[steps % n_actions])
-        steps += 1
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds and steps >= 5:
-            break
-    return {"agent_steps_per_s": steps * env.num_slots / elapsed, "env_steps_per_s": steps / elapsed,
-            "steps": steps, "seconds": elapsed, "slots": env.num_slots}
 
 
 def run_core_bench(seconds: float = 3.0, cases: list[str] | None = None,

@@ -47,7 +47,7 @@ def run_backend_bench(seconds_per_case: float = 3.0, num_worlds: int = 8, n_agen
     """
     import numba
 
-    from .bench import measure_env
+    from .bench_measure import measure_env
     from .envs.batch import BatchEnv
 
     workers = workers or os.cpu_count() or 1

@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -184,3 +184,29 @@ def test_bench_contention_runs_real_processes(tmp_path):
     assert len(res["two_at_once"]) == 2 and min(res["two_at_once"]) > 0
     assert res["ratio_two_at_once_sum_to_alone"] == pytest.approx(sum(res["two_at_once"]) / res["alone"])
     assert res["ratio_beside_busy_to_alone_threads1"] == pytest.approx(res["beside_busy"] / res["alone_threads1"])
+
+
+@pytest.mark.parametrize("cores, numba_now, expected", [(2, 2, 2), (2, 1, 1), (8, 8, 4), (8, 3, 3), (8, 1, 1),
+                                                        (1, 1, 1)])
+def test_auto_torch_threads_follow_the_simulation(monkeypatch, cores, numba_now, expected):
+    from entropy_engine.training import native
+
+    monkeypatch.setattr(threads, "available_cores", lambda: cores)
+    monkeypatch.setattr(threads, "current_threads", lambda: numba_now)
+    assert native.auto_torch_threads() == expected
+
+
+def test_numba_start_does_not_override_the_torch_count():
+    """numba and torch share one OpenMP runtime: the trainer starts numba's pool before it sets
+    torch's count, so the count it reports is the one torch uses."""
+    from entropy_engine.training.config import resolve_config
+    from entropy_engine.training.native import NativeTrainer
+
+    cfg = resolve_config("default", None, {"num_worlds": 2, "n_agents": 4, "n_steps": 16, "seq_len": 8,
+                                           "batch_size": 64, "torch_threads": 1, "videos": False})
+    tr = NativeTrainer(cfg)
+    try:
+        tr.train_iteration()
+        assert tr.threads == 1 and torch.get_num_threads() == 1
+    finally:
+        tr.close()

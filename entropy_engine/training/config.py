@@ -92,7 +92,9 @@ class TrainConfig:
     threads: int = field(
         0, "Simulation threads (numba): 0 = automatic, re-chosen every 0.25 s from the cores other processes "
            "leave free (README: Benchmark); N = exactly N, and N torch threads unless torch_threads is set.")
-    torch_threads: int = field(0, "torch.set_num_threads (0 = automatic: 1 on <= 2 cores, else cores/2).")
+    torch_threads: int = field(
+        0, "torch.set_num_threads (0 = automatic: threads if set, else the simulation's automatic count, at most "
+           "cores/2 on machines with more than 2 cores, re-chosen before every rollout).")
     update_threads: int = field(
         1, "Native: split each minibatch over this many threads that run forward and backward side by side "
            "(data parallel on CPU cores; 1 or 2 give deterministic results). Experimental: on the 2-core "

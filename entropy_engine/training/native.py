@@ -35,20 +35,35 @@ LogFn = Callable[[int, dict[str, float]], None]
 
 def configure_threads(cfg: TrainConfig) -> int:
     """The run's thread settings: numba's (``cfg.threads``, 0 = automatic) and torch's
-    (``cfg.torch_threads``, else ``cfg.threads``, else automatic); returns torch's count."""
+    (``cfg.torch_threads``, else ``cfg.threads``, else automatic: ``auto_torch_threads``); returns
+    torch's count.
+
+    numba's OpenMP threads start first: numba and torch share one OpenMP runtime (torch loads its
+    libgomp globally), and starting numba's pool sets the runtime's count to numba's, which would
+    silently override a torch count set before it."""
     from ..core.threads import set_threads
 
     set_threads(cfg.threads)
     return configure_torch(cfg.torch_threads or cfg.threads)
 
 
+def auto_torch_threads() -> int:
+    """torch threads when nothing is set: the simulation's (automatic) thread count now, at most
+    half the cores on machines with more than 2 cores; re-applied before every rollout and update,
+    so torch also gives up a thread when another process wants the cores."""
+    from ..core.threads import available_cores, current_threads
+
+    cores = available_cores()
+    n = current_threads()
+    return max(1, min(n, cores // 2)) if cores > 2 else max(1, n)
+
+
 def configure_torch(threads: int) -> int:
-    """Set torch's intra-op threads (0 = automatic: 1 on machines with <= 2 cores, else cores // 2)
-    and let malloc reuse the update's large freed blocks (``memory.reuse_freed_memory``)."""
+    """Set torch's intra-op threads (0 = automatic: ``auto_torch_threads``) and let malloc reuse
+    the update's large freed blocks (``memory.reuse_freed_memory``)."""
     reuse_freed_memory()
     if threads <= 0:
-        cores = os.cpu_count() or 1
-        threads = 1 if cores <= 2 else max(1, cores // 2)
+        threads = auto_torch_threads()
     torch.set_num_threads(threads)
     return threads
 
@@ -104,6 +119,7 @@ class NativeTrainer:
         self.cfg = cfg
         self.log = log or (lambda step, metrics: None)
         self.threads = configure_threads(cfg)
+        self._auto_torch = not (cfg.torch_threads or cfg.threads)   # torch follows the free cores
         self.device = resolve_device(cfg.device)
         self.update_dtype = resolve_update_dtype(cfg.update_dtype, self.device)
         self.update_threads = cfg.update_threads
@@ -256,6 +272,10 @@ class NativeTrainer:
         # the last rollout is shortened so that the run ends at total_steps
         T = rollout_steps(cfg.n_steps, self.env.num_slots,
                           (cfg.total_steps if total is None else total) - self.num_timesteps)
+        if self._auto_torch:
+            n = auto_torch_threads()
+            if n != torch.get_num_threads():
+                torch.set_num_threads(n)
         shaping = cfg.shaping_scale(self.num_timesteps)
         self.env.set_shaping_scale(shaping)
         t0 = time.perf_counter()

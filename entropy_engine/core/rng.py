@@ -54,6 +54,18 @@ def check_seed(seed) -> int | None:
     return int(seed)
 
 
+@njit(cache=True)
+def shuffled_range(state, w, order, m):
+    """order[w, :m] = a uniform random permutation of 0 .. m-1 from world ``w``'s stream (Fisher-Yates)."""
+    for t in range(m):
+        order[w, t] = t
+    for t in range(m):
+        s = t + randint(state, w, m - t)
+        tmp = order[w, t]
+        order[w, t] = order[w, s]
+        order[w, s] = tmp
+
+
 def seed_states(seed: int | None, num_worlds: int) -> np.ndarray:
     """Independent per-world states derived from one seed with numpy's SeedSequence (``check_seed``)."""
     ss = np.random.SeedSequence(check_seed(seed))

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..core.rng import randint, uniform
+from ..core.rng import shuffled_range, uniform
 
 # Layout of the float64 ``params`` vector (see Flocking._params).
 (P_ARENA, P_RADIUS, P_WP_R, P_WP_MARGIN, P_WP_MIN_D, P_SPACING, P_VMAX, P_WP_SCALE, P_PROGRESS, P_WP_BONUS,
@@ -57,13 +57,7 @@ def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, waypoint, o
         if not mask[w]:
             continue
         m = side * side
-        for t in range(m):
-            order[w, t] = t
-        for t in range(m):
-            q = t + randint(rng, w, m - t)
-            tmp = order[w, t]
-            order[w, t] = order[w, q]
-            order[w, q] = tmp
+        shuffled_range(rng, w, order, m)
         ox = (L - block) * uniform(rng, w)
         oy = (L - block) * uniform(rng, w)
         cx = 0.0

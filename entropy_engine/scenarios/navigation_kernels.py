@@ -12,7 +12,7 @@ from numba import njit, prange
 
 from ..core.geometry import segment_distance, segments_cross
 from ..core.kernels import cell_of
-from ..core.rng import randint, uniform
+from ..core.rng import shuffled_range, uniform
 
 # Layout of the float64 ``params`` vector (see Navigation._params).
 (P_ARENA, P_RADIUS, P_GOAL_R, P_N_OBST, P_OBST_MIN, P_OBST_MAX, P_OBST_MARGIN, P_OBST_GAP, P_CLEAR,
@@ -75,17 +75,6 @@ def _make_walls(w, rng, walls, n_walls, p):
 
 
 @njit(cache=True)
-def _shuffle_cells(w, rng, order, m):
-    for t in range(m):
-        order[w, t] = t
-    for t in range(m):
-        s = t + randint(rng, w, m - t)
-        tmp = order[w, t]
-        order[w, t] = order[w, s]
-        order[w, s] = tmp
-
-
-@njit(cache=True)
 def _lattice_place(w, rng, order, walls, n_walls, p, out, jitter, clearance, near, min_d):
     """Place out.shape[1] points in distinct lattice cells (cells of 4 radii), clear of walls, point
     k at least ``min_d`` from near[w, k] (0: no such constraint).
@@ -96,7 +85,7 @@ def _lattice_place(w, rng, order, walls, n_walls, p, out, jitter, clearance, nea
     cell = 4.0 * p[P_RADIUS]
     margin = p[P_RADIUS] + p[P_CLEAR]
     nc = int((L - 2 * margin) / cell)
-    _shuffle_cells(w, rng, order, nc * nc)
+    shuffled_range(rng, w, order, nc * nc)
     placed = 0
     n = out.shape[1]
     for t in range(nc * nc):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit, prange
 
 from ..core.rng import shuffled_range, uniform
+from ..core.spawn import start_at_rest
 
 # Layout of the float64 ``params`` vector (see Flocking._params).
 (P_ARENA, P_RADIUS, P_WP_R, P_WP_MARGIN, P_WP_MIN_D, P_SPACING, P_VMAX, P_WP_SCALE, P_PROGRESS, P_WP_BONUS,
@@ -70,11 +70,7 @@ def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, waypoint, o
             pos[w, i, 1] = y
             cx += x
             cy += y
-            theta[w, i] = np.float32(2.0 * math.pi * uniform(rng, w) - math.pi)
-            vel[w, i, 0] = 0.0
-            vel[w, i, 1] = 0.0
-            omega[w, i] = 0.0
-            active[w, i] = True
+            start_at_rest(rng, w, i, theta, vel, omega, active)
         _draw_waypoint(w, rng, p, waypoint, cx / n, cy / n)
 
 
@@ -103,11 +99,7 @@ def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
                     break
             pos[w, i, 0] = x
             pos[w, i, 1] = y
-            theta[w, i] = np.float32(2.0 * math.pi * uniform(rng, w) - math.pi)
-            vel[w, i, 0] = 0.0
-            vel[w, i, 1] = 0.0
-            omega[w, i] = 0.0
-            active[w, i] = True
+            start_at_rest(rng, w, i, theta, vel, omega, active)
 
 
 @njit(cache=True, parallel=True)

@@ -13,6 +13,7 @@ from numba import njit, prange
 from ..core.geometry import segment_distance, segments_cross
 from ..core.kernels import cell_of
 from ..core.rng import shuffled_range, uniform
+from ..core.spawn import start_at_rest
 
 # Layout of the float64 ``params`` vector (see Navigation._params).
 (P_ARENA, P_RADIUS, P_GOAL_R, P_N_OBST, P_OBST_MIN, P_OBST_MAX, P_OBST_MARGIN, P_OBST_GAP, P_CLEAR,
@@ -119,11 +120,7 @@ def reset_worlds(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active, g
         b = _lattice_place(w, rng, order, walls, n_walls, p, goals, gj, r + p[P_CLEAR], pos, min_goal_d)
         placed[w] = min(a, b)
         for i in range(n):
-            theta[w, i] = np.float32(2.0 * math.pi * uniform(rng, w) - math.pi)
-            vel[w, i, 0] = 0.0
-            vel[w, i, 1] = 0.0
-            omega[w, i] = 0.0
-            active[w, i] = True
+            start_at_rest(rng, w, i, theta, vel, omega, active)
 
 
 @njit(cache=True)
@@ -201,11 +198,7 @@ def respawn_agents(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active,
                                  cell_start, cell_items, False, x, y, min_goal_d)
             goals[w, i, 0] = gx
             goals[w, i, 1] = gy
-            theta[w, i] = np.float32(2.0 * math.pi * uniform(rng, w) - math.pi)
-            vel[w, i, 0] = 0.0
-            vel[w, i, 1] = 0.0
-            omega[w, i] = 0.0
-            active[w, i] = True
+            start_at_rest(rng, w, i, theta, vel, omega, active)
 
 
 @njit(cache=True, inline="always")

@@ -1,0 +1,320 @@
+"""Compiled kernels of the formation scenario: spawns, the moving reference, the optimal slot
+matching (Hungarian algorithm), reward, statistics and observation.
+
+Random numbers come from one SplitMix64 stream per world (``core.rng``), so a world's shapes,
+spawns and reference path depend only on the seed and its own history, never on threads. A step
+is two kernels: ``world_phase`` (one task per world: move the reference, place the slots, match
+robots to slots) and ``agent_phase`` (one task per agent: reward, statistics, observation).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..core.rng import randint, uniform
+from ..core.spawn import start_at_rest
+
+# Layout of the float64 ``params`` vector (see Formation._params).
+(P_ARENA, P_RADIUS, P_SPACING, P_CLEAR, P_REF_SPEED, P_REF_TURN, P_WP_R, P_WP_MIN_D, P_DT, P_VMAX, P_SENSE,
+ P_REF_SCALE, P_SLOT_SCALE, P_ERR, P_BONUS, P_TOL, P_COLL, P_ONSET, P_INV_T) = range(19)
+N_PARAMS = 19
+# Order of the episode statistics (Formation.episode_stats).
+S_ERROR, S_FORMED, S_COLLISIONS = range(3)
+N_SHAPES = 3  # ring, line, wedge (the one-hot's order)
+
+
+# ----------------------------------------------------------------------------- optimal matching
+@njit(cache=True)
+def hungarian(cost, n, m, u, v, p, way, minv, used, row_col):
+    """Minimum-cost assignment of the first ``n`` rows of ``cost`` [>=n, >=m] to distinct columns
+    of the first ``m`` (n <= m): the O(n^2 m) shortest-augmenting-path Hungarian algorithm with
+    potentials. row_col[:n] receives each row's column. Scratch (length m + 1): u, v, minv float64,
+    p, way int64, used bool. Exact for any real costs (ties: the first column found)."""
+    inf = np.inf
+    for j in range(m + 1):
+        v[j] = 0.0
+        p[j] = 0
+        way[j] = 0
+    for i in range(n + 1):
+        u[i] = 0.0
+    for i in range(1, n + 1):
+        p[0] = i
+        j0 = 0
+        for j in range(m + 1):
+            minv[j] = inf
+            used[j] = False
+        while True:
+            used[j0] = True
+            i0 = p[j0]
+            delta = inf
+            j1 = 0
+            for j in range(1, m + 1):
+                if not used[j]:
+                    cur = cost[i0 - 1, j - 1] - u[i0] - v[j]
+                    if cur < minv[j]:
+                        minv[j] = cur
+                        way[j] = j0
+                    if minv[j] < delta:
+                        delta = minv[j]
+                        j1 = j
+            for j in range(m + 1):
+                if used[j]:
+                    u[p[j]] += delta
+                    v[j] -= delta
+                else:
+                    minv[j] -= delta
+            j0 = j1
+            if p[j0] == 0:
+                break
+        while True:
+            j1 = way[j0]
+            p[j0] = p[j1]
+            j0 = j1
+            if j0 == 0:
+                break
+    for j in range(1, m + 1):
+        if p[j] != 0:
+            row_col[p[j] - 1] = j - 1
+
+
+@njit(cache=True)
+def assignment(cost):
+    """The optimal assignment of the rows of ``cost`` [n, m] (n <= m) to columns: int64 [n] (tests)."""
+    n, m = cost.shape
+    out = np.full(n, -1, np.int64)
+    hungarian(cost, n, m, np.zeros(m + 1), np.zeros(m + 1), np.zeros(m + 1, np.int64), np.zeros(m + 1, np.int64),
+              np.zeros(m + 1), np.zeros(m + 1, np.bool_), out)
+    return out
+
+
+# ----------------------------------------------------------------------------- spawns and reference
+@njit(cache=True)
+def _draw_waypoint(w, rng, p, margin, waypoint, ax, ay):
+    """A waypoint uniform in the box [margin, L - margin]^2, at least ``ref_waypoint_min_distance``
+    from (ax, ay) when the box allows it (64 rejection tries, the last one is kept)."""
+    L = p[P_ARENA]
+    d2 = p[P_WP_MIN_D] * p[P_WP_MIN_D]
+    x = y = 0.0
+    for _try in range(64):
+        x = margin + (L - 2.0 * margin) * uniform(rng, w)
+        y = margin + (L - 2.0 * margin) * uniform(rng, w)
+        if (x - ax) ** 2 + (y - ay) ** 2 >= d2:
+            break
+    waypoint[w, 0] = x
+    waypoint[w, 1] = y
+
+
+@njit(cache=True)
+def _place_clear(w, i, rng, p, pos, active, theta, vel, omega):
+    """Robot i of world w at a random point at least ``spawn_spacing`` from every other active
+    robot's centre and ``agent_radius + 0.05`` from the border (64 tries, the last is kept)."""
+    n = pos.shape[1]
+    L = p[P_ARENA]
+    margin = p[P_RADIUS] + 0.05
+    lim2 = p[P_SPACING] * p[P_SPACING]
+    x = y = 0.0
+    for _try in range(64):
+        x = margin + (L - 2.0 * margin) * uniform(rng, w)
+        y = margin + (L - 2.0 * margin) * uniform(rng, w)
+        ok = True
+        for j in range(n):
+            if j != i and active[w, j] and (pos[w, j, 0] - x) ** 2 + (pos[w, j, 1] - y) ** 2 < lim2:
+                ok = False
+                break
+        if ok:
+            break
+    pos[w, i, 0] = x
+    pos[w, i, 1] = y
+    start_at_rest(rng, w, i, theta, vel, omega, active)
+
+
+@njit(cache=True, parallel=True)
+def reset_worlds(mask, rng, p, shape_off, shape_extent, pos, vel, theta, omega, active, shape, slot_off, margin,
+                 ref, ref_heading, waypoint):
+    """Reset the worlds where mask[w]: a shape (uniform over ``N_SHAPES``) at a uniform orientation
+    (slot_off [E, N, 2] = its offsets rotated), robots at random clear points, the reference at a
+    random point of its box [margin, L - margin]^2 (margin [E] = the shape's extent + agent_radius
+    + ``wall_clearance``) with a random heading, and a first waypoint.
+
+    shape_off [S, N, 2] float64: each shape's slot offsets in its own frame, centred; shape_extent [S]."""
+    n_worlds, n = pos.shape[0], pos.shape[1]
+    L = p[P_ARENA]
+    for w in prange(n_worlds):
+        if not mask[w]:
+            continue
+        s = randint(rng, w, N_SHAPES)
+        shape[w] = s
+        a = 2.0 * math.pi * uniform(rng, w)
+        c = math.cos(a)
+        sn = math.sin(a)
+        for k in range(n):
+            ox = shape_off[s, k, 0]
+            oy = shape_off[s, k, 1]
+            slot_off[w, k, 0] = c * ox - sn * oy
+            slot_off[w, k, 1] = sn * ox + c * oy
+        m = shape_extent[s] + p[P_RADIUS] + p[P_CLEAR]
+        margin[w] = m
+        for i in range(n):
+            active[w, i] = False
+        for i in range(n):
+            _place_clear(w, i, rng, p, pos, active, theta, vel, omega)
+        rx = m + (L - 2.0 * m) * uniform(rng, w)
+        ry = m + (L - 2.0 * m) * uniform(rng, w)
+        ref[w, 0] = rx
+        ref[w, 1] = ry
+        ref_heading[w] = 2.0 * math.pi * uniform(rng, w) - math.pi
+        _draw_waypoint(w, rng, p, m, waypoint, rx, ry)
+
+
+@njit(cache=True, parallel=True)
+def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
+    """A fresh start for every agent with mask[w, i] at a random clear point of its world."""
+    for w in prange(pos.shape[0]):
+        for i in range(pos.shape[1]):
+            if mask[w, i]:
+                _place_clear(w, i, rng, p, pos, active, theta, vel, omega)
+
+
+# ----------------------------------------------------------------------------- one step
+@njit(cache=True, parallel=True)
+def world_phase(move, pos, active, rng, p, margin, slot_off, ref, ref_heading, ref_vel, waypoint, slots, assign,
+                match_d, formed, cost, u, v, pp, way, minv, used, rows, row_col):
+    """Per world: with ``move``, the reference steers towards its waypoint (heading turns at most
+    ``ref_turn_rate * dt``, speed ``ref_speed``, position clamped to its box; a new waypoint when it
+    is within ``ref_waypoint_radius``); ref_vel [E, 2] is its velocity (zero without ``move``).
+    Then slots [E, N, 2] = ref + slot_off, and the active robots are matched to slots minimising
+    the sum of centre-to-slot distances: assign [E, N] (slot index, -1 for inactive robots),
+    match_d [E, N] (distance to the assigned slot, 0 for inactive) and formed [E] (every active
+    robot within ``slot_tolerance`` of its slot; False without active robots).
+
+    Scratch: cost [E, N, N]; u, v, minv [E, N+1] float64; pp, way [E, N+1] int64; used [E, N+1]
+    bool; rows, row_col [E, N] int64."""
+    n_worlds, n = pos.shape[0], pos.shape[1]
+    L = p[P_ARENA]
+    dt = p[P_DT]
+    speed = p[P_REF_SPEED]
+    max_turn = p[P_REF_TURN] * dt
+    for w in prange(n_worlds):
+        if move:
+            m = margin[w]
+            h = ref_heading[w]
+            want = math.atan2(waypoint[w, 1] - ref[w, 1], waypoint[w, 0] - ref[w, 0])
+            dh = math.atan2(math.sin(want - h), math.cos(want - h))
+            h += min(max(dh, -max_turn), max_turn)
+            h = math.atan2(math.sin(h), math.cos(h))
+            ref_heading[w] = h
+            vx = speed * math.cos(h)
+            vy = speed * math.sin(h)
+            ref[w, 0] = min(max(ref[w, 0] + vx * dt, m), L - m)
+            ref[w, 1] = min(max(ref[w, 1] + vy * dt, m), L - m)
+            ref_vel[w, 0] = vx
+            ref_vel[w, 1] = vy
+            if (ref[w, 0] - waypoint[w, 0]) ** 2 + (ref[w, 1] - waypoint[w, 1]) ** 2 < p[P_WP_R] * p[P_WP_R]:
+                _draw_waypoint(w, rng, p, m, waypoint, ref[w, 0], ref[w, 1])
+        else:
+            ref_vel[w, 0] = 0.0
+            ref_vel[w, 1] = 0.0
+        for k in range(n):
+            slots[w, k, 0] = ref[w, 0] + slot_off[w, k, 0]
+            slots[w, k, 1] = ref[w, 1] + slot_off[w, k, 1]
+        cnt = 0
+        for i in range(n):
+            assign[w, i] = -1
+            match_d[w, i] = 0.0
+            if active[w, i]:
+                rows[w, cnt] = i
+                cnt += 1
+        for r in range(cnt):
+            i = rows[w, r]
+            px = np.float64(pos[w, i, 0])
+            py = np.float64(pos[w, i, 1])
+            for k in range(n):
+                cost[w, r, k] = math.sqrt((slots[w, k, 0] - px) ** 2 + (slots[w, k, 1] - py) ** 2)
+        hungarian(cost[w], cnt, n, u[w], v[w], pp[w], way[w], minv[w], used[w], row_col[w])
+        ok = cnt > 0
+        for r in range(cnt):
+            i = rows[w, r]
+            k = row_col[w, r]
+            assign[w, i] = k
+            match_d[w, i] = cost[w, r, k]
+            if cost[w, r, k] > p[P_TOL]:
+                ok = False
+        formed[w] = ok
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def agent_phase(with_reward, pos, vel, theta, active, contact, prev_contact, lidar, nb, shape, ref, ref_vel, slots,
+                assign, match_d, formed, p, rew, stats, obs):
+    """Per agent: reward and the per-step values of the episode statistics (``with_reward``), then
+    the observation [E, N, R + 2 + 5K + 9] (layout: the ``Formation`` docstring). nb [E, N, K, 5]
+    is the neighbour sensor's output; stats [3, E, N] in the order S_ERROR .. S_COLLISIONS."""
+    n_worlds, n = pos.shape[0], pos.shape[1]
+    n_rays = lidar.shape[2]
+    K = nb.shape[2]
+    vmax = p[P_VMAX]
+    scale = p[P_REF_SCALE]
+    base = n_rays + 2
+    for k in prange(n_worlds * n):
+        w = k // n
+        i = k - w * n
+        for r in range(n_rays):
+            obs[w, i, r] = lidar[w, i, r]
+        if not active[w, i]:
+            for c in range(base, obs.shape[2]):
+                obs[w, i, c] = 0.0
+            if with_reward:
+                rew[w, i] = 0.0
+                prev_contact[w, i] = False
+                for q in range(stats.shape[0]):
+                    stats[q, w, i] = 0.0
+            continue
+        d = match_d[w, i]
+        if with_reward:
+            rr = -p[P_ERR] * d
+            if d <= p[P_TOL]:
+                rr += p[P_BONUS]
+            onset = contact[w, i] and not prev_contact[w, i]
+            if contact[w, i]:
+                rr -= p[P_COLL]
+                if onset:
+                    rr -= p[P_ONSET]
+            prev_contact[w, i] = contact[w, i]
+            rew[w, i] = rr
+            stats[S_ERROR, w, i] = d * p[P_INV_T]
+            stats[S_FORMED, w, i] = p[P_INV_T] if formed[w] else 0.0
+            stats[S_COLLISIONS, w, i] = 1.0 if onset else 0.0
+        # observation
+        px = pos[w, i, 0]
+        py = pos[w, i, 1]
+        th = theta[w, i]
+        c = math.cos(th)
+        s_ = math.sin(th)
+        vx = vel[w, i, 0]
+        vy = vel[w, i, 1]
+        obs[w, i, n_rays] = min(max((vx * c + vy * s_) / vmax, -1.0), 1.0)
+        obs[w, i, n_rays + 1] = min(max((-vx * s_ + vy * c) / vmax, -1.0), 1.0)
+        for q in range(K):
+            o = base + 5 * q
+            obs[w, i, o] = min(max(nb[w, i, q, 0], -1.0), 1.0)
+            obs[w, i, o + 1] = min(max(nb[w, i, q, 1], -1.0), 1.0)
+            obs[w, i, o + 2] = min(max(nb[w, i, q, 2], -2.0), 2.0)
+            obs[w, i, o + 3] = min(max(nb[w, i, q, 3], -2.0), 2.0)
+            obs[w, i, o + 4] = nb[w, i, q, 4]
+        o = base + 5 * K
+        gx = ref[w, 0] - px
+        gy = ref[w, 1] - py
+        f = 1.0 / max(scale, math.sqrt(gx * gx + gy * gy))
+        obs[w, i, o] = min(max((gx * c + gy * s_) * f, -1.0), 1.0)
+        obs[w, i, o + 1] = min(max((-gx * s_ + gy * c) * f, -1.0), 1.0)
+        obs[w, i, o + 2] = min(max((ref_vel[w, 0] * c + ref_vel[w, 1] * s_) / vmax, -1.0), 1.0)
+        obs[w, i, o + 3] = min(max((-ref_vel[w, 0] * s_ + ref_vel[w, 1] * c) / vmax, -1.0), 1.0)
+        for q in range(N_SHAPES):
+            obs[w, i, o + 4 + q] = 1.0 if shape[w] == q else 0.0
+        a = assign[w, i]
+        gx = slots[w, a, 0] - px
+        gy = slots[w, a, 1] - py
+        f = 1.0 / max(p[P_SLOT_SCALE], d)
+        obs[w, i, o + 7] = min(max((gx * c + gy * s_) * f, -1.0), 1.0)
+        obs[w, i, o + 8] = min(max((-gx * s_ + gy * c) * f, -1.0), 1.0)

@@ -294,9 +294,10 @@ def _adversarial(obs, t):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["random", "adversarial"])
 def test_fuzz_crowded(mode):
-    """32,000 agent-steps of 20 robots in the smallest arena a 20-robot line allows (14 m) and of
-    ... crowded by construction: every robot rams its neighbour or the formation's centre. No NaN,
-    no robot inside a wall or outside the arena, overlaps within test_flocking's tolerances."""
+    """32,000 agent-steps of 20 robots in a 13 m arena (about the smallest a 20-robot line at 0.45 m
+    allows), under random actions or crowded on purpose: every robot rams its nearest neighbour, the
+    reference point (all 20 pile up there) or the wall ahead. No NaN, no robot inside a wall or
+    outside the arena, overlaps within test_flocking's tolerances."""
     env = BatchEnv("formation", 8, 20, seed=11, arena_size=13.0, max_steps=80, slot_spacing=0.45)
     world = env.scenario.world
     rng = np.random.default_rng(2)

@@ -158,6 +158,35 @@ def test_reward_statistics_and_observation_match_the_numpy_reference():
     assert seen_bonus > 0   # the in-slot branch was exercised
 
 
+def test_shaping_scale_scales_only_the_collision_onset_penalty():
+    sc = make_scenario("formation", 2, 4, 0, arena_size=10.0)
+    sc.reset()
+    sc.world.pos[0, 0] = [0.25, 5.0]                     # driven into the left wall: a contact onset
+    sc.world.pos[0, 1:] = [[3.0, 3.0], [6.0, 6.0], [7.0, 3.0]]
+    sc.world.theta[0, 0] = np.pi
+    sc.world.vel[0, 0] = [-1.0, 0.0]
+    sc.world.sync(np.array([True, False]))
+    act = np.zeros((2, 4, 2), np.float32)
+    act[0, 0] = 1.0
+    rewards = []
+    for scale in (1.0, 0.0, 0.5):
+        snap = [a.copy() for a in (sc.world.pos, sc.world.vel, sc.world.theta, sc.world.omega, sc.ref, sc.ref_heading,
+                                   sc.waypoint, sc.rng, sc.prev_contact)]
+        sc.set_shaping_scale(scale)
+        sc.step(act)
+        assert sc.world.contact[0, 0] and sc.stats[2, 0, 0] == 1.0
+        rewards.append(float(sc.reward[0, 0]))
+        for a, b in zip((sc.world.pos, sc.world.vel, sc.world.theta, sc.world.omega, sc.ref, sc.ref_heading,
+                         sc.waypoint, sc.rng, sc.prev_contact), snap):
+            a[...] = b
+        sc.world.sync(np.array([True, True]))
+    cfg = sc.config
+    assert rewards[0] - rewards[1] == pytest.approx(-cfg.collision_onset_penalty, abs=1e-5)
+    assert rewards[2] - rewards[1] == pytest.approx(-0.5 * cfg.collision_onset_penalty, abs=1e-5)
+    with pytest.raises(ValueError, match="shaping scale"):
+        sc.set_shaping_scale(-1.0)
+
+
 def test_metrics_are_time_means_of_the_optimal_matching():
     env = BatchEnv("formation", 2, 5, seed=1, max_steps=60, autoreset=False)
     sc, cfg = env.scenario, env.scenario.config
@@ -198,6 +227,30 @@ def test_same_seed_same_trajectory_and_respawn_is_clear():
     assert d[:3].min() >= sc.config.spawn_spacing - 1e-4
     assert env.observation_space.contains(sc.obs[0, 0]) and (sc.world.vel[mask] == 0).all()
     assert sorted(sc.assign[0].tolist()) == list(range(8))   # the matching was redone
+
+
+def test_one_and_all_threads_give_identical_trajectories():
+    import numba
+
+    def run(threads, schedule):
+        numba.set_num_threads(threads)
+        try:
+            env = BatchEnv("formation", 6, 10, seed=9, max_steps=50)
+            env.scenario.world.schedule_override = schedule
+            env.scenario.world.serial_below = 0
+            env.reset()
+            rng = np.random.default_rng(1)
+            out = []
+            for t in range(120):
+                acts = env.heuristic_actions() if t % 2 else rng.uniform(-1, 1, (60, 2))
+                obs, rew, *_ = env.step(acts)
+                out.append(np.concatenate([obs.ravel(), rew.ravel(), env.scenario.ref.ravel()]))
+            return np.array(out)
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    base = run(1, None)
+    for threads, schedule in [(numba.config.NUMBA_NUM_THREADS, "agent"), (numba.config.NUMBA_NUM_THREADS, "world")]:
+        assert np.array_equal(base, run(threads, schedule))
 
 
 def test_removed_robots_are_not_matched():

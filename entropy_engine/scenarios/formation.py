@@ -11,7 +11,7 @@ from ..config import ConfigError, field, require
 from ..core.backends import make_world
 from ..core.neighbours import NeighbourSensor
 from . import formation_kernels as fk
-from .base import Scenario, ScenarioConfig
+from .base import Scenario, ScenarioConfig, check_shaping_scale
 
 SHAPES = ("ring", "line", "wedge")   # the order of the observation's one-hot
 WEDGE_HALF_ANGLE = math.radians(40.0)  # angle of each wedge arm to the wedge's axis
@@ -136,7 +136,8 @@ class Formation(Scenario):
 
     ``-0.1 * (distance to the assigned slot, metres) + 0.05 while within slot_tolerance (0.3 m)
     of it - 0.5 while touching a wall or robot - 2.0 on the first step of each contact``.
-    The distance is measured after the step, with the step's matching.
+    The distance is measured after the step, with the step's matching. The collision onset
+    penalty is a shaping term, scaled by ``set_shaping_scale`` (a curriculum).
 
     ## Episode end
 
@@ -221,9 +222,9 @@ class Formation(Scenario):
         p[fk.P_BONUS] = config.slot_reward
         p[fk.P_TOL] = config.slot_tolerance
         p[fk.P_COLL] = config.collision_penalty
-        p[fk.P_ONSET] = config.collision_onset_penalty
         p[fk.P_INV_T] = 1.0 / config.max_steps
         self._params = p
+        self.set_shaping_scale(1.0)
 
     # ------------------------------------------------------------------ spec
     def observation_space(self) -> spaces.Box:
@@ -241,6 +242,12 @@ class Formation(Scenario):
     def action_space(self) -> spaces.Box:
         """Left and right wheel power."""
         return spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32)
+
+    def set_shaping_scale(self, scale: float) -> None:
+        """Scale ``collision_onset_penalty`` (the shaping term; the per-step ``collision_penalty`` is
+        not scaled) by ``scale`` >= 0: a collision curriculum with ``TrainConfig.shaping_warmup``."""
+        scale = check_shaping_scale(scale)
+        self._params[fk.P_ONSET] = self.config.collision_onset_penalty * scale
 
     def _check_room(self, arena: float, n_agents: int) -> None:
         """Refuse arenas in which the largest shape leaves the reference no room, or the robots

@@ -4,11 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ConfigError, build_config
+from .aggregation import Aggregation, AggregationConfig, aggregation_heuristic
 from .base import Scenario
 from .flocking import Flocking, FlockingConfig, flocking_heuristic
 from .navigation import Navigation, NavigationConfig, navigation_heuristic
 
 SCENARIOS: dict[str, type[Scenario]] = {"navigation": Navigation, "flocking": Flocking}
+SCENARIOS["aggregation"] = Aggregation
 
 
 def register(cls: type[Scenario]) -> type[Scenario]:
@@ -36,3 +38,4 @@ def make_scenario(name: str | type[Scenario], num_worlds: int, n_agents: int, se
 __all__ = ["Scenario", "Navigation", "NavigationConfig", "navigation_heuristic", "Flocking", "FlockingConfig",
            "flocking_heuristic", "SCENARIOS", "register",
            "scenario_class", "make_scenario"]
+__all__ += ["Aggregation", "AggregationConfig", "aggregation_heuristic"]

@@ -19,7 +19,6 @@ from .base import Scenario, ScenarioConfig, check_shaping_scale
 class AggregationConfig(ScenarioConfig):
     """Aggregation scenario settings (plus every physical constant of ``WorldConfig``)."""
 
-    max_steps: int = field(300, "Episode length limit (truncation), steps.")
     n_neighbours: int = field(6, "K: neighbours in the observation (nearest first, padded and masked).")
     sense_range: float = field(3.0, "Neighbour sensing range, metres, centre to centre.")
     cue_range: float = field(6.0, "Range of the coarse cue (direction to the centroid of the other robots "
@@ -104,7 +103,7 @@ class Aggregation(Scenario):
     ## Episode end
 
     - Termination: none (``terminated`` is always False).
-    - Truncation: ``max_steps`` (300) steps since the world's reset.
+    - Truncation: ``max_steps`` (500) steps since the world's reset.
     - ``info`` per robot and step: ``collided`` (bool) and ``cluster_fraction`` (float: the
       fraction of the world's robots in the robot's own cluster).
 

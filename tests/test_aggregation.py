@@ -134,6 +134,9 @@ def test_reward_statistics_and_cue_match_the_numpy_reference():
     env.reset()
     rng = np.random.default_rng(0)
     merged = False
+    start = [[len(c) / 9 for c in _clusters_reference(sc.world.pos[e], sc.world.active[e],
+                                                      sc.config.link_distance)[1]] for e in range(3)]
+    np.testing.assert_allclose(sc.info["cluster_fraction"], start, rtol=1e-6)   # also right after a reset
     for t in range(70):
         before = _state(sc)
         acts = env.heuristic_actions() if t % 3 else rng.uniform(-1, 1, (env.num_slots, 2))

@@ -251,16 +251,12 @@ class Aggregation(Scenario):
                        self.label, self.n_active, self.largest, self.centroid)
         ak.agent_phase(with_reward, self._fresh, w.pos, w.vel, w.theta, w.active, w.contact, self.prev_contact,
                        w.lidar, self.sensor.out, cell_start, cell_items, w.grid_size, self.label, self.size,
-                       self.n_active, self.largest, self.centroid, self._params, self._last, self.reward,
-                       self.stats, self.obs)
+                       self.n_active, self.largest, self.centroid, self._params, self._last,
+                       self.info["cluster_fraction"], self.reward, self.stats, self.obs)
 
     def step(self, actions: np.ndarray) -> None:
         self.world.step(actions)
         self._sense_and_score(True)
-        frac = self.info["cluster_fraction"]
-        frac[:] = np.take_along_axis(self.size, np.maximum(self.label, 0), axis=1) / np.maximum(
-            self.n_active, 1)[:, None]
-        frac[self.label < 0] = 0.0
 
     # ------------------------------------------------------------------ policies and drawing
     def heuristic(self, obs: np.ndarray) -> np.ndarray:

@@ -154,7 +154,7 @@ def world_phase(pos, active, cell_start, cell_items, g, p, parent, size, label, 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb, cell_start,
-                cell_items, g, label, size, n_active, largest, centroid, p, last, rew, stats, obs):
+                cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew, stats, obs):
     """Per agent: the coarse cue (centroid of the other robots within ``cue_range``, over the
     grid), then with ``with_reward`` the reward and the per-step values of the episode statistics,
     then the observation.
@@ -163,7 +163,9 @@ def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_conta
     statistics). nb [E, N, K, 5] is the neighbour sensor's output. last [3, E, N] float64 holds the
     last written end-of-episode values (largest-cluster fraction, distance to the centroid,
     aggregated flag) so that their per-step statistic is the change and telescopes to the final
-    value. stats [5, E, N] in the order S_LARGEST .. S_AGGREGATED; obs [E, N, R + 2 + 5K + 3].
+    value. frac_own [E, N] float32 receives the fraction of the world's robots in the agent's own
+    cluster (0 for inactive agents), also without ``with_reward``. stats [5, E, N] in the order
+    S_LARGEST .. S_AGGREGATED; obs [E, N, R + 2 + 5K + 3].
     """
     n_worlds, n = pos.shape[0], pos.shape[1]
     n_rays = lidar.shape[2]
@@ -182,6 +184,7 @@ def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_conta
         for r in range(n_rays):
             obs[w, i, r] = lidar[w, i, r]
         if not active[w, i]:
+            frac_own[w, i] = 0.0
             for c in range(base, obs.shape[2]):
                 obs[w, i, c] = 0.0
             if with_reward:
@@ -210,12 +213,13 @@ def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_conta
                         sx += dx
                         sy += dy
                         cnt += 1
+        na = n_active[w]
+        own = size[w, label[w, i]] / na
+        frac_own[w, i] = own
         if with_reward:
             d_nn = sense
             if nb[w, i, 0, 4] > 0.0:
                 d_nn = min(math.sqrt(nb[w, i, 0, 0] ** 2 + nb[w, i, 0, 1] ** 2) * sense, sense)
-            na = n_active[w]
-            own = size[w, label[w, i]] / na
             rr = p[P_CLUSTER] * own
             if d_nn > p[P_LINK]:
                 rr -= p[P_SPREAD] * (d_nn - p[P_LINK])

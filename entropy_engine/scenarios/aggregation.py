@@ -78,8 +78,7 @@ class Aggregation(Scenario):
     Neighbours are the ``n_neighbours`` (K = 6) nearest other robots within ``sense_range``
     (3 m), nearest first (``core.neighbours.NeighbourSensor``), for k = 0 .. K-1. The cue is a
     longer-range but coarse signal (only the centroid of the robots within ``cue_range``, 6 m, and
-    how many they are): with the default 10 robots in a 10 m arena a robot often has nobody within
-    3 m, and two clusters more than 3 m apart would never see each other without it. A robot with
+    how many they are): without it two clusters more than 3 m apart would never see each other. A robot with
     nobody within ``cue_range`` sees zeros and must explore. Every entry is clipped to its range.
 
     ## Action (float32, 2 values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ConfigError, build_config
+from .aggregation import Aggregation, AggregationConfig, aggregation_heuristic
 from .base import Scenario
 from .flocking import Flocking, FlockingConfig, flocking_heuristic
 from .formation import Formation, FormationConfig, formation_heuristic
@@ -11,6 +12,7 @@ from .navigation import Navigation, NavigationConfig, navigation_heuristic
 
 SCENARIOS: dict[str, type[Scenario]] = {"navigation": Navigation, "flocking": Flocking}
 SCENARIOS["formation"] = Formation
+SCENARIOS["aggregation"] = Aggregation
 
 
 def register(cls: type[Scenario]) -> type[Scenario]:
@@ -39,3 +41,4 @@ __all__ = ["Scenario", "Navigation", "NavigationConfig", "navigation_heuristic",
            "flocking_heuristic", "SCENARIOS", "register",
            "Formation", "FormationConfig", "formation_heuristic",
            "scenario_class", "make_scenario"]
+__all__ += ["Aggregation", "AggregationConfig", "aggregation_heuristic"]

@@ -181,3 +181,21 @@ def test_bad_seed_is_refused_like_batchenv_and_the_env_keeps_running(no_leftover
         _compare(env, ref, steps=5)
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         ShmBatchEnv(workers=2, **{**kw, "seed": bad})
+
+
+def test_sigterm_makes_a_worker_exit_quietly(no_leftovers, capfd):
+    """A SIGTERM (the supervisor's terminate, or one to the whole process group) ends a worker at once
+    with code 143 and without a word on stderr; the next call names the worker."""
+    env = ShmBatchEnv(num_worlds=4, n_agents=3, workers=2, seed=0, timeout=30)
+    no_leftovers.extend(_pids(env))
+    env.reset()
+    env.step(np.zeros((12, 2)))
+    capfd.readouterr()
+    os.kill(env._procs[0].pid, signal.SIGTERM)
+    env._procs[0].join(10)
+    assert env._procs[0].exitcode == 143
+    with pytest.raises(RuntimeError, match=r"worker 0 \(pid \d+\) (exited with code 143|its pipe is closed)"):
+        env.step(np.zeros((12, 2)))
+    assert env.closed
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "SIGTERM" not in err, err

@@ -1,1 +1,1 @@
-"""The batched simulation core: state arrays, numba kernels and the World that steps them."""
+"""The batched simulation core: the state every backend shares, numba kernels, the backends that step it."""

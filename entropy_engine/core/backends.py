@@ -1,9 +1,11 @@
 """Registry of world backends: ``make_world(config, num_worlds, n_agents, max_walls)``.
 
-Every backend produces a world with the state layout of ``core.world.World`` (``pos``, ``vel``,
-``theta``, ``omega``, ``active``, ``walls``, ``n_walls``, ``lidar``, ``contact``; shapes in its
-docstring) and the methods ``step(actions)``, ``sync(worlds)``, ``refresh_lidar()``, ``grid()`` and
-``threads(step=False)`` (a context manager for the thread setting of a group of kernel calls).
+Every backend is a ``core.state.WorldState``: the shared arrays (``pos``, ``vel``, ``theta``,
+``omega``, ``active``, ``walls``, ``n_walls``, ``lidar``, ``contact``; shapes in that module's
+docstring) and the services scenarios run on them (``grid()``, ``refresh_lidar()``,
+``threads(step=False)``, ``phys``). A backend subclasses it, adds only its own scratch, implements
+``step(actions)`` and overrides ``sync(worlds)`` if it keeps a copy of the state of its own
+(``core.world.World``: numba kernels; ``core.pymunk_world.PymunkWorld``: Chipmunk2D spaces).
 Scenarios only talk to that interface, so a new backend (a GPU one, say) plugs in with
 ``register_backend(name, factory)`` and is chosen with ``WorldConfig.backend``. Factories are
 imported when first used, so an optional backend costs nothing until someone picks it.

@@ -41,7 +41,7 @@ out = sensor.sense(attributes=team[:, :, None])   # rebuilds the grid from world
 out = sensor.sense(attributes=..., grid=(cell_start, cell_items))  # a grid already current
 ```
 
-The grid is the world's own (``World.grid()``: CSR ``cell_start`` [E, g*g + 1], ``cell_items``
+The grid is the world's own (``WorldState.grid()``: CSR ``cell_start`` [E, g*g + 1], ``cell_items``
 [E, N], cells ``phys[CELL]`` metres wide, ``grid_size`` per side). ``neighbours_reference.py``
 holds the brute-force O(N^2) numpy version the tests compare against.
 """
@@ -210,12 +210,12 @@ SCHEDULES = {"agent": neighbours_by_agent, "world": neighbours_by_world}
 
 # ----------------------------------------------------------------------------- the sensor
 class NeighbourSensor:
-    """The K nearest neighbours of every agent of a ``World`` (see the module docstring for the
-    layout). Arrays are allocated once; ``sense`` writes ``out`` and ``indices`` in place and
+    """The K nearest neighbours of every agent of a world (any backend's ``WorldState``; see the
+    module docstring for the layout). Arrays are allocated once; ``sense`` writes ``out`` and ``indices`` in place and
     returns ``out``.
 
     Args:
-        world: the batched ``World`` whose ``pos``, ``vel``, ``theta``, ``active`` are read.
+        world: the batched world (any backend) whose ``pos``, ``vel``, ``theta``, ``active`` are read.
         k: slots per agent (>= 1); agents with fewer neighbours in range get padding.
         sense_range: metres, centre to centre (> 0); any value, also beyond one grid cell.
         n_attributes: attribute columns appended after the mask (>= 0).

@@ -1,7 +1,9 @@
 """The original design's physics as a backend: one ``pymunk.Space`` (Chipmunk2D) per world.
 
-``PymunkWorld`` has exactly ``World``'s arrays and methods, so scenarios, envs and trainers do not
-know which backend they run on (``WorldConfig.backend = "pymunk"``; ``make_world`` builds it).
+``PymunkWorld`` is a ``core.state.WorldState`` (the arrays, grid and compiled lidar every backend
+shares) that keeps its bodies in Chipmunk spaces, so scenarios, envs and trainers do not know which
+backend they run on (``WorldConfig.backend = "pymunk"``; ``make_world`` builds it). It has none of
+the compiled backend's step scratch.
 
 Model
 -----
@@ -45,7 +47,7 @@ import numpy as np
 from ..optional import optional_import
 from . import kernels
 from .params import WorldConfig
-from .world import World
+from .state import WorldState
 
 AGENT_TYPE = 1  # collision_type of robots; walls keep 0
 SUBSTEPS = 4  # Chipmunk steps per control step: contacts are detected every dt / SUBSTEPS
@@ -100,8 +102,8 @@ def _drive_func(config: WorldConfig):
     return drive
 
 
-class PymunkWorld(World):
-    """``World`` stepped by Chipmunk2D: one ``pymunk.Space`` per world (see the module docstring)."""
+class PymunkWorld(WorldState):
+    """``WorldState`` stepped by Chipmunk2D: one ``pymunk.Space`` per world (see the module docstring)."""
 
     def __init__(self, config: WorldConfig, num_worlds: int, n_agents: int, max_walls: int,
                  substeps: int = SUBSTEPS):
@@ -207,7 +209,7 @@ class PymunkWorld(World):
         self._seen_theta[w] = self.theta[w]
         self._seen_omega[w] = self.omega[w]
 
-    # ------------------------------------------------------------------ World interface
+    # ------------------------------------------------------------------ WorldState interface
     def sync(self, worlds: np.ndarray) -> None:
         """Rebuild the walls (if they changed) and re-place every agent whose state was written
         from outside, in the worlds where ``worlds`` [E] is True."""

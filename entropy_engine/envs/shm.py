@@ -42,118 +42,9 @@ from ..config import build_config
 from ..core.rng import check_seed
 from ..scenarios import scenario_class
 from ..scenarios.base import check_shaping_scale
+from .shm_protocol import CLOSE, ERROR, RESET, SEED, SHAPING, STEP, encode_seed, layout as segment_layout, views
+from .shm_worker import serve
 from .validate import action_bounds, check_actions
-
-_ALIGN = 64
-STEP, RESET, SEED, CLOSE, OK, ERROR, SHAPING = b"s", b"r", b"d", b"c", b"k", b"e", b"h"
-
-
-def _layout(fields: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, tuple[int, tuple, str]], int]:
-    """Byte offsets of every array in the segment: name -> (offset, shape, dtype)."""
-    out, off = {}, 0
-    for name, (shape, dtype) in fields.items():
-        out[name] = (off, shape, dtype)
-        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        off += -(-max(size, 1) // _ALIGN) * _ALIGN
-    return out, max(off, _ALIGN)
-
-
-def _views(buf, layout) -> dict[str, np.ndarray]:
-    return {name: np.ndarray(shape, dtype, buffer=buf, offset=off) for name, (off, shape, dtype) in layout.items()}
-
-
-def _encode_seed(seed: int | None) -> bytes:
-    """A seed for the pipe, checked here in the main process (``check_seed``): a refused seed
-    never reaches a worker, so the env keeps running."""
-    seed = check_seed(seed)
-    return b"" if seed is None else str(seed).encode()
-
-
-def _decode_seed(data: bytes) -> int | None:
-    return None if not data else int(data.decode())
-
-
-def _worker(conn, scenario: type, e0: int, e1: int, total_worlds: int, n_agents: int, seed: int,
-            on_goal: str, config: dict, threads: int) -> None:
-    """Worker process: build a BatchEnv on worlds [e0, e1), then serve one-byte commands. ``scenario``
-    is the scenario class (pickled by reference: a scenario registered outside the package works as
-    long as its module can be imported)."""
-    import signal
-    import traceback
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    shm = None
-    views: dict[str, np.ndarray] = {}
-    out_info: list = []
-    try:
-        import numba
-
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-        from ..core.rng import seed_states
-        from .batch import BatchEnv
-
-        env = BatchEnv(scenario, e1 - e0, n_agents, seed=None, on_goal=on_goal, **config)
-        env.scenario.rng[:] = seed_states(seed, total_worlds)[e0:e1]
-        S0, S1 = e0 * n_agents, e1 * n_agents
-        info = {k: (v.dtype.str, v.shape[1:], "world" if k == "world_done" else "slot") for k, v in env.info.items()}
-        conn.send_bytes(pickle.dumps({"observation_space": env.observation_space, "action_space": env.action_space,
-                                      "stat_names": env.stat_names, "success_stat": env.success_stat, "metrics": env.metrics,
-                                      "info_keys": env.info_keys, "max_steps": env.max_steps, "info": info}))
-        name, layout = pickle.loads(conn.recv_bytes())
-        shm = shared_memory.SharedMemory(name=name)
-
-        def part(key: str, arr: np.ndarray) -> np.ndarray:
-            world = key.startswith("info_") and info[key[5:]][2] == "world"
-            return arr[e0:e1] if world else arr[S0:S1]
-
-        views = {k: part(k, v) for k, v in _views(shm.buf, layout).items()}
-        conn.send_bytes(pickle.dumps(None))
-        out_info = [(views["info_" + k], k) for k in env.info]
-        while True:
-            msg = conn.recv_bytes()
-            cmd, arg = msg[:1], msg[1:]
-            if cmd == STEP:
-                obs, rew, term, trunc, inf = env.step(views["actions"])
-                views["obs"][:] = obs
-                views["reward"][:] = rew
-                views["terminated"][:] = term
-                views["truncated"][:] = trunc
-                for dst, k in out_info:
-                    dst[:] = inf[k]
-            elif cmd in (RESET, SEED):
-                s = _decode_seed(arg)
-                if s is not None:
-                    env.scenario.rng[:] = seed_states(s, total_worlds)[e0:e1]
-                if cmd == RESET:
-                    views["obs"][:] = env.reset()
-            elif cmd == SHAPING:
-                env.set_shaping_scale(struct.unpack("<d", arg)[0])
-            elif cmd == CLOSE:
-                conn.send_bytes(OK)
-                return
-            conn.send_bytes(OK)
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        return  # the main process is gone
-    except BaseException as exc:  # report any failure to the main process, then exit
-        tb = traceback.format_exc()
-        try:
-            payload = pickle.dumps((exc, tb))
-        except Exception:
-            payload = pickle.dumps((RuntimeError(repr(exc)), tb))
-        try:
-            conn.send_bytes(ERROR + payload)
-        except Exception:
-            pass
-        os._exit(1)
-    finally:
-        views.clear()
-        out_info = None  # noqa: F841 - drop the last views so the segment can be unmapped
-        if shm is not None:
-            try:
-                shm.close()
-            except BufferError:
-                pass
-
 
 def _shutdown(procs: list, conns: list, shm_box: list, grace: list) -> None:
     """Stop every worker (politely within ``grace[0]`` s, then terminate, then kill), close pipes,
@@ -231,7 +122,7 @@ class ShmBatchEnv:
         try:
             for k in range(W):
                 parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_worker, name=f"entropy-shm-worker-{k}", daemon=True,
+                proc = ctx.Process(target=serve, name=f"entropy-shm-worker-{k}", daemon=True,
                                    args=(child, self._cls, int(bounds[k]), int(bounds[k + 1]), E, N, seed, on_goal,
                                          dict(config), int(threads_per_worker)))
                 proc.start()
@@ -253,7 +144,7 @@ class ShmBatchEnv:
                       "terminated": ((S,), "|b1"), "truncated": ((S,), "|b1")}
             for key, (dtype, tail, kind) in meta["info"].items():
                 fields["info_" + key] = (((E,) if kind == "world" else (S,)) + tuple(tail), dtype)
-            layout, size = _layout(fields)
+            layout, size = segment_layout(fields)
             name = f"entropy_{os.getpid()}_{secrets.token_hex(4)}"
             self._shm.append(shared_memory.SharedMemory(name=name, create=True, size=size))
             for conn in self._conns:
@@ -263,13 +154,13 @@ class ShmBatchEnv:
             self._grace[0] = 0.5
             self._finalizer()
             raise
-        views = _views(self._shm[0].buf, layout)
-        self._actions = views["actions"]
-        self.obs = views["obs"]
-        self._reward = views["reward"]
-        self._terminated = views["terminated"]
-        self._truncated = views["truncated"]
-        self.info: dict[str, np.ndarray] = {k[5:]: v for k, v in views.items() if k.startswith("info_")}
+        arrays = views(self._shm[0].buf, layout)
+        self._actions = arrays["actions"]
+        self.obs = arrays["obs"]
+        self._reward = arrays["reward"]
+        self._terminated = arrays["terminated"]
+        self._truncated = arrays["truncated"]
+        self.info: dict[str, np.ndarray] = {k[5:]: v for k, v in arrays.items() if k.startswith("info_")}
         self.terminal_obs = self.info["terminal_obs"]
         self._shapes = ((S, A), (E, N, A))
         self._bounds_of_actions = action_bounds(self.action_space, (S, A))
@@ -287,7 +178,7 @@ class ShmBatchEnv:
     def seed(self, seed: int | None) -> None:
         """Restart every world's random stream from ``seed`` (as ``BatchEnv.seed``)."""
         if seed is not None:
-            self._command(SEED + _encode_seed(seed))
+            self._command(SEED + encode_seed(seed))
 
     def set_shaping_scale(self, scale: float) -> None:
         """Scale the scenario's optional reward-shaping terms in every worker."""
@@ -295,7 +186,7 @@ class ShmBatchEnv:
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every world; returns the observation view [S, D]."""
-        self._command(RESET + _encode_seed(seed))
+        self._command(RESET + encode_seed(seed))
         self._needs_reset = False
         return self.obs
 

@@ -46,7 +46,7 @@ from gymnasium import spaces
 from ..config import field, require
 from ..core.params import WorldConfig
 from ..core.rng import seed_states
-from ..core.world import World
+from ..core.state import WorldState
 
 
 def check_shaping_scale(scale: float) -> float:
@@ -80,7 +80,7 @@ class Scenario:
     success_stat: ClassVar[str | None] = None
 
     config: Any
-    world: World
+    world: WorldState
     obs: np.ndarray          # float32 [E, N, obs_dim]
     reward: np.ndarray       # float32 [E, N]
     terminated: np.ndarray   # bool [E, N]

@@ -211,7 +211,7 @@ def _preflight(cfg: TrainConfig, run_dir: Path) -> None:
     from .checkpoint import PREV_NAME
     from .footprint import check_memory
     from .native import resolve_device
-    from .policy import find_model
+    from .model_file import find_model
 
     resolve_device(cfg.device)
     if cfg.prev_model and not any((run_dir / "checkpoints" / n).is_file() for n in ("checkpoint.zip", PREV_NAME)):

@@ -1,7 +1,7 @@
 """NaN guards: a run whose update produced non-finite losses or parameters stops before saving.
 
 ``check_update`` is called by both trainers after every update, before anything (checkpoint, final
-model) is written; the savers refuse non-finite values as a second line (``policy.save_model``,
+model) is written; the savers refuse non-finite values as a second line (``model_file.save_model``,
 ``checkpoint.save_torch_checkpoint``, ``sb3_files.write_sb3_file``). Settings that can only produce
 NaN are refused earlier, when the config is built (``TrainConfig``).
 """

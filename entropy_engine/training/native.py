@@ -25,7 +25,8 @@ from ..envs.shm import make_batch_env
 from .config import TrainConfig, config_dict
 from .guards import check_update
 from .memory import reuse_freed_memory
-from .policy import MODEL_FILE, ActorCritic, PolicySpec, gaussian_log_prob, save_model
+from .model_file import MODEL_FILE, save_model
+from .network import ActorCritic, PolicySpec, gaussian_log_prob
 from .ppo import compute_gae, ppo_update
 from .rollout import RolloutBuffer
 from .run_length import rollout_steps
@@ -188,7 +189,7 @@ class NativeTrainer:
     def load_base_model(self, path: str | Path, warn: Callable[[str], None] | None = None) -> Path:
         """Start from the weights of a trained native model (a run folder or ``.pt`` file)."""
         from ..config import ConfigError
-        from .policy import find_model, load_model
+        from .model_file import find_model, load_model
 
         file = find_model(path)
         if file.suffix != ".pt":

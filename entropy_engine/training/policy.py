@@ -1,284 +1,30 @@
-"""The recurrent actor-critic shared by all agents, its inference wrapper and the model file.
+"""Trained policies for inference (numpy in, numpy out) and ``load_policy``.
 
-``ActorCritic`` (torch): observation -> [optional MLP encoder] -> LSTM -> actor head (two tanh
-layers, mean of a diagonal Gaussian with a learned state-independent log-std) and critic head
-(two tanh layers -> value). With ``shared_lstm=False`` the critic has its own LSTM, as
-sb3-contrib's ``MlpLstmPolicy`` does by default.
-
-Recurrent state is one tensor ``[L, 2, B, H]``: L = 1 (shared) or 2 (actor, critic) LSTMs, (h, c),
-B rows, H units. Every row is independent of every other row: an agent only ever sees its own
-observation and its own state (decentralised execution). A row's state is zeroed where
-``episode_start`` is 1 before the step is taken.
-
-With ``obs_delta`` > 0 the network's input is ``[obs, obs_delta * (obs - prev_obs)]``: its own
-observation and how that changed since its previous step (zero on an episode's first step), so
-approach rates of walls and robots in the lidar are inputs rather than something the LSTM must
-learn to compute. The caller passes ``prev`` (the previous observation of every row).
-
-``RecurrentPolicy`` is the inference API (numpy in, numpy out)::
+``RecurrentPolicy`` wraps a native ``ActorCritic`` (``training.network``) read from a model file
+(``training.model_file``); ``SB3Policy`` gives an sb3-contrib RecurrentPPO ``.zip`` the same
+interface::
 
     policy = entropy_engine.load_policy("runs/my-run")       # run folder or model file
     state = policy.initial_state(n_agents)
-    actions, state = policy.act(obs, state, deterministic=True)   # obs [n, 36] -> actions [n, 2]
+    actions, state = policy.act(obs, state, deterministic=True)   # obs [n, obs_dim] -> actions [n, act_dim]
+
+The network and the file format are re-exported here (``from entropy_engine.training.policy
+import ActorCritic, load_model`` keeps working).
 """
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch import nn
-import torch.nn.functional as F
 
-MODEL_FORMAT = "entropy-engine-policy"
-MODEL_VERSION = 2
-MODEL_FILE = "model.pt"
+from .model_file import MODEL_FILE, MODEL_FORMAT, MODEL_VERSION, _warn, find_model, load_model, save_model
+from .network import ActorCritic, PolicySpec, gaussian_entropy, gaussian_log_prob, lstm_sequence
 
-
-@dataclass(frozen=True)
-class PolicySpec:
-    """Shape of an ActorCritic (stored in the model file); widths come from the scenario's spaces."""
-
-    obs_dim: int
-    act_dim: int
-    lstm_hidden_size: int = 64
-    shared_lstm: bool = True
-    net_arch: int = 64
-    encoder_size: int = 0
-    log_std_init: float = 0.0
-    obs_delta: float = 0.0
-
-    @classmethod
-    def from_config(cls, cfg: Any, obs_dim: int, act_dim: int) -> "PolicySpec":
-        return cls(obs_dim, act_dim, cfg.lstm_hidden_size, cfg.shared_lstm, cfg.net_arch, cfg.encoder_size,
-                   cfg.log_std_init, cfg.obs_delta)
-
-    @property
-    def input_dim(self) -> int:
-        """Width of the network's input: the observation, and its change with ``obs_delta``."""
-        return self.obs_dim * (2 if self.obs_delta > 0 else 1)
-
-
-def _mlp(n_in: int, width: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(n_in, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh())
-
-
-def lstm_sequence(lstm: nn.LSTM, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
-                  starts: torch.Tensor) -> torch.Tensor:
-    """Run ``lstm`` over x [T, B, in] from (h, c) [B, H], zeroing the state of rows where starts[t] = 1.
-
-    Exact per-episode reset inside a sequence. Where no row restarts after t = 0 the whole sequence
-    goes through one fused ``nn.LSTM`` call; otherwise the input projection is one matmul and only
-    the recurrent part loops over time.
-    """
-    keep = 1.0 - starts                                                # [T, B]
-    h = h * keep[0, :, None]
-    c = c * keep[0, :, None]
-    T = x.shape[0]
-    if T == 1 or not bool((starts[1:] > 0).any()):
-        out, _ = lstm(x, (h[None].contiguous(), c[None].contiguous()))
-        return out
-    w_ih, w_hh, b_ih, b_hh = lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0
-    xw = F.linear(x, w_ih, b_ih + b_hh)                                # [T, B, 4H]
-    keep = keep[..., None]
-    outs = []
-    for t in range(T):
-        if t > 0:
-            h = h * keep[t]
-            c = c * keep[t]
-        gates = torch.addmm(xw[t], h, w_hh.t())
-        i, f, g, o = gates.chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        outs.append(h)
-    return torch.stack(outs)
-
-
-class ActorCritic(nn.Module):
-    def __init__(self, spec: PolicySpec):
-        super().__init__()
-        self.spec = spec
-        H, W = spec.lstm_hidden_size, spec.net_arch
-        if spec.encoder_size > 0:
-            self.encoder: nn.Module = nn.Sequential(nn.Linear(spec.input_dim, spec.encoder_size), nn.Tanh())
-            n_in = spec.encoder_size
-        else:
-            self.encoder = nn.Identity()
-            n_in = spec.input_dim
-        self.lstm = nn.LSTM(n_in, H)
-        self.lstm_vf = None if spec.shared_lstm else nn.LSTM(n_in, H)
-        self.pi_net, self.vf_net = _mlp(H, W), _mlp(H, W)
-        self.mu = nn.Linear(W, spec.act_dim)
-        self.value_head = nn.Linear(W, 1)
-        self.log_std = nn.Parameter(torch.full((spec.act_dim,), float(spec.log_std_init)))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.orthogonal_(m.weight, math.sqrt(2))
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LSTM):
-                for name, p in m.named_parameters():
-                    if "weight" in name:
-                        nn.init.orthogonal_(p, 1.0)
-                    else:
-                        nn.init.zeros_(p)
-        nn.init.orthogonal_(self.mu.weight, 0.01)
-        nn.init.orthogonal_(self.value_head.weight, 1.0)
-
-    @property
-    def n_lstm(self) -> int:
-        return 1 if self.lstm_vf is None else 2
-
-    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        return torch.zeros(self.n_lstm, 2, batch, self.spec.lstm_hidden_size, device=device)
-
-    def features(self, obs: torch.Tensor, prev: torch.Tensor | None, starts: torch.Tensor | None
-                 ) -> torch.Tensor:
-        """The encoder's input for obs [..., D]: obs itself, or with ``obs_delta`` also
-        ``obs_delta * (obs - prev)``, zero where ``starts`` is 1 (or everywhere if ``prev`` is None)."""
-        k = self.spec.obs_delta
-        if k <= 0:
-            return obs
-        if prev is None:
-            return torch.cat([obs, torch.zeros_like(obs)], -1)
-        delta = obs - prev
-        if starts is not None:
-            delta = delta * (1.0 - starts)[..., None]
-        return torch.cat([obs, k * delta], -1)
-
-    def sequence(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor,
-                 prev: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """obs [T, B, D], state [L, 2, B, H] at t = 0, starts [T, B], prev [T, B, D] (each step's
-        previous observation; ``obs_delta`` models) -> mean [T, B, A], value [T, B]."""
-        return self.sequence_from_input(self.features(obs, prev, starts), state, starts)
-
-    def sequence_from_input(self, inputs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor
-                            ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``sequence`` from the network's input [T, B, input_dim] (``features``) instead of observations."""
-        x = self.encoder(inputs)
-        hp = lstm_sequence(self.lstm, x, state[0, 0], state[0, 1], starts)
-        hv = hp if self.lstm_vf is None else lstm_sequence(self.lstm_vf, x, state[1, 0], state[1, 1], starts)
-        return self.mu(self.pi_net(hp)), self.value_head(self.vf_net(hv)).squeeze(-1)
-
-    def step(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor | None = None,
-             prev: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One step: obs [B, D], state [L, 2, B, H], starts [B], prev [B, D] (``obs_delta`` models)
-        -> mean [B, A], value [B], new state."""
-        if starts is not None:
-            state = state * (1.0 - starts)[None, None, :, None]
-        x = self.encoder(self.features(obs, prev, starts))[None]
-        new = []
-        _, (h, c) = self.lstm(x, (state[0, 0:1].contiguous(), state[0, 1:2].contiguous()))
-        new.append(torch.cat([h, c]))
-        hp = h[0]
-        if self.lstm_vf is None:
-            hv = hp
-        else:
-            _, (h2, c2) = self.lstm_vf(x, (state[1, 0:1].contiguous(), state[1, 1:2].contiguous()))
-            new.append(torch.cat([h2, c2]))
-            hv = h2[0]
-        return self.mu(self.pi_net(hp)), self.value_head(self.vf_net(hv)).squeeze(-1), torch.stack(new)
-
-    def value(self, obs: torch.Tensor, state: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
-        """V(obs) from state [L, 2, B, H] (used to bootstrap truncated episodes)."""
-        return self.step(obs, state, None, prev)[1]
-
-    def act_only(self, obs: torch.Tensor, state: torch.Tensor, prev: torch.Tensor | None = None,
-                 starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actor path only: obs [B, D], actor state [2, B, H] -> mean [B, A], new actor state."""
-        x = self.encoder(self.features(obs, prev, starts))[None]
-        _, (h, c) = self.lstm(x, (state[0:1].contiguous(), state[1:2].contiguous()))
-        return self.mu(self.pi_net(h[0])), torch.cat([h, c])
-
-
-def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Sum over the action dimension of the diagonal Gaussian log density."""
-    z = (actions - mean) * torch.exp(-log_std)
-    return (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-
-
-def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
-    return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
-
-
-# --------------------------------------------------------------------------------------------
-# model files
-
-def save_model(model: ActorCritic, path: str | Path, config: dict | None = None) -> Path:
-    """Write the network and its shape to ``path`` (atomically: temp file, fsync, rename).
-
-    The file holds tensors and plain data only (``safe_files``): the weights, and the network's
-    shape and the run's config as JSON text, with a sha256 of both; non-finite weights are refused."""
-    from ..runs.files import atomic_save
-    from .guards import TrainingDiverged
-    from .safe_files import describe, nonfinite_entries, save_torch_file
-
-    path = Path(path)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    bad = nonfinite_entries(state)
-    if bad:
-        raise TrainingDiverged(f"refusing to save {path}: the network holds non-finite values (NaN or inf) in "
-                               f"{describe(bad)}")
-    meta = json.dumps({"spec": asdict(model.spec), "config": config or {}})
-    payload = {"meta": meta, "state_dict": state}
-    return atomic_save(path, lambda tmp: save_torch_file(tmp, MODEL_FORMAT, MODEL_VERSION, payload))
-
-
-def load_model(path: str | Path, warn: Callable[[str], None] | None = None) -> tuple[ActorCritic, dict]:
-    """The network of a native model file and the config it was trained with.
-
-    Read with ``torch.load(weights_only=True)``, checksum and finiteness checked (``safe_files``);
-    raises ``ModelFileError`` naming the file otherwise. A file of the previous release (format 1: no
-    checksum, plain data) is loaded the same safe way, with a note through ``warn``."""
-    from .safe_files import ModelFileError, check_finite, load_torch_file, verified_payload
-
-    path = Path(path)
-    obj = load_torch_file(path)
-    if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
-        raise ModelFileError(f"{path} is not an Entropy Engine model file")
-    try:
-        if obj.get("version") == 1:                   # previous release: spec/config dicts, no checksum
-            spec, config, state = obj["spec"], obj.get("config") or {}, obj["state_dict"]
-            check_finite(path, state, "model")
-            (warn or _warn)(f"{path} was written by an earlier release: it has no checksum to verify; "
-                            "its weights were loaded with torch's safe (weights_only) loader")
-        else:
-            payload = verified_payload(path, obj, MODEL_FORMAT, "model")
-            meta = json.loads(payload["meta"])
-            spec, config, state = meta["spec"], meta.get("config") or {}, payload["state_dict"]
-        model = ActorCritic(PolicySpec(**spec))
-        model.load_state_dict(state)
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{path}: not a valid Entropy Engine model file ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    return model, config
-
-
-def _warn(message: str) -> None:
-    import warnings
-
-    warnings.warn(message, stacklevel=3)
-
-
-def find_model(path: str | Path) -> Path:
-    """A model file from a run folder (``models/model.pt`` or ``models/model.zip``) or a file path."""
-    path = Path(path)
-    if path.is_dir():
-        for cand in (path / "models" / MODEL_FILE, path / "models" / "model.zip", path / MODEL_FILE):
-            if cand.exists():
-                return cand
-        raise FileNotFoundError(f"no final model in run folder {path} (expected models/{MODEL_FILE} or models/model.zip)")
-    if not path.exists():
-        raise FileNotFoundError(path)
-    return path
+__all__ = ["ActorCritic", "MODEL_FILE", "MODEL_FORMAT", "MODEL_VERSION", "PolicySpec", "RecurrentPolicy",
+           "SB3Policy", "find_model", "gaussian_entropy", "gaussian_log_prob", "load_model", "load_policy",
+           "lstm_sequence", "save_model"]
 
 
 class RecurrentPolicy:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .policy import ActorCritic, gaussian_entropy, gaussian_log_prob
+from .network import ActorCritic, gaussian_entropy, gaussian_log_prob
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,

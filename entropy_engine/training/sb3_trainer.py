@@ -174,7 +174,7 @@ def load_sb3_base(model, path: str | Path) -> Path:
     """Start ``model`` from the weights of a trained SB3 model (a run folder or ``.zip``): only its
     ``policy.pth``/``policy.optimizer.pth``, read with torch's weights_only loader (``read_sb3_zip``)."""
     from ..config import ConfigError
-    from .policy import find_model
+    from .model_file import find_model
     from .safe_files import ModelFileError, read_sb3_zip
 
     file = find_model(path)

@@ -5,10 +5,12 @@ from typing import Any
 
 from ..config import ConfigError, build_config
 from .base import Scenario
+from .coverage import Coverage, CoverageConfig, coverage_heuristic
 from .flocking import Flocking, FlockingConfig, flocking_heuristic
 from .navigation import Navigation, NavigationConfig, navigation_heuristic
 
 SCENARIOS: dict[str, type[Scenario]] = {"navigation": Navigation, "flocking": Flocking}
+SCENARIOS["coverage"] = Coverage
 
 
 def register(cls: type[Scenario]) -> type[Scenario]:
@@ -35,4 +37,5 @@ def make_scenario(name: str | type[Scenario], num_worlds: int, n_agents: int, se
 
 __all__ = ["Scenario", "Navigation", "NavigationConfig", "navigation_heuristic", "Flocking", "FlockingConfig",
            "flocking_heuristic", "SCENARIOS", "register",
+           "Coverage", "CoverageConfig", "coverage_heuristic",
            "scenario_class", "make_scenario"]

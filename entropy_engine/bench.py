@@ -28,6 +28,7 @@ CASES: dict[str, dict[str, Any]] = {
     "world1_agents10000": {"num_worlds": 1, "n_agents": 10_000},
     # every scenario beside navigation (issue: each steps at >= 50 % of navigation's agent-steps/s)
     "flocking_worlds64_agents10": {"scenario": "flocking", "num_worlds": 64, "n_agents": 10},
+    "coverage_worlds64_agents10": {"scenario": "coverage", "num_worlds": 64, "n_agents": 10},
 }
 # one world growing 100x at constant density (10 m^2 per agent): linear cost = flat agent-steps/s
 SCALING: dict[str, dict[str, Any]] = {

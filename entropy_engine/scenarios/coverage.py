@@ -35,8 +35,11 @@ class CoverageConfig(ScenarioConfig):
                                           "nearest robot distance (simple_spread's reward, normalised).")
     progress_reward: float = field(2.0, "Shared reward per metre the world's mean landmark -> nearest robot "
                                         "distance shrank in the step (shaping).")
+    contribution_reward: float = field(0.05, "Reward per step per metre of the robot's marginal contribution: "
+                                            "over the landmarks it is the nearest robot of, how much farther the "
+                                            "next robot is (each capped at landmark_obs_scale; a difference reward).")
     collision_penalty: float = field(0.1, "Penalty for every step in contact with a wall or robot.")
-    collision_onset_penalty: float = field(1.0, "One-off penalty on the first step of each contact (a collision).")
+    collision_onset_penalty: float = field(2.0, "One-off penalty on the first step of each contact (a collision).")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -47,7 +50,7 @@ class CoverageConfig(ScenarioConfig):
         for name in ("sense_range", "landmark_radius", "landmark_obs_scale"):
             v = getattr(self, name)
             require(math.isfinite(v) and v > 0, f"{name} must be a positive number, got {v!r}")
-        for name in ("occupy_reward", "distance_penalty", "progress_reward", "collision_penalty",
+        for name in ("occupy_reward", "distance_penalty", "progress_reward", "contribution_reward", "collision_penalty",
                      "collision_onset_penalty"):
             v = getattr(self, name)
             require(math.isfinite(v) and v >= 0, f"{name} must be a number >= 0, got {v!r}")
@@ -100,13 +103,18 @@ class Coverage(Scenario):
     same before it::
 
         r = occupy_reward * [the robot is the nearest robot of an occupied landmark]
+            + contribution_reward * sum over the landmarks l whose nearest robot it is of
+                                    min(d2_l - d1_l, landmark_obs_scale)
             - distance_penalty * D + progress_reward * (D' - D)
             - collision_penalty * [in contact] - collision_onset_penalty * [first step of each contact]
 
-    The distance terms are shared by every robot of the world; the occupancy term is the team's
+    where d1_l and d2_l are landmark l's distances to its nearest and second-nearest robot. The
+    distance terms are shared by every robot of the world; the occupancy term is the team's
     occupied landmarks split between the robots that hold them (landmarks are at least two radii
-    apart, so a robot holds at most one). ``progress_reward`` is a shaping term, scaled by
-    ``set_shaping_scale``.
+    apart, so a robot holds at most one); the contribution term is a difference reward, how much
+    farther the landmarks' nearest robot would be without this robot (it tells a robot what it
+    adds itself, which a shared reward alone hides among N robots). ``progress_reward`` is a
+    shaping term, scaled by ``set_shaping_scale``.
 
     ## Episode end
 
@@ -172,6 +180,7 @@ class Coverage(Scenario):
         self.d2 = np.zeros((E, N), np.float64)                # [E, L] landmark -> second-nearest robot distance
         self.occupied = np.zeros((E, N), np.bool_)           # [E, L] a robot's centre is inside the disc
         self.owner = np.zeros((E, N), np.int32)               # [E, N] occupied landmarks robot i is nearest to
+        self.contrib = np.zeros((E, N), np.float64)           # [E, N] robot i's marginal contribution, metres
         self.mean_d = np.zeros(E, np.float64)                 # [E] mean landmark distance after the last step
         self.prev_mean_d = np.zeros(E, np.float64)            # [E] ... before it
         self.frac = np.zeros(E, np.float64)                   # [E] occupied fraction after the last step
@@ -192,6 +201,7 @@ class Coverage(Scenario):
         p[ck.P_LM_SCALE] = config.landmark_obs_scale
         p[ck.P_OCCUPY] = config.occupy_reward
         p[ck.P_DIST] = config.distance_penalty
+        p[ck.P_CONTRIB] = config.contribution_reward
         p[ck.P_COLL] = config.collision_penalty
         p[ck.P_ONSET] = config.collision_onset_penalty
         self._params = p
@@ -269,14 +279,14 @@ class Coverage(Scenario):
 
     def _world_phase(self) -> None:
         w, lm = self.world, self.landmarks
-        ck.world_phase(w.pos, w.active, lm.pos, lm.radius, lm.active, self.d1, self.j1, self.d2, self.occupied,
-                       self.mean_d, self.frac, self.owner)
+        ck.world_phase(w.pos, w.active, lm.pos, lm.radius, lm.active, self._params, self.d1, self.j1, self.d2,
+                       self.occupied, self.mean_d, self.frac, self.owner, self.contrib)
 
     def _agents(self, with_reward: bool) -> None:
         w, lm = self.world, self.landmarks
         ck.agent_phase(with_reward, self._first, w.pos, w.vel, w.theta, w.active, w.contact, self.prev_contact,
                        w.lidar, self.sensor.out, lm.pos, lm.active, self.d1, self.j1, self.d2, self.occupied,
-                       self.mean_d, self.prev_mean_d, self.frac, self.prev_frac, self.owner, self._params,
+                       self.mean_d, self.prev_mean_d, self.frac, self.prev_frac, self.owner, self.contrib, self._params,
                        self._best_d2, self._best_l, self.reward, self.stats, self.obs)
 
     def step(self, actions: np.ndarray) -> None:

@@ -18,8 +18,8 @@ from ..core.spawn import start_at_rest
 
 # Layout of the float64 ``params`` vector (see Coverage._params).
 (P_ARENA, P_RADIUS, P_LM_R, P_LM_MARGIN, P_LM_SPACING, P_SPACING, P_VMAX, P_LM_SCALE, P_OCCUPY, P_DIST,
- P_PROGRESS, P_COLL, P_ONSET) = range(13)
-N_PARAMS = 13
+ P_PROGRESS, P_COLL, P_ONSET, P_CONTRIB) = range(14)
+N_PARAMS = 14
 # Order of the episode statistics (Coverage.episode_stats).
 S_OCCUPIED, S_DISTANCE, S_ALL, S_COLLISIONS = range(4)
 N_SLOT = 4   # features of one landmark slot: dx, dy, other robot's distance, mask
@@ -101,17 +101,20 @@ def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
 
 
 @njit(cache=True, parallel=True)
-def world_phase(pos, active, lm_pos, lm_radius, lm_active, d1, j1, d2, occupied, mean_d, frac, owner):
+def world_phase(pos, active, lm_pos, lm_radius, lm_active, p, d1, j1, d2, occupied, mean_d, frac, owner, contrib):
     """Per world: for every active landmark l the distance d1[w, l] to its nearest active robot
     j1[w, l] (ties: lower index) and d2[w, l] to the second nearest (FAR when missing), occupied[w, l]
     (d1 <= the landmark's radius); mean_d[w] = mean of d1 over active landmarks (0 when the world
     has no landmark or no robot), frac[w] = occupied fraction; owner[w, i] = the number of occupied
-    landmarks whose nearest robot is i (0 or 1 when landmarks are 2 radii apart)."""
+    landmarks whose nearest robot is i (0 or 1 when landmarks are 2 radii apart); contrib[w, i] = the
+    robot's marginal contribution, the sum over the landmarks whose nearest robot it is of
+    min(d2 - d1, landmark_obs_scale) (how much farther the landmark's nearest robot would be without it)."""
     n_worlds, n = pos.shape[0], pos.shape[1]
     n_lm = lm_pos.shape[1]
     for w in prange(n_worlds):
         for i in range(n):
             owner[w, i] = 0
+            contrib[w, i] = 0.0
         total = 0.0
         occ = 0
         count = 0
@@ -146,6 +149,7 @@ def world_phase(pos, active, lm_pos, lm_radius, lm_active, d1, j1, d2, occupied,
                 j1[w, l] = bj
                 if b2 < np.inf:
                     d2[w, l] = math.sqrt(b2)
+                contrib[w, bj] += min(d2[w, l] - d1[w, l], p[P_LM_SCALE])
                 r = np.float64(lm_radius[w, l])
                 if b1 <= r * r:
                     occupied[w, l] = True
@@ -163,7 +167,7 @@ def world_phase(pos, active, lm_pos, lm_radius, lm_active, d1, j1, d2, occupied,
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, lm_pos, lm_active,
-                d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, p, best_d2, best_l, rew, stats,
+                d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib, p, best_d2, best_l, rew, stats,
                 obs):
     """Per agent: reward and the per-step values of the episode statistics (``with_reward``), then
     the observation. first [E]: this step is the first of the world's episode; prev_mean_d and
@@ -196,6 +200,7 @@ def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_conta
             continue
         if with_reward:
             rr = p[P_PROGRESS] * (prev_mean_d[w] - mean_d[w]) - p[P_DIST] * mean_d[w] + p[P_OCCUPY] * owner[w, i]
+            rr += p[P_CONTRIB] * contrib[w, i]
             onset = contact[w, i] and not prev_contact[w, i]
             if contact[w, i]:
                 rr -= p[P_COLL]

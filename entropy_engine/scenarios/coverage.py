@@ -322,10 +322,10 @@ def coverage_heuristic(obs: np.ndarray, config: CoverageConfig) -> np.ndarray:
     landmark first, then the closest remaining pair, ...): a robot *claims* the nearest of its KL
     observed landmarks that it is closer to than any other robot (the globally closest pair always
     claims each other); when it is closer to none, it heads for the one with the largest margin
-    ``other robot's distance - own distance`` (the least contested). It turns towards the target,
-    drives forward in proportion to cos(heading error), slows down within 0.6 m and stops inside
-    the disc; lidar hits within 0.5 m (walls, robots) push the desired direction away, fading out
-    on the last metre to the target so that it can still settle on it.
+    ``other robot's distance - own distance`` (the least contested) among those that no other
+    robot is on or touching, if any. It turns towards the target, drives forward in proportion to
+    cos(heading error), slows down within 0.6 m and stops inside the disc; lidar hits within 0.5 m
+    of its surface (walls, robots) push the desired direction away.
     """
     obs = np.asarray(obs, np.float32)
     R, KL = config.n_rays, config.n_landmark_obs
@@ -337,9 +337,10 @@ def coverage_heuristic(obs: np.ndarray, config: CoverageConfig) -> np.ndarray:
     other = slots[..., 2] * scale
     mask = slots[..., 3] > 0.5
     claim = mask & (own < other)
-    big = np.float32(1e9)
+    big = np.float32(1e6)
     pick_claim = np.argmin(np.where(claim, own, big), axis=-1)
-    pick_free = np.argmax(np.where(mask, other - own, -big), axis=-1)
+    free = mask & (other > config.landmark_radius + config.agent_radius)   # nobody on it or touching it
+    pick_free = np.argmax(np.where(free, other - own, np.where(mask, other - own - big, -4 * big)), axis=-1)
     pick = np.where(claim.any(-1), pick_claim, pick_free)[..., None]        # [..., 1]
     target = np.take_along_axis(vec, pick[..., None], axis=-2)[..., 0, :] * scale   # [..., 2] metres
     dist = np.take_along_axis(own, pick, axis=-1)                           # [..., 1]
@@ -349,7 +350,7 @@ def coverage_heuristic(obs: np.ndarray, config: CoverageConfig) -> np.ndarray:
     ang = 2 * np.pi * np.arange(R) / R
     ray_dir = np.stack([np.cos(ang), np.sin(ang)], axis=1)                  # [R, 2]
     near = np.clip((0.5 - (lidar - config.agent_radius)) / 0.5, 0.0, 1.0) ** 2
-    avoid = -(near @ ray_dir) * np.clip(dist - 0.3, 0.0, 1.0)
+    avoid = -(near @ ray_dir)
     desired = tdir + 1.0 * avoid
     err = np.arctan2(desired[..., 1], desired[..., 0])
     arrive = np.clip((dist - 0.5 * config.landmark_radius) / 0.6, 0.0, 1.0)    # 0 well inside the disc

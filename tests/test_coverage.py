@@ -197,7 +197,6 @@ def _adversarial(obs, mode, env):
 OVERLAP_LIMIT = {"random": 0.25, "nearest": 0.5, "landmark": 0.5, "walls": 0.8}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mode", sorted(OVERLAP_LIMIT))
 def test_fuzz_crowded(mode):
     """64,000 agent-steps of 40 robots and 40 landmarks in a 9 m arena stay physical: no NaN, no

@@ -30,7 +30,7 @@ def _world_values(sc, pos, active):
 def _reference_obs(sc, e, i, d):
     """Observation of robot i of world e from the documented table (d: [L, N] distances)."""
     cfg, w = sc.config, sc.world
-    R, KL = cfg.n_rays, cfg.n_landmark_obs
+    KL = cfg.n_landmark_obs
     p = w.pos[e, i].astype(np.float64)
     th = float(w.theta[e, i])
     rot = np.array([[np.cos(th), np.sin(th)], [-np.sin(th), np.cos(th)]])

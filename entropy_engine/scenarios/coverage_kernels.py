@@ -167,8 +167,8 @@ def world_phase(pos, active, lm_pos, lm_radius, lm_active, p, d1, j1, d2, occupi
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, lm_pos, lm_active,
-                d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib, p, best_d2, best_l, rew, stats,
-                obs):
+                d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib, p, best_d2, best_l, rew,
+                stats, obs):
     """Per agent: reward and the per-step values of the episode statistics (``with_reward``), then
     the observation. first [E]: this step is the first of the world's episode; prev_mean_d and
     prev_frac [E] are the world's values before the step. nb [E, N, K, 5] is the neighbour sensor's

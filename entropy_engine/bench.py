@@ -30,6 +30,7 @@ CASES: dict[str, dict[str, Any]] = {
     "flocking_worlds64_agents10": {"scenario": "flocking", "num_worlds": 64, "n_agents": 10},
     "formation_worlds64_agents10": {"scenario": "formation", "num_worlds": 64, "n_agents": 10},
     "aggregation_worlds64_agents10": {"scenario": "aggregation", "num_worlds": 64, "n_agents": 10},
+    "coverage_worlds64_agents10": {"scenario": "coverage", "num_worlds": 64, "n_agents": 10},
 }
 # one world growing 100x at constant density (10 m^2 per agent): linear cost = flat agent-steps/s
 SCALING: dict[str, dict[str, Any]] = {

@@ -6,13 +6,13 @@ from typing import Any
 from ..config import ConfigError, build_config
 from .aggregation import Aggregation, AggregationConfig, aggregation_heuristic
 from .base import Scenario
+from .coverage import Coverage, CoverageConfig, coverage_heuristic
 from .flocking import Flocking, FlockingConfig, flocking_heuristic
 from .formation import Formation, FormationConfig, formation_heuristic
 from .navigation import Navigation, NavigationConfig, navigation_heuristic
 
-SCENARIOS: dict[str, type[Scenario]] = {"navigation": Navigation, "flocking": Flocking}
-SCENARIOS["formation"] = Formation
-SCENARIOS["aggregation"] = Aggregation
+SCENARIOS: dict[str, type[Scenario]] = {"navigation": Navigation, "flocking": Flocking, "coverage": Coverage,
+                                         "formation": Formation, "aggregation": Aggregation}
 
 
 def register(cls: type[Scenario]) -> type[Scenario]:
@@ -37,8 +37,9 @@ def make_scenario(name: str | type[Scenario], num_worlds: int, n_agents: int, se
     return cls(build_config(cls.Config, config), num_worlds, n_agents, seed)
 
 
-__all__ = ["Scenario", "Navigation", "NavigationConfig", "navigation_heuristic", "Flocking", "FlockingConfig",
-           "flocking_heuristic", "SCENARIOS", "register",
+__all__ = ["Scenario", "SCENARIOS", "register", "scenario_class", "make_scenario",
+           "Navigation", "NavigationConfig", "navigation_heuristic",
+           "Flocking", "FlockingConfig", "flocking_heuristic",
+           "Coverage", "CoverageConfig", "coverage_heuristic",
            "Formation", "FormationConfig", "formation_heuristic",
-           "scenario_class", "make_scenario"]
-__all__ += ["Aggregation", "AggregationConfig", "aggregation_heuristic"]
+           "Aggregation", "AggregationConfig", "aggregation_heuristic"]

@@ -54,6 +54,10 @@ class World:
         self._cell_start = np.zeros((E, g * g + 1), np.int32)  # [E, cells + 1] CSR offsets
         self._cell_fill = np.zeros((E, g * g), np.int32)       # [E, cells] scratch cursor
         self._cell_items = np.zeros((E, N), np.int32)          # [E, N] agent ids sorted by cell
+        self._nbr = np.zeros((E, N, kernels.MAX_CONTACTS), np.int32)  # [E, N, K] scratch: contact candidates
+        self._n_nbr = np.zeros((E, N), np.int32)               # [E, N] scratch: candidates in use
+        self._near_wall = np.zeros((E, N), np.int8)            # [E, N] scratch: kernels.WALL_FAR/NEAR/STUCK
+        self._islands = np.zeros((E, 4 * N + 2), np.int32)     # [E, 4N + 2] scratch: see kernels.build_islands
         phys = np.zeros(kernels.N_PHYS, np.float64)
         phys[kernels.DT] = config.dt
         phys[kernels.MASS] = config.mass
@@ -104,7 +108,7 @@ class World:
             actions, self.pos, self.vel, self.theta, self.omega, self.active, self.walls, self.n_walls,
             self.phys, self.grid_size, self.config.collision_iterations, self.ray_cs,
             self._start, self._moved, self._tmp, self._cell_start, self._cell_fill, self._cell_items,
-            self.lidar, self.contact,
+            self._nbr, self._n_nbr, self._near_wall, self._islands, self.lidar, self.contact,
         )
 
     def grid(self) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from numba import njit
 
 from .geometry import (INF, closest_on_segment, fast_atan2, ray_circle, ray_segment, segment_distance,
                        segments_cross, wrap_angle)
+from .grid import cell_of, cell_span
 
 # Layout of the float64 ``phys`` parameter vector (see World._phys).
 (DT, MASS, INERTIA, MAX_FORCE, HALF_BASE, LIN_DAMP, ANG_DAMP, LAT_SLIP, V_MAX, W_MAX, RADIUS, RANGE, CELL, ARENA,
@@ -67,13 +68,6 @@ def _drive(w, i, actions, pos, vel, theta, omega, phys):
     pos[w, i, 1] = pos[w, i, 1] + vy * dt
 
 
-@njit(cache=True, inline="always")
-def cell_of(x, y, cell, g):
-    cx = min(max(int(x / cell), 0), g - 1)
-    cy = min(max(int(y / cell), 0), g - 1)
-    return cx, cy
-
-
 @njit(cache=True)
 def build_grid(w, pos, active, phys, g, cell_start, cell_fill, cell_items):
     """Counting sort of world ``w``'s active agents into a g x g grid (sequential, stable)."""
@@ -110,9 +104,9 @@ def _find_contacts(w, i, pos, walls, n_walls, phys, g, cell_start, cell_items, n
     r = phys[RADIUS]
     reach = 3.0 * r
     count = 0
-    cx, cy = cell_of(px, py, phys[CELL], g)
-    for yy in range(max(cy - 1, 0), min(cy + 2, g)):
-        for xx in range(max(cx - 1, 0), min(cx + 2, g)):
+    x0, x1, y0, y1 = cell_span(px, py, reach, phys[CELL], g)
+    for yy in range(y0, y1 + 1):
+        for xx in range(x0, x1 + 1):
             c = yy * g + xx
             for k in range(cell_start[w, c], cell_start[w, c + 1]):
                 j = cell_items[w, k]
@@ -280,9 +274,9 @@ def _lidar(w, i, pos, theta, walls, n_walls, phys, g, cell_start, cell_items, ra
             span += 2.0 * math.pi
         lo = a1 if span >= 0.0 else a1 + span
         _hit_rays(out, w, i, lo, lo + abs(span), th_c, th_s, ray_cs, ox, oy, 0, ax, ay, bx, by, 0.0)
-    cx, cy = cell_of(ox, oy, phys[CELL], g)
-    for yy in range(max(cy - 1, 0), min(cy + 2, g)):
-        for xx in range(max(cx - 1, 0), min(cx + 2, g)):
+    x0, x1, y0, y1 = cell_span(ox, oy, rng + r, phys[CELL], g)  # robots whose disc the range can reach
+    for yy in range(y0, y1 + 1):
+        for xx in range(x0, x1 + 1):
             c = yy * g + xx
             for kk in range(cell_start[w, c], cell_start[w, c + 1]):
                 j = cell_items[w, kk]

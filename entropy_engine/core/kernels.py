@@ -409,16 +409,29 @@ def build_islands(w, n_nbr, nbr, islands):
 @njit(cache=True)
 def solve_island(w, s, islands, iterations, pos, tmp, active, walls, n_walls, phys, start, nbr, n_nbr, near_wall,
                  contact):
-    """Every Jacobi pass over the members of island s of world w; their results end in ``pos``."""
+    """Every Jacobi pass over the members of island s of world w; their results end in ``pos``.
+
+    A pass that leaves every member exactly where it was is a fixed point: each later pass would
+    compute the same positions from the same inputs (a robot newly marked wedged in it was already
+    at its start), so the remaining passes are skipped. The result is bit-identical to running
+    them all (``reference.resolve_reference`` does), only cheaper for islands that have settled."""
     n = pos.shape[1]
     first = n + 2 + islands[w, 1 + s]
     last = n + 2 + islands[w, 2 + s]
+    in_tmp = False  # whether the latest positions are in tmp rather than pos
     for it in range(iterations):
         src = pos if it % 2 == 0 else tmp
         dst = tmp if it % 2 == 0 else pos
+        moved = False
         for m in range(first, last):
-            phase_push(w, islands[w, m], src, dst, active, walls, n_walls, phys, start, nbr, n_nbr, near_wall, contact)
-    if iterations % 2 == 1:
+            i = islands[w, m]
+            phase_push(w, i, src, dst, active, walls, n_walls, phys, start, nbr, n_nbr, near_wall, contact)
+            if dst[w, i, 0] != src[w, i, 0] or dst[w, i, 1] != src[w, i, 1]:
+                moved = True
+        in_tmp = it % 2 == 0
+        if not moved:
+            break  # both buffers now hold the same positions
+    if in_tmp:
         for m in range(first, last):
             i = islands[w, m]
             pos[w, i, 0] = tmp[w, i, 0]

@@ -1,4 +1,4 @@
-"""The PettingZoo env through the clients users bring: PettingZoo's own test module and TorchRL.
+"""The PettingZoo env through the clients users bring: PettingZoo's own test module, TorchRL and SuperSuit + SB3.
 
 PettingZoo's tests sample random actions, with which robots seldom reach their goals; here the
 scenario's heuristic drives instead (``HeuristicPilot``), so that every test runs over full episodes
@@ -169,6 +169,27 @@ def test_actions_of_departed_agents_are_ignored():
         env.step({"robot_0": np.zeros(2)})
 
 
+def test_a_copy_is_a_fresh_env_with_the_same_settings():
+    """pickle / deepcopy (SuperSuit copies the env) give an env that, once reset, steps exactly like
+    the original: the arrays that share memory underneath are rebuilt, not split (the copy used to
+    see zero observations and rewards)."""
+    import copy
+    import pickle
+
+    env = ee.parallel_env(n_agents=3, seed=0, max_steps=40)
+    env.reset(seed=1)
+    for clone in (pickle.loads(pickle.dumps(env)), copy.deepcopy(env)):
+        with pytest.raises(RuntimeError, match="reset"):
+            clone.step({a: np.ones(2, np.float32) for a in env.possible_agents})
+        clone.reset(seed=1)
+        env.reset(seed=1)
+        for _ in range(5):
+            acts = {a: np.array([1.0, 0.6], np.float32) for a in env.agents}
+            a, b = env.step(acts), clone.step(acts)
+            assert data_equivalence(a, b)
+        assert np.abs(b[0]["robot_0"]).sum() > 0 and any(b[1].values())
+
+
 def test_step_before_reset_is_refused():
     with pytest.raises(RuntimeError, match="reset"):
         ee.parallel_env(n_agents=2).step({})
@@ -211,3 +232,35 @@ def test_torchrl_pettingzoo_wrapper_masked_episode():
     state = td["next", "state"].numpy().reshape(len(td), n, -1)
     assert not state[~mask].any() and np.array_equal(state[mask], obs[mask])
     env.close()
+
+
+def test_supersuit_sb3_ppo():
+    """SuperSuit's documented PettingZoo -> SB3 path (black death for agents that leave, one vector slot
+    per agent, SB3's VecEnv), over full episodes in which robots arrive and leave, then a short PPO run."""
+    ss = pytest.importorskip("supersuit")
+    from stable_baselines3 import PPO
+
+    pz = pilot()   # 6 robots; concat_vec_envs_v1 runs two copies of it (a copy is a fresh env, see envs/parallel.py)
+    venv = ss.concat_vec_envs_v1(ss.pettingzoo_env_to_vec_env_v1(ss.black_death_v3(pz)), 2, num_cpus=0,
+                                 base_class="stable_baselines3")
+    assert venv.num_envs == 12
+    assert venv.observation_space == pz.observation_space("robot_0")
+    assert venv.action_space == pz.action_space("robot_0")
+    obs = venv.reset()
+    space = pz.observation_space("robot_0")
+    dones = reached = 0
+    for _ in range(100):   # 2.5 episodes of 40 steps; the heuristic drives
+        obs, rew, done, info = venv.step(np.zeros((12, 2), np.float32))
+        assert obs.shape == (12, 36) and np.isfinite(rew).all()
+        assert ((obs >= space.low) & (obs <= space.high)).all()
+        assert all({"reached_goal", "collided"} <= set(i) for i in info if i)   # black death: {} for departed
+        dones += done.sum()
+        reached += sum(bool(i.get("reached_goal")) for i in info)
+    assert reached >= 3 and dones >= 24   # robots arrived, and every slot's episode ended at least twice
+    # SuperSuit's ConcatVecEnv has no seed(), which SB3 calls for PPO(seed=...): seed through the env instead
+    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, device="cpu")
+    model.learn(512)
+    assert model.num_timesteps >= 512
+    act, _ = model.predict(venv.reset(), deterministic=True)
+    assert act.shape == (12, 2) and np.isfinite(act).all()
+    venv.close()

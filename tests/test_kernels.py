@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from entropy_engine.core.params import WorldConfig
-from entropy_engine.core.reference import drive_reference, lidar_reference, resolve_reference
+from entropy_engine.core.reference import closest_point, drive_reference, lidar_reference, resolve_reference
 from entropy_engine.core.world import World
 
 
@@ -122,3 +122,79 @@ def test_no_tunnelling_at_full_speed():
         gap = np.hypot(np.maximum(5.0 - x, 0), np.maximum(np.maximum(1 - y, y - 9), 0))
         assert (gap >= cfg.agent_radius - 1e-4).all()   # nor overlaps the wall segment
     assert (w.pos[0, 2:-2, 0] > 4.7).all()              # they did reach it
+
+
+@pytest.mark.parametrize("policy", ["corners", "wall_ends", "nearest"])
+def test_collisions_match_reference_when_pushed(policy):
+    """Every step of an adversarial run (robots driven into corners, wall ends, each other) on
+    walls that touch and cross: the kernel's resolution of that step equals the reference's."""
+    from entropy_engine import BatchEnv
+    from test_physics_adversarial import adversarial_actions
+
+    env = BatchEnv(num_worlds=2, n_agents=24, seed=2, arena_size=10.0, n_obstacles=4, obstacle_gap=0.0,
+                   obstacle_margin=0.0)
+    env.reset()
+    w = env.scenario.world
+    rng = np.random.default_rng(0)
+    touched = 0
+    for _ in range(40):
+        w.step(adversarial_actions(policy, w, rng))   # the world alone: no respawns between the checks
+        for e in range(w.num_worlds):
+            ref, contact = resolve_reference(w._moved[e], w._start[e], w.active[e], w.walls[e, : w.n_walls[e]],
+                                             w.radius, w.arena, w.config.collision_iterations)
+            np.testing.assert_allclose(w.pos[e], ref, atol=5e-5)
+            touched += contact.sum()
+    assert touched > 100   # the runs were not contact-free
+
+
+def test_wedged_robot_goes_back_to_its_start():
+    """A robot pushed by a column of others into the 10-degree apex of two walls ends the step
+    at a place clear of both walls (deep in the wedge there is none, so it is sent back)."""
+    cfg = WorldConfig(arena_size=10.0)
+    n = 6
+    w = World(cfg, 1, n, max_walls=6)
+    half = np.radians(5.0)
+    apex = np.array([8.0, 5.0])
+    ends = [apex - 4.0 * np.array([np.cos(s * half), np.sin(s * half)]) for s in (1, -1)]
+    w.walls[0, :6] = [(0, 0, 10, 0), (10, 0, 10, 10), (10, 10, 0, 10), (0, 10, 0, 0),
+                      (*ends[0], *apex), (*ends[1], *apex)]
+    w.n_walls[0] = 6
+    w.pos[0, :, 0] = 2.0 + 0.42 * np.arange(n)   # the front robot starts in the wedge, clear of it
+    w.pos[0, :, 1] = 5.0
+    w.active[:] = True
+    w.vel[0, :, 0] = cfg.max_speed
+    act = np.ones((1, n, 2), np.float32)
+    for _ in range(30):
+        w.step(act)
+        for i in range(n):
+            gaps = [np.hypot(*(w.pos[0, i] - closest_point(w.pos[0, i].astype(np.float64), seg[:2], seg[2:])))
+                    for seg in w.walls[0, :6].astype(np.float64)]
+            assert min(gaps) >= cfg.agent_radius - 1e-4
+        ref, _ = resolve_reference(w._moved[0], w._start[0], w.active[0], w.walls[0, :6], w.radius, w.arena,
+                                   cfg.collision_iterations)
+        np.testing.assert_allclose(w.pos[0], ref, atol=5e-5)
+    # the front robot is stuck within one step's move (0.15 m) of where the wedge is as wide as the
+    # robot (apex distance r / sin 5 deg): the step that would take it deeper sends it back
+    fit = cfg.agent_radius / np.sin(half)
+    assert fit - 1e-4 <= np.hypot(*(w.pos[0, -1] - apex)) <= fit + cfg.max_speed * cfg.dt
+
+
+def test_islands_partition_the_robots_in_contact():
+    """Every robot with contact candidates is in exactly one island, together with its candidates."""
+    w = _world(n_agents=40, num_worlds=2, arena=6.0, seed=3)
+    w.step(np.zeros((w.num_worlds, w.n_agents, 2), np.float32))
+    n = w.n_agents
+    for e in range(w.num_worlds):
+        count = w._islands[e, 0]
+        offsets = w._islands[e, 1: count + 2]
+        members = w._islands[e, n + 2: n + 2 + offsets[-1]]
+        movers = np.flatnonzero(w._n_nbr[e] > 0)
+        assert count > 1 and np.array_equal(np.sort(members), movers)
+        island_of = {int(i): s for s in range(count) for i in members[offsets[s]: offsets[s + 1]]}
+        for i in movers:
+            for j in w._nbr[e, i, : w._n_nbr[e, i]]:
+                assert island_of[int(j)] == island_of[int(i)]
+        # islands are numbered by their smallest member, members ascending within one
+        firsts = [members[offsets[s]] for s in range(count)]
+        assert firsts == sorted(firsts)
+        assert all(np.all(np.diff(members[offsets[s]: offsets[s + 1]]) > 0) for s in range(count))

@@ -5,9 +5,10 @@ import numba
 import numpy as np
 import pytest
 
-from entropy_engine.core.kernels import cell_of
+from entropy_engine.core.grid import cell_of
 from entropy_engine.core.landmarks import Landmarks
-from entropy_engine.core.neighbours import NeighbourSensor, cell_span
+from entropy_engine.core.grid import cell_span
+from entropy_engine.core.neighbours import NeighbourSensor
 from entropy_engine.core.neighbours_reference import (nearest_landmark_reference, neighbours_reference,
                                                       occupancy_reference)
 from entropy_engine.core.params import WorldConfig

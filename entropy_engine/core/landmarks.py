@@ -25,7 +25,7 @@ tens of landmarks scenarios use, not meant for thousands.
 
 ``occupancy()`` -> ``occupancy`` int32 [E, L]: the number of active agents whose centre lies in
 each active landmark's disc (0 for inactive landmarks). It walks the world's spatial grid over
-the cells each disc covers (``neighbours.cell_span``), so its cost grows with the agents near
+the cells each disc covers (``grid.cell_span``), so its cost grows with the agents near
 each landmark, not with N.
 
 ``neighbours_reference.py`` holds the brute-force numpy versions the tests compare against.
@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit, prange
 
 from .kernels import CELL
-from .neighbours import cell_span
+from .grid import cell_span
 
 
 @njit(cache=True, parallel=True)

@@ -27,7 +27,7 @@ same order (-1 for an empty slot), for scenarios that need to know *who* is near
 ## Cost
 
 Each agent visits only the grid cells that can hold a point within ``sense_range`` (see
-``cell_span``), so the work per agent depends on the local density, not on N; ``sense_range`` may
+``grid.cell_span``), so the work per agent depends on the local density, not on N; ``sense_range`` may
 be larger than a grid cell (more cells are visited). The top-K list is an insertion-sorted buffer
 of K entries per agent in preallocated scratch arrays: nothing is allocated per step. Each agent's
 slots are written by exactly one thread and depend on nothing another thread writes, so the
@@ -53,41 +53,12 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .grid import cell_span
 from .kernels import CELL, V_MAX
 
 # Layout of one neighbour slot (features 5 .. 5 + A - 1 are the attribute columns).
 DX, DY, DVX, DVY, MASK = range(5)
 N_BASE_FEATURES = 5
-SPAN_EPS = 1e-7  # cells of margin in cell_span: float rounding can never drop a cell that holds a hit
-
-
-# ----------------------------------------------------------------------------- grid iteration
-@njit(cache=True, inline="always")
-def cell_span(x, y, reach, cell, g):
-    """The block of grid cells that can hold a point within ``reach`` of (x, y).
-
-    Returns ``(x0, x1, y0, y1)``, inclusive cell indices clamped to the ``g x g`` grid of cells
-    ``cell`` metres wide, so that every agent whose centre is within ``reach`` of (x, y) lies in
-    a cell ``cy * g + cx`` with ``x0 <= cx <= x1`` and ``y0 <= cy <= y1``. Iterate it as::
-
-        x0, x1, y0, y1 = cell_span(px, py, reach, cell, g)
-        for cy in range(y0, y1 + 1):
-            for cx in range(x0, x1 + 1):
-                c = cy * g + cx
-                for k in range(cell_start[w, c], cell_start[w, c + 1]):
-                    j = cell_items[w, k]   # a candidate: still test its distance
-
-    It agrees with ``kernels.cell_of`` (positions outside the arena fall into the edge cells and
-    are still found). With ``reach <= cell`` the block is within the 3 x 3 cells around (x, y)
-    that the collision and lidar loops visit today, and often smaller; larger reaches give larger
-    blocks. A margin of ``SPAN_EPS`` cells keeps float rounding from dropping a cell.
-    """
-    top = g - 1.0
-    fx0 = min(max((x - reach) / cell - SPAN_EPS, 0.0), top)
-    fx1 = min(max((x + reach) / cell + SPAN_EPS, 0.0), top)
-    fy0 = min(max((y - reach) / cell - SPAN_EPS, 0.0), top)
-    fy1 = min(max((y + reach) / cell + SPAN_EPS, 0.0), top)
-    return int(fx0), int(fx1), int(fy0), int(fy1)
 
 
 # ----------------------------------------------------------------------------- one agent

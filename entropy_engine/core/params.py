@@ -47,7 +47,8 @@ class WorldConfig:
     max_angular_speed: float = field(4.0, "Turn-rate limit, rad/s.")
     n_rays: int = field(32, "Lidar rays over 360 degrees; ray 0 along the heading, counter-clockwise.")
     lidar_range: float = field(3.0, "Lidar range in metres (readings are distance / range, 1 = no hit).")
-    collision_iterations: int = field(4, "Position-correction passes per step for agent-agent contacts.")
+    collision_iterations: int = field(
+        32, "Position-correction passes per step (robot-robot and robot-wall contacts solved together in each).")
     backend: str = field(
         "numba", "Physics backend: 'numba' (compiled, batched, default), 'pymunk' (the original's Chipmunk2D), "
                   "or any backend added with core.backends.register_backend.")

@@ -69,54 +69,89 @@ def _crosses(p0, p1, a, b) -> bool:
     return side(a, b, p0) * side(a, b, p1) < 0 and side(p0, p1, a) * side(p0, p1, b) < 0
 
 
-def resolve_reference(moved, start, active, walls, radius, arena, iterations, tol=1e-4):
+def _wall_fix_reference(p, start, walls, radius, arena, sweeps, tol):
+    """Move point p (reached from the valid ``start``) out of every wall, ``sweeps`` times over the
+    walls: a move that crossed a wall goes back to the start, a centre closer than ``radius`` to a
+    wall is pushed out along the wall normal; then p is clamped to the arena.
+    Returns (p, contact)."""
+    p = p.copy()
+    contact = False
+    for _ in range(sweeps):
+        for wall in walls:
+            a, b = wall[:2], wall[2:]
+            if _crosses(start, p, a, b):
+                p = start.copy()
+                contact = True
+            q = closest_point(p, a, b)
+            dist = math.hypot(*(p - q))
+            if dist < radius:
+                contact |= (radius - dist) > tol
+                if dist > 1e-9:
+                    p = q + (p - q) / dist * radius
+                else:
+                    normal = np.array([-(b - a)[1], (b - a)[0]]) / (np.linalg.norm(b - a) + 1e-12)
+                    if (start - q) @ normal < 0:
+                        normal = -normal
+                    p = q + normal * radius
+    return np.clip(p, radius, arena - radius), contact
+
+
+def wall_depth(p, walls, radius) -> float:
+    """How deep a disc of ``radius`` at p is inside its deepest wall (<= 0: clear of every wall)."""
+    return max([radius - math.hypot(*(p - closest_point(p, w[:2], w[2:]))) for w in walls] + [-radius])
+
+
+def resolve_reference(moved, start, active, walls, radius, arena, iterations, tol=1e-4, slop=1e-5):
     """Collision resolution of one world, as the kernel does it.
 
-    ``iterations`` Jacobi passes in which every overlapping pair moves apart by half the overlap
-    each; then, per robot and twice over the walls: a move that crossed a wall goes back to its
-    start, a robot closer than ``radius`` to a wall is pushed out along the wall normal; finally
-    positions are clamped to the arena. Returns (positions [N, 2], contact [N]).
+    Contact candidates are fixed once, from the positions after driving: the other robots whose
+    centres are within 3 radii, and (for robots with any such candidate) whether a wall is within
+    2 radii. Then ``iterations`` Jacobi passes; in each, every robot with candidates moves by half
+    its overlap with each overlapping candidate, summed, and, if a wall was near, out of the walls
+    (two sweeps of ``_wall_fix_reference``); one still more than ``slop`` inside a wall after that
+    (wedged) goes back to its start and stays there for the rest of the step. Finally every robot
+    goes through four sweeps over every wall, and one still inside a wall goes back to its start.
+    Returns (positions [N, 2], contact [N]).
+
+    (The kernel keeps at most ``MAX_CONTACTS`` candidates per robot; this reference keeps all,
+    which is the same whenever no robot has more, i.e. in every scene the tests build.)
     """
     pos = np.array(moved, np.float64)
     start = np.asarray(start, np.float64)
+    walls = np.asarray(walls, np.float64)
     n = len(pos)
     contact = np.zeros(n, bool)
+    cand = [[j for j in range(n) if j != i and active[i] and active[j] and math.hypot(*(pos[i] - pos[j])) < 3 * radius]
+            for i in range(n)]
+    near = [bool(cand[i]) and wall_depth(pos[i], walls, radius) > -radius for i in range(n)]
+    stuck = [False] * n
     for _ in range(iterations):
         new = pos.copy()
         for i in range(n):
-            if not active[i]:
+            if not cand[i]:
                 continue
-            for j in range(n):
-                if j == i or not active[j]:
-                    continue
+            for j in cand[i]:
                 delta = pos[i] - pos[j]
                 dist = math.hypot(*delta)
                 if dist < 2 * radius:
                     normal = delta / dist if dist > 1e-9 else np.array([1.0 if i < j else -1.0, 0.0])
                     new[i] += 0.5 * (2 * radius - dist) * normal
                     contact[i] |= (2 * radius - dist) > tol
+            if near[i] and not stuck[i]:
+                new[i], hit = _wall_fix_reference(new[i], start[i], walls, radius, arena, 2, tol)
+                contact[i] |= hit
+                stuck[i] = wall_depth(new[i], walls, radius) > slop
+            if stuck[i]:
+                new[i] = start[i]
         pos = new
     for i in range(n):
         if not active[i]:
             continue
-        for _ in range(2):
-            for wall in np.asarray(walls, np.float64):
-                a, b = wall[:2], wall[2:]
-                if _crosses(start[i], pos[i], a, b):
-                    pos[i] = start[i].copy()
-                    contact[i] = True
-                q = closest_point(pos[i], a, b)
-                dist = math.hypot(*(pos[i] - q))
-                if dist < radius:
-                    contact[i] |= (radius - dist) > tol
-                    if dist > 1e-9:
-                        pos[i] = q + (pos[i] - q) / dist * radius
-                    else:
-                        normal = np.array([-(b - a)[1], (b - a)[0]]) / (np.linalg.norm(b - a) + 1e-12)
-                        if (start[i] - q) @ normal < 0:
-                            normal = -normal
-                        pos[i] = q + normal * radius
-        pos[i] = np.clip(pos[i], radius, arena - radius)
+        pos[i], hit = _wall_fix_reference(pos[i], start[i], walls, radius, arena, 4, tol)
+        contact[i] |= hit
+        if wall_depth(pos[i], walls, radius) > slop:
+            pos[i] = start[i]
+            contact[i] = True
     return pos, contact
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import step as drivers
+from . import kernels, step as drivers
 from .params import WorldConfig
 from .state import SERIAL_BELOW, WorldState  # noqa: F401  (SERIAL_BELOW: the old import path)
 
@@ -23,6 +23,10 @@ class World(WorldState):
         self._start = np.zeros((E, N, 2), f32)   # [E, N, 2] scratch: position at step start
         self._moved = np.zeros((E, N, 2), f32)   # [E, N, 2] scratch: position after driving
         self._tmp = np.zeros((E, N, 2), f32)     # [E, N, 2] scratch: Jacobi buffer
+        self._nbr = np.zeros((E, N, kernels.MAX_CONTACTS), np.int32)  # [E, N, K] scratch: contact candidates
+        self._n_nbr = np.zeros((E, N), np.int32)               # [E, N] scratch: candidates in use
+        self._near_wall = np.zeros((E, N), np.int8)            # [E, N] scratch: kernels.WALL_FAR/NEAR/STUCK
+        self._islands = np.zeros((E, 4 * N + 2), np.int32)     # [E, 4N + 2] scratch: see kernels.build_islands
 
     def step(self, actions: np.ndarray) -> None:
         """Advance every world by one step. ``actions`` is float32 [E, N, 2], already in [-1, 1]."""
@@ -31,5 +35,5 @@ class World(WorldState):
             actions, self.pos, self.vel, self.theta, self.omega, self.active, self.walls, self.n_walls,
             self.phys, self.grid_size, self.config.collision_iterations, self.ray_cs,
             self._start, self._moved, self._tmp, self._cell_start, self._cell_fill, self._cell_items,
-            self.lidar, self.contact,
+            self._nbr, self._n_nbr, self._near_wall, self._islands, self.lidar, self.contact,
         )

@@ -18,6 +18,10 @@ Conventions (what PettingZoo's tests and the clients users bring expect):
 - ``reset()`` returns the same ``info`` keys as ``step()`` (all zero/False at the start).
 - ``state()`` is every agent's observation, concatenated in ``possible_agents`` order, with zeros
   for agents that have left; ``state_space`` is its Box.
+- A copy (``pickle``, ``copy.deepcopy``; SuperSuit's ``concat_vec_envs_v1`` makes one per vector
+  env) is a new env with the same settings, not yet reset. Copying the live state instead would
+  split the arrays that share memory underneath (pickling copies each view separately), and the
+  copy would silently see zero observations and rewards.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ class SwarmParallelEnv(ParallelEnv):
                  render_mode: str | None = None, **config: Any):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self._init_args = dict(scenario=scenario, n_agents=n_agents, seed=seed, render_mode=render_mode, **config)
         self.env = BatchEnv(scenario, 1, n_agents, seed=seed, on_goal="deactivate", autoreset=False, **config)
         self.scenario = self.env.scenario
         self.metadata = dict(self.metadata, name=f"entropy_{scenario}_v0")
@@ -59,6 +64,12 @@ class SwarmParallelEnv(ParallelEnv):
         self._reset_info = {k: self.env.info[k].dtype.type(0).item() for k in self.env.info_keys}
         self._started = False
         self._renderer = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"init_args": self._init_args}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["init_args"])  # a fresh env with the same settings (see the module docstring)
 
     def observation_space(self, agent: str):
         return self._obs_space

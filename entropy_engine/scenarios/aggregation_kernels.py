@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..core.neighbours import cell_span
+from ..core.grid import cell_span
 from ..core.rng import shuffled_range, uniform
 from ..core.spawn import start_at_rest
 

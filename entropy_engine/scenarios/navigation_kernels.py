@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..core.geometry import segment_distance, segments_cross
-from ..core.kernels import cell_of
+from ..core.grid import cell_span
 from ..core.rng import shuffled_range, uniform
 from ..core.spawn import start_at_rest
 
@@ -128,9 +128,9 @@ def _clear_of_agents(w, x, y, lim2, pos, active, mask, placed, n_placed, g, cell
     """No robot centre within sqrt(lim2) of (x, y): robots from the grid (built from the current
     positions; cells are wider than lim) except those being respawned, plus those already
     respawned in this call (``placed[:n_placed]``)."""
-    cx, cy = cell_of(x, y, cell, g)
-    for yy in range(max(cy - 1, 0), min(cy + 2, g)):
-        for xx in range(max(cx - 1, 0), min(cx + 2, g)):
+    x0, x1, y0, y1 = cell_span(x, y, math.sqrt(lim2), cell, g)
+    for yy in range(y0, y1 + 1):
+        for xx in range(x0, x1 + 1):
             c = yy * g + xx
             for k in range(cell_start[w, c], cell_start[w, c + 1]):
                 j = cell_items[w, k]

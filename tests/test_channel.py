@@ -178,3 +178,147 @@ def test_channel_streams_are_per_world():
     ch = Channel(_world(3, 4, 8.0, 0), ChannelConfig(comm_dim=1), seed=None)
     ch.seed_worlds(5, 8, 2)
     np.testing.assert_array_equal(ch.rng, full[2:5])
+
+
+# ----------------------------------------------------------------------------- the episode engine
+from entropy_engine import BatchEnv  # noqa: E402
+
+COMM = dict(comm_dim=4, comm_range=3.0)
+
+
+@pytest.mark.parametrize("scenario", ["navigation", "flocking"])
+def test_spaces_gain_the_channel_for_every_scenario(scenario):
+    plain = BatchEnv(scenario, num_worlds=2, n_agents=6, seed=0)
+    env = BatchEnv(scenario, num_worlds=2, n_agents=6, seed=0, **COMM)
+    assert env.act_dim == plain.act_dim + 4 and env.obs_dim == plain.obs_dim + 5
+    assert env.action_space.shape == (env.act_dim,) and env.observation_space.shape == (env.obs_dim,)
+    np.testing.assert_array_equal(env.action_space.low[plain.act_dim:], -1.0)
+    np.testing.assert_array_equal(env.action_space.high[plain.act_dim:], 1.0)
+    np.testing.assert_array_equal(env.observation_space.low[:plain.obs_dim], plain.observation_space.low)
+    obs = env.reset()
+    assert obs.shape == (12, env.obs_dim) and not obs[:, plain.obs_dim:].any()   # nothing heard yet
+    heur = env.heuristic_actions()                    # scenario heuristics still work: zero messages
+    assert heur.shape == (12, env.act_dim) and not heur[:, plain.act_dim:].any()
+    for _ in range(5):
+        obs, *_ = env.step(env.heuristic_actions())
+        assert env.observation_space.contains(obs[0])
+
+
+def test_channel_leaves_the_scenario_untouched_and_delivers_messages():
+    """The same wheel actions give the same scenario observations with the channel on (it draws from
+    its own streams), and the received block is what the channel computes from the messages sent."""
+    kw = dict(num_worlds=3, n_agents=8, seed=4, max_steps=30)
+    plain = BatchEnv(**kw)
+    env = BatchEnv(comm_combine="max", **kw, **COMM)
+    np.testing.assert_array_equal(env.reset()[:, :plain.obs_dim], plain.reset())
+    rng = np.random.default_rng(0)
+    for t in range(70):      # crosses respawns and world resets
+        wheels = rng.uniform(-1, 1, (24, 2)).astype(np.float32)
+        msgs = rng.uniform(-1.5, 1.5, (24, 4)).astype(np.float32)    # out of range: clipped
+        a = plain.step(wheels)
+        b = env.step(np.concatenate([wheels, msgs], 1))
+        np.testing.assert_array_equal(b[0][:, :plain.obs_dim], a[0])
+        for x, y in zip(a[1:4], b[1:4]):
+            np.testing.assert_array_equal(x, y)
+        heard = b[0][:, plain.obs_dim:plain.obs_dim + 4]
+        assert heard.min() >= -1 and heard.max() <= 1
+        if t == 3:   # no episode has ended yet: the block is the maximum over senders within 3 m
+            pos = env.scenario.world.pos.reshape(24, 2)
+            w = np.repeat(np.arange(3), 8)
+            near = (np.linalg.norm(pos[:, None] - pos[None], axis=-1) <= 3.0) & (w[:, None] == w[None])
+            np.fill_diagonal(near, False)
+            clipped = np.clip(msgs, -1, 1)
+            for i in range(24):
+                expect = clipped[near[i]].max(0) if near[i].any() else np.zeros(4)
+                np.testing.assert_array_equal(heard[i], expect.astype(np.float32))
+            assert near.any()
+
+
+def test_respawn_and_reset_clear_the_received_block():
+    env = BatchEnv(num_worlds=2, n_agents=6, seed=1, max_steps=5, **COMM)
+    env.reset()
+    for _ in range(5):
+        obs, _, term, trunc, info = env.step(np.ones((12, 6)) * 0.5)
+    assert trunc.all() and info["world_done"].all()
+    assert not obs[:, -5:].any()                               # new episodes: nothing heard yet
+    assert info["terminal_obs"][:, -1].any()                   # the last step of the old ones had
+
+
+def test_bad_messages_are_refused_and_change_nothing():
+    env = BatchEnv(num_worlds=2, n_agents=3, seed=0, **COMM)
+    env.reset()
+    before = env.obs.copy()
+    bad = np.zeros((6, 6), np.float32)
+    bad[2, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        env.step(bad)
+    bad[2, 4] = np.inf
+    with pytest.raises(ValueError, match="NaN or inf"):
+        env.step(bad)
+    with pytest.raises(ValueError, match=r"shape \(6, 6\)"):    # the width names the channel's values
+        env.step(np.zeros((6, 2), np.float32))
+    np.testing.assert_array_equal(env.obs, before)
+    assert env.t[0] == 0
+
+
+def test_pettingzoo_api_with_the_channel():
+    from pettingzoo.test import parallel_api_test
+
+    import entropy_engine as ee
+
+    env = ee.parallel_env(n_agents=5, seed=1, max_steps=60, comm_dim=3, comm_combine="nearest", comm_k=2,
+                          comm_noise=0.1, comm_dropout=0.2, comm_delay=1, comm_occlusion=True)
+    assert env.action_space("robot_0").shape == (5,) and env.observation_space("robot_0").shape == (36 + 2 * 6 + 1,)
+    parallel_api_test(env, num_cycles=200)
+
+
+def test_vec_env_shapes_with_the_channel():
+    import entropy_engine as ee
+
+    venv = ee.vec_env(num_worlds=2, n_agents=4, seed=0, comm_dim=8)
+    assert venv.observation_space.shape == (36 + 9,) and venv.action_space.shape == (10,)
+    obs = venv.reset()
+    assert obs.shape == (8, 45)
+    obs, reward, done, infos = venv.step(np.zeros((8, 10), np.float32))
+    assert obs.shape == (8, 45) and reward.shape == (8,)
+    venv.close()
+
+
+def test_worker_processes_match_batchenv_with_the_channel():
+    from entropy_engine.envs.shm import ShmBatchEnv
+
+    kw = dict(num_worlds=3, n_agents=4, seed=2, max_steps=15, comm_dim=2, comm_noise=0.3, comm_dropout=0.3,
+              comm_combine="nearest", comm_k=2, comm_delay=1)
+    ref = BatchEnv(**kw)
+    with ShmBatchEnv(workers=2, **kw) as env:
+        assert (env.obs_dim, env.act_dim) == (ref.obs_dim, ref.act_dim) == (36 + 2 * 5 + 1, 4)
+        assert env.observation_space == ref.observation_space and env.action_space == ref.action_space
+        np.testing.assert_array_equal(env.reset(), ref.reset())
+        rng = np.random.default_rng(0)
+        for _ in range(35):
+            act = rng.uniform(-1, 1, (12, 4))
+            for x, y in zip(env.step(act)[:4], ref.step(act)[:4]):
+                np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(env.heuristic_actions(), ref.heuristic_actions())
+        assert env.obs[:, -1].any()
+
+
+def test_native_trainer_learns_with_the_channel():
+    import torch
+
+    from entropy_engine.training.config import resolve_config
+    from entropy_engine.training.native import NativeTrainer
+
+    cfg = resolve_config("default", overrides=dict(
+        num_worlds=2, n_agents=4, n_steps=16, seq_len=8, batch_size=64, n_epochs=1, total_steps=256,
+        lstm_hidden_size=16, encoder_size=16, net_arch=16, checkpoint_every=0, tensorboard=False,
+        env={"comm_dim": 4}))
+    tr = NativeTrainer(cfg, log=lambda step, metrics: None)
+    try:
+        assert tr.env.obs_dim == 36 + 5 and tr.env.act_dim == 6
+        before = [p.detach().clone() for p in tr.model.parameters()]
+        tr.learn()
+        assert tr.num_timesteps == 256
+        assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+    finally:
+        tr.close()

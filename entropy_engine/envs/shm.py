@@ -42,6 +42,7 @@ from ..config import build_config
 from ..core.rng import check_seed
 from ..scenarios import scenario_class
 from ..scenarios.base import check_shaping_scale
+from .comm import heuristic_with_channel
 from .validate import action_bounds, check_actions
 
 _ALIGN = 64
@@ -89,11 +90,10 @@ def _worker(conn, scenario: type, e0: int, e1: int, total_worlds: int, n_agents:
         import numba
 
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-        from ..core.rng import seed_states
         from .batch import BatchEnv
 
         env = BatchEnv(scenario, e1 - e0, n_agents, seed=None, on_goal=on_goal, **config)
-        env.scenario.rng[:] = seed_states(seed, total_worlds)[e0:e1]
+        env.seed_block(seed, total_worlds, e0)
         S0, S1 = e0 * n_agents, e1 * n_agents
         info = {k: (v.dtype.str, v.shape[1:], "world" if k == "world_done" else "slot") for k, v in env.info.items()}
         conn.send_bytes(pickle.dumps({"observation_space": env.observation_space, "action_space": env.action_space,
@@ -123,7 +123,7 @@ def _worker(conn, scenario: type, e0: int, e1: int, total_worlds: int, n_agents:
             elif cmd in (RESET, SEED):
                 s = _decode_seed(arg)
                 if s is not None:
-                    env.scenario.rng[:] = seed_states(s, total_worlds)[e0:e1]
+                    env.seed_block(s, total_worlds, e0)
                 if cmd == RESET:
                     views["obs"][:] = env.reset()
             elif cmd == SHAPING:
@@ -312,7 +312,7 @@ class ShmBatchEnv:
     def heuristic_actions(self) -> np.ndarray:
         """The scenario's scripted policy on the current observations, [S, 2]."""
         holder = type("_Holder", (), {"config": self._config})()
-        return self._cls.heuristic(holder, self.obs)
+        return heuristic_with_channel(lambda obs: self._cls.heuristic(holder, obs), self.obs, self._config)
 
     def close(self) -> None:
         """Stop every worker and free the shared memory (safe to call twice)."""

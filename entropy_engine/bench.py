@@ -39,6 +39,8 @@ SCALING: dict[str, dict[str, Any]] = {
     "world1_agents1000": {"num_worlds": 1, "n_agents": 1_000},
     "world1_agents10000": {"num_worlds": 1, "n_agents": 10_000},
     "world1_agents100000": {"num_worlds": 1, "n_agents": 100_000},
+    "world1_agents1000_comm8": {"num_worlds": 1, "n_agents": 1_000, "comm_dim": 8, "comm_range": 3.0},
+    "world1_agents10000_comm8": {"num_worlds": 1, "n_agents": 10_000, "comm_dim": 8, "comm_range": 3.0},
 }
 
 

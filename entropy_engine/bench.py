@@ -31,12 +31,19 @@ CASES: dict[str, dict[str, Any]] = {
     "formation_worlds64_agents10": {"scenario": "formation", "num_worlds": 64, "n_agents": 10},
     "aggregation_worlds64_agents10": {"scenario": "aggregation", "num_worlds": 64, "n_agents": 10},
     "coverage_worlds64_agents10": {"scenario": "coverage", "num_worlds": 64, "n_agents": 10},
+    # the communication channel (issue: >= 70 % of the same case without it, and linear at 10,000 agents)
+    "worlds64_agents10_comm8": {"num_worlds": 64, "n_agents": 10, "comm_dim": 8, "comm_range": 3.0},
+    "world1_agents10000_comm8": {"num_worlds": 1, "n_agents": 10_000, "comm_dim": 8, "comm_range": 3.0},
 }
+# channel case -> the same case without the channel: their ratio is reported when both ran
+CHANNEL_RATIOS = {"worlds64_agents10_comm8": "worlds64_agents10", "world1_agents10000_comm8": "world1_agents10000"}
 # one world growing 100x at constant density (10 m^2 per agent): linear cost = flat agent-steps/s
 SCALING: dict[str, dict[str, Any]] = {
     "world1_agents1000": {"num_worlds": 1, "n_agents": 1_000},
     "world1_agents10000": {"num_worlds": 1, "n_agents": 10_000},
     "world1_agents100000": {"num_worlds": 1, "n_agents": 100_000},
+    "world1_agents1000_comm8": {"num_worlds": 1, "n_agents": 1_000, "comm_dim": 8, "comm_range": 3.0},
+    "world1_agents10000_comm8": {"num_worlds": 1, "n_agents": 10_000, "comm_dim": 8, "comm_range": 3.0},
 }
 
 
@@ -52,6 +59,9 @@ def run_core_bench(seconds: float = 3.0, cases: list[str] | None = None,
         env = BatchEnv(seed=0, **spec)
         results[name] = {**spec, **measure_env(env, seconds, start_at=start_at)}
         results[name]["us_per_agent_step"] = 1e6 / results[name]["agent_steps_per_s"]
+    for name, plain in CHANNEL_RATIOS.items():
+        if name in results and plain in results:
+            results[name]["ratio_to_" + plain] = results[name]["agent_steps_per_s"] / results[plain]["agent_steps_per_s"]
     return results
 
 
@@ -71,6 +81,10 @@ def print_table(results: dict[str, Any], title: str) -> None:
                f"{1e6 / r['agent_steps_per_s']:.3f}"]
         table.add_row(*row)
     Console().print(table)
+    for name, plain in CHANNEL_RATIOS.items():
+        r = results.get(name)
+        if isinstance(r, dict) and "ratio_to_" + plain in r:
+            print(f"{name}: {r['ratio_to_' + plain]:.2f} x the agent-steps/s of {plain} (same run)")
 
 
 CONTENTION_CASE = "worlds64_agents10"

@@ -43,10 +43,18 @@ class FunctionPolicy:
 
 
 class HeuristicPolicy(FunctionPolicy):
-    """The scenario's scripted policy (``Scenario.heuristic``) of a scenario or of an env holding one."""
+    """The scenario's scripted policy (``Scenario.heuristic``) of a scenario or of an env holding one
+    (with the env's communication channel on, it sees the scenario's part of the observation and
+    sends zero messages: ``envs.comm.heuristic_with_channel``)."""
 
     def __init__(self, scenario_or_env: Any):
-        super().__init__(getattr(scenario_or_env, "scenario", scenario_or_env).heuristic)
+        sc = getattr(scenario_or_env, "scenario", scenario_or_env)
+        if getattr(scenario_or_env, "channel", None) is None:
+            super().__init__(sc.heuristic)
+        else:
+            from .envs.comm import heuristic_with_channel
+
+            super().__init__(lambda obs: heuristic_with_channel(sc.heuristic, obs, sc.config))
 
 
 class RandomPolicy:

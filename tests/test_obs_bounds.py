@@ -61,6 +61,7 @@ def test_parallel_env_observations_and_state_stay_in_their_spaces(scenario):
     """Full episodes of the PettingZoo env (agents leave as they arrive) for 20 seeds and each policy,
     checked with the spaces' own ``contains``; seed 68 with the heuristic once produced 1.0000001."""
     env = ee.parallel_env(scenario, n_agents=10)
+    width = env.action_space(env.possible_agents[0]).shape[0]  # scenarios registered by other tests may differ
     rng = np.random.default_rng(0)
     for seed in range(60, 80):
         for policy in POLICIES:
@@ -74,10 +75,10 @@ def test_parallel_env_observations_and_state_stay_in_their_spaces(scenario):
                 if policy == "heuristic":
                     act = {a: env.scenario.heuristic(obs[a]) for a in env.agents}
                 elif policy == "random":
-                    act = {a: rng.uniform(-1, 1, 2).astype(np.float32) for a in env.agents}
+                    act = {a: rng.uniform(-1, 1, width).astype(np.float32) for a in env.agents}
                 else:
                     if t % 8 == 0:
-                        held = {a: rng.choice([-1.0, 1.0], 2).astype(np.float32) for a in env.possible_agents}
+                        held = {a: rng.choice([-1.0, 1.0], width).astype(np.float32) for a in env.possible_agents}
                     act = {a: held[a] for a in env.agents}
                 obs, *_ = env.step(act)
                 t += 1

@@ -21,6 +21,11 @@ is in ``info["terminal_obs"]``. With ``autoreset=False`` finished worlds wait (a
 has nothing left to simulate; every world is truncated at the same step) and ``over`` becomes True
 once every world has finished: call ``reset()`` then.
 
+With a communication channel (any scenario, ``comm_dim > 0``; ``envs/comm.py``, ``core/channel.py``)
+an action is the scenario's actions followed by ``comm_dim`` message values in [-1, 1], and an
+observation is the scenario's followed by what the agent received; a new episode starts with an
+empty received block and the agent's or world's old messages forgotten.
+
 ``info`` holds, as arrays over the slots: the scenario's per-step ``info_keys``, ``terminal_obs``
 [S, D], ``world_done`` [E], and for slots whose episode ends in this step ``episode_return``,
 ``episode_length`` and ``episode_<stat>`` for each of the scenario's ``episode_stats``.
@@ -33,6 +38,7 @@ import numpy as np
 
 from ..scenarios import make_scenario
 from .batch_kernels import bookkeep
+from .comm import EngineChannel, heuristic_with_channel
 from .validate import action_bounds, check_actions
 
 
@@ -50,22 +56,25 @@ class BatchEnv:
         self.num_worlds = E = sc.world.num_worlds
         self.n_agents = N = sc.world.n_agents
         self.num_slots = S = E * N
-        self.observation_space = sc.observation_space()
-        self.action_space = sc.action_space()
-        self.obs_dim = D = sc.obs_dim
-        self.act_dim = A = sc.act_dim
+        # the communication channel (any scenario, comm_dim > 0): messages after the scenario's actions,
+        # what was received after its observation (envs/comm.py)
+        self.channel = ch = EngineChannel(sc, seed) if sc.config.comm_dim > 0 else None
+        self.observation_space = sc.observation_space() if ch is None else ch.observation_space
+        self.action_space = sc.action_space() if ch is None else ch.action_space
+        self.obs_dim = D = int(self.observation_space.shape[0])
+        self.act_dim = A = int(self.action_space.shape[0])
         self.max_steps = sc.max_steps
         self.stat_names = tuple(sc.episode_stats)             # the scenario's per-episode statistics
         self.success_stat = sc.success_stat
         self.metrics = dict(sc.metrics)                        # metric -> (stat, meaning)
         self.info_keys = tuple(sc.info_keys)                   # the scenario's per-step info
         K = len(self.stat_names)
-        self.obs = sc.obs.reshape(S, D)                      # [S, D] view, updated in place
+        self.obs = (sc.obs if ch is None else ch.obs).reshape(S, D)   # [S, D] view, updated in place
         self._reward = sc.reward.reshape(S)                   # [S] view
         self._scenario_terminated = sc.terminated.reshape(S)  # [S] view
         self._stats = sc.stats.reshape(K, S)                  # [K, S] view
         self._active = sc.world.active.reshape(S)             # [S] view
-        self._actions = np.zeros((E, N, A), np.float32)      # [E, N, A] validated actions
+        self._actions = np.zeros((E, N, A), np.float32) if ch is None else ch.actions  # [E, N, A] validated
         self._shapes = ((S, A), (E, N, A))
         self._low, self._high = action_bounds(self.action_space, (E, N, A))
         self.t = np.zeros(E, np.int64)                       # [E] steps since world reset
@@ -104,12 +113,25 @@ class BatchEnv:
 
     def seed(self, seed: int | None) -> None:
         self.scenario.seed(seed)
+        if self.channel is not None:
+            self.channel.channel.seed(seed)
+
+    def seed_block(self, seed: int | None, total_worlds: int, first: int) -> None:
+        """The random streams worlds ``first ..`` have in an env of ``total_worlds`` worlds seeded with
+        ``seed`` (a worker process holding a block of the worlds: ``envs.shm``)."""
+        from ..core.rng import seed_states
+
+        self.scenario.rng[:] = seed_states(seed, total_worlds)[first:first + self.num_worlds]
+        if self.channel is not None:
+            self.channel.channel.seed_worlds(seed, total_worlds, first)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every world; returns the observation view [S, D]."""
         if seed is not None:
-            self.scenario.seed(seed)
+            self.seed(seed)
         self.scenario.reset()
+        if self.channel is not None:
+            self.channel.restart()
         self.t[:] = 0
         self._finished[:] = False
         self._clear_episodes(slice(None))
@@ -129,7 +151,11 @@ class BatchEnv:
         sc = self.scenario
         E, N = self.num_worlds, self.n_agents
         with sc.world.threads(step=True):   # small batches on one thread; automatic thread count (core/threads)
-            sc.step(self._actions)
+            if self.channel is None:
+                sc.step(self._actions)
+            else:
+                sc.step(self.channel.own_actions())
+                self.channel.deliver()
             self.t += 1
         info = self.info
         for dst, src in self._info_copies:
@@ -152,6 +178,8 @@ class BatchEnv:
                 respawn = ended & ~self._world_trunc[:, None]
                 if respawn.any():
                     sc.respawn(respawn)
+                    if self.channel is not None:
+                        self.channel.restart(agents=respawn)
             elif ended.any():
                 sc.remove(ended)
                 world_done |= ~sc.world.active.any(axis=1)   # everyone has left
@@ -159,6 +187,8 @@ class BatchEnv:
             if world_done.any():
                 with sc.world.threads():
                     sc.reset(world_done)
+                if self.channel is not None:
+                    self.channel.restart(worlds=world_done)
                 self.t[world_done] = 0
                 self._clear_episodes(np.repeat(world_done, N))
         else:
@@ -185,8 +215,8 @@ class BatchEnv:
         self.scenario.set_shaping_scale(scale)
 
     def heuristic_actions(self) -> np.ndarray:
-        """The scenario's scripted policy on the current observations, [S, A]."""
-        return self.scenario.heuristic(self.obs)
+        """The scenario's scripted policy on the current observations, [S, A] (zero messages)."""
+        return heuristic_with_channel(self.scenario.heuristic, self.obs, self.scenario.config)
 
     def close(self) -> None:
         pass

@@ -43,6 +43,7 @@ from ..core.rng import check_seed
 from ..scenarios import scenario_class
 from ..scenarios.base import check_shaping_scale
 from .shm_protocol import CLOSE, ERROR, RESET, SEED, SHAPING, STEP, encode_seed, layout as segment_layout, views
+from .comm import heuristic_with_channel
 from .shm_worker import serve
 from .validate import action_bounds, check_actions
 
@@ -203,7 +204,7 @@ class ShmBatchEnv:
     def heuristic_actions(self) -> np.ndarray:
         """The scenario's scripted policy on the current observations, [S, 2]."""
         holder = type("_Holder", (), {"config": self._config})()
-        return self._cls.heuristic(holder, self.obs)
+        return heuristic_with_channel(lambda obs: self._cls.heuristic(holder, obs), self.obs, self._config)
 
     def close(self) -> None:
         """Stop every worker and free the shared memory (safe to call twice)."""

@@ -46,11 +46,10 @@ def serve(conn, scenario: type, e0: int, e1: int, total_worlds: int, n_agents: i
         import numba
 
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-        from ..core.rng import seed_states
         from .batch import BatchEnv
 
         env = BatchEnv(scenario, e1 - e0, n_agents, seed=None, on_goal=on_goal, **config)
-        env.scenario.rng[:] = seed_states(seed, total_worlds)[e0:e1]
+        env.seed_block(seed, total_worlds, e0)
         S0, S1 = e0 * n_agents, e1 * n_agents
         info = {k: (v.dtype.str, v.shape[1:], "world" if k == "world_done" else "slot") for k, v in env.info.items()}
         conn.send_bytes(pickle.dumps({"observation_space": env.observation_space, "action_space": env.action_space,
@@ -80,7 +79,7 @@ def serve(conn, scenario: type, e0: int, e1: int, total_worlds: int, n_agents: i
             elif cmd in (RESET, SEED):
                 s = decode_seed(arg)
                 if s is not None:
-                    env.scenario.rng[:] = seed_states(s, total_worlds)[e0:e1]
+                    env.seed_block(s, total_worlds, e0)
                 if cmd == RESET:
                     views["obs"][:] = env.reset()
             elif cmd == SHAPING:

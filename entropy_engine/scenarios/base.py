@@ -44,6 +44,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ..config import field, require
+from ..core.channel_config import ChannelConfig
 from ..core.params import WorldConfig
 from ..core.rng import seed_states
 from ..core.state import WorldState
@@ -58,8 +59,9 @@ def check_shaping_scale(scale: float) -> float:
 
 
 @dataclass(frozen=True)
-class ScenarioConfig(WorldConfig):
-    """Settings every scenario has: the physics of its world and the episode length."""
+class ScenarioConfig(ChannelConfig, WorldConfig):
+    """Settings every scenario has: the physics of its world, the communication channel (``comm_*``,
+    off by default; ``core.channel_config``) and the episode length."""
 
     max_steps: int = field(500, "Episode length limit (truncation), steps.")
 

@@ -11,7 +11,6 @@ cannot be read back: a resumed run then reseeds them from (seed, update count) i
 """
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

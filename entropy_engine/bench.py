@@ -31,12 +31,23 @@ CASES: dict[str, dict[str, Any]] = {
     "formation_worlds64_agents10": {"scenario": "formation", "num_worlds": 64, "n_agents": 10},
     "aggregation_worlds64_agents10": {"scenario": "aggregation", "num_worlds": 64, "n_agents": 10},
     "coverage_worlds64_agents10": {"scenario": "coverage", "num_worlds": 64, "n_agents": 10},
+    # a 10,000-robot flock (issue: >= 50 % of the 10,000-agent navigation case; linear neighbour sensing):
+    # as the preset spawns it (0.8 m lattice, about 8x navigation's density: robots touch, the physics and
+    # lidar pay for the crowd) and at navigation's density (10 m^2 per robot: 2.2 m lattice)
+    "flocking_world1_agents10000": {"scenario": "flocking", "num_worlds": 1, "n_agents": 10_000},
+    "flocking_world1_agents10000_sparse": {"scenario": "flocking", "num_worlds": 1, "n_agents": 10_000,
+                                           "spawn_spacing": 2.2},
     # the communication channel (issue: >= 70 % of the same case without it, and linear at 10,000 agents)
     "worlds64_agents10_comm8": {"num_worlds": 64, "n_agents": 10, "comm_dim": 8, "comm_range": 3.0},
     "world1_agents10000_comm8": {"num_worlds": 1, "n_agents": 10_000, "comm_dim": 8, "comm_range": 3.0},
 }
-# channel case -> the same case without the channel: their ratio is reported when both ran
-CHANNEL_RATIOS = {"worlds64_agents10_comm8": "worlds64_agents10", "world1_agents10000_comm8": "world1_agents10000"}
+# case -> the navigation case it is compared with (the same sizes; for channel cases the same case
+# without the channel): the ratio of their agent-steps/s is reported when both ran in one process
+REFERENCE_CASE = {"worlds64_agents10_comm8": "worlds64_agents10", "world1_agents10000_comm8": "world1_agents10000",
+                  "flocking_world1_agents10000": "world1_agents10000",
+                  "flocking_world1_agents10000_sparse": "world1_agents10000",
+                  **{name: "worlds64_agents10" for name, spec in CASES.items()
+                     if "scenario" in spec and spec["num_worlds"] == 64 and spec["n_agents"] == 10}}
 # one world growing 100x at constant density (10 m^2 per agent): linear cost = flat agent-steps/s
 SCALING: dict[str, dict[str, Any]] = {
     "world1_agents1000": {"num_worlds": 1, "n_agents": 1_000},
@@ -59,7 +70,7 @@ def run_core_bench(seconds: float = 3.0, cases: list[str] | None = None,
         env = BatchEnv(seed=0, **spec)
         results[name] = {**spec, **measure_env(env, seconds, start_at=start_at)}
         results[name]["us_per_agent_step"] = 1e6 / results[name]["agent_steps_per_s"]
-    for name, plain in CHANNEL_RATIOS.items():
+    for name, plain in REFERENCE_CASE.items():
         if name in results and plain in results:
             results[name]["ratio_to_" + plain] = results[name]["agent_steps_per_s"] / results[plain]["agent_steps_per_s"]
     return results
@@ -81,7 +92,7 @@ def print_table(results: dict[str, Any], title: str) -> None:
                f"{1e6 / r['agent_steps_per_s']:.3f}"]
         table.add_row(*row)
     Console().print(table)
-    for name, plain in CHANNEL_RATIOS.items():
+    for name, plain in REFERENCE_CASE.items():
         r = results.get(name)
         if isinstance(r, dict) and "ratio_to_" + plain in r:
             print(f"{name}: {r['ratio_to_' + plain]:.2f} x the agent-steps/s of {plain} (same run)")

@@ -20,3 +20,27 @@ def start_at_rest(rng, w, i, theta, vel, omega, active):
     vel[w, i, 1] = 0.0
     omega[w, i] = 0.0
     active[w, i] = True
+
+
+@njit(cache=True)
+def place_clear(rng, w, i, arena, edge, spacing, pos, vel, theta, omega, active):
+    """Robot ``i`` of world ``w`` at a uniform random point at least ``edge`` from the border and
+    ``spacing`` from every other active robot's centre (64 rejection tries; the last is kept when
+    none is clear), then at rest (``start_at_rest``). O(N) per robot: for respawning a few robots
+    in worlds of tens, not for filling large worlds."""
+    n = pos.shape[1]
+    lim2 = spacing * spacing
+    x = y = 0.0
+    for _try in range(64):
+        x = edge + (arena - 2.0 * edge) * uniform(rng, w)
+        y = edge + (arena - 2.0 * edge) * uniform(rng, w)
+        ok = True
+        for j in range(n):
+            if j != i and active[w, j] and (pos[w, j, 0] - x) ** 2 + (pos[w, j, 1] - y) ** 2 < lim2:
+                ok = False
+                break
+        if ok:
+            break
+    pos[w, i, 0] = x
+    pos[w, i, 1] = y
+    start_at_rest(rng, w, i, theta, vel, omega, active)

@@ -15,7 +15,7 @@ from numba import njit, prange
 
 from ..core.grid import cell_span
 from ..core.rng import shuffled_range, uniform
-from ..core.spawn import start_at_rest
+from ..core.spawn import place_clear, start_at_rest
 
 # Layout of the float64 ``params`` vector (see Aggregation._params).
 (P_ARENA, P_RADIUS, P_SPACING, P_VMAX, P_SENSE, P_CUE, P_LINK, P_CLUSTER, P_SPREAD, P_COLL, P_ONSET, P_INV_T,
@@ -52,27 +52,10 @@ def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
     """Give every agent with mask[w, i] a fresh start at a random point of its world at least
     ``spawn_spacing`` from every other robot's centre (64 rejection tries, the last is kept)."""
     n_worlds, n = pos.shape[0], pos.shape[1]
-    L = p[P_ARENA]
-    margin = p[P_RADIUS] + 0.05
-    lim2 = p[P_SPACING] * p[P_SPACING]
     for w in prange(n_worlds):
         for i in range(n):
-            if not mask[w, i]:
-                continue
-            x = y = 0.0
-            for _try in range(64):
-                x = margin + (L - 2.0 * margin) * uniform(rng, w)
-                y = margin + (L - 2.0 * margin) * uniform(rng, w)
-                ok = True
-                for j in range(n):
-                    if j != i and active[w, j] and (pos[w, j, 0] - x) ** 2 + (pos[w, j, 1] - y) ** 2 < lim2:
-                        ok = False
-                        break
-                if ok:
-                    break
-            pos[w, i, 0] = x
-            pos[w, i, 1] = y
-            start_at_rest(rng, w, i, theta, vel, omega, active)
+            if mask[w, i]:
+                place_clear(rng, w, i, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
 
 
 @njit(cache=True, inline="always")

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..core.rng import randint, uniform
-from ..core.spawn import start_at_rest
+from ..core.spawn import place_clear
 
 # Layout of the float64 ``params`` vector (see Formation._params).
 (P_ARENA, P_RADIUS, P_SPACING, P_CLEAR, P_REF_SPEED, P_REF_TURN, P_WP_R, P_WP_MIN_D, P_DT, P_VMAX, P_SENSE,
@@ -106,30 +106,6 @@ def _draw_waypoint(w, rng, p, margin, waypoint, ax, ay):
     waypoint[w, 1] = y
 
 
-@njit(cache=True)
-def _place_clear(w, i, rng, p, pos, active, theta, vel, omega):
-    """Robot i of world w at a random point at least ``spawn_spacing`` from every other active
-    robot's centre and ``agent_radius + 0.05`` from the border (64 tries, the last is kept)."""
-    n = pos.shape[1]
-    L = p[P_ARENA]
-    margin = p[P_RADIUS] + 0.05
-    lim2 = p[P_SPACING] * p[P_SPACING]
-    x = y = 0.0
-    for _try in range(64):
-        x = margin + (L - 2.0 * margin) * uniform(rng, w)
-        y = margin + (L - 2.0 * margin) * uniform(rng, w)
-        ok = True
-        for j in range(n):
-            if j != i and active[w, j] and (pos[w, j, 0] - x) ** 2 + (pos[w, j, 1] - y) ** 2 < lim2:
-                ok = False
-                break
-        if ok:
-            break
-    pos[w, i, 0] = x
-    pos[w, i, 1] = y
-    start_at_rest(rng, w, i, theta, vel, omega, active)
-
-
 @njit(cache=True, parallel=True)
 def reset_worlds(mask, rng, p, shape_off, shape_extent, pos, vel, theta, omega, active, shape, slot_off, margin,
                  ref, ref_heading, waypoint):
@@ -159,7 +135,7 @@ def reset_worlds(mask, rng, p, shape_off, shape_extent, pos, vel, theta, omega, 
         for i in range(n):
             active[w, i] = False
         for i in range(n):
-            _place_clear(w, i, rng, p, pos, active, theta, vel, omega)
+            place_clear(rng, w, i, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
         rx = m + (L - 2.0 * m) * uniform(rng, w)
         ry = m + (L - 2.0 * m) * uniform(rng, w)
         ref[w, 0] = rx
@@ -174,7 +150,7 @@ def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
     for w in prange(pos.shape[0]):
         for i in range(pos.shape[1]):
             if mask[w, i]:
-                _place_clear(w, i, rng, p, pos, active, theta, vel, omega)
+                place_clear(rng, w, i, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
 
 
 # ----------------------------------------------------------------------------- one step

@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..core.grid import cell_span
+from ..core.observe import copy_lidar, ego_velocity, leave_out, neighbour_slots
 from ..core.rng import shuffled_range, uniform
 from ..core.spawn import place_clear, start_at_rest
 
@@ -164,17 +165,10 @@ def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_conta
     for k in prange(n_worlds * n):
         w = k // n
         i = k - w * n
-        for r in range(n_rays):
-            obs[w, i, r] = lidar[w, i, r]
+        copy_lidar(obs, w, i, lidar)
         if not active[w, i]:
             frac_own[w, i] = 0.0
-            for c in range(base, obs.shape[2]):
-                obs[w, i, c] = 0.0
-            if with_reward:
-                rew[w, i] = 0.0
-                prev_contact[w, i] = False
-                for q in range(stats.shape[0]):
-                    stats[q, w, i] = 0.0
+            leave_out(obs, w, i, base, with_reward, rew, prev_contact, stats)
             continue
         px = np.float64(pos[w, i, 0])
         py = np.float64(pos[w, i, 1])
@@ -236,15 +230,8 @@ def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_conta
         s_ = math.sin(th)
         vx = vel[w, i, 0]
         vy = vel[w, i, 1]
-        obs[w, i, n_rays] = min(max((vx * c + vy * s_) / vmax, -1.0), 1.0)
-        obs[w, i, n_rays + 1] = min(max((-vx * s_ + vy * c) / vmax, -1.0), 1.0)
-        for s in range(K):
-            o = base + 5 * s
-            obs[w, i, o] = min(max(nb[w, i, s, 0], -1.0), 1.0)
-            obs[w, i, o + 1] = min(max(nb[w, i, s, 1], -1.0), 1.0)
-            obs[w, i, o + 2] = min(max(nb[w, i, s, 2], -2.0), 2.0)
-            obs[w, i, o + 3] = min(max(nb[w, i, s, 3], -2.0), 2.0)
-            obs[w, i, o + 4] = nb[w, i, s, 4]
+        ego_velocity(obs, w, i, n_rays, vx, vy, c, s_, vmax)
+        neighbour_slots(obs, w, i, base, nb)
         o = base + 5 * K
         if cnt > 0:
             f = 1.0 / (cnt * cue)

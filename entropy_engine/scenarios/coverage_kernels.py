@@ -13,6 +13,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..core.observe import copy_lidar, ego_velocity, leave_out, neighbour_slots
 from ..core.rng import uniform
 from ..core.spawn import place_clear, start_at_rest
 
@@ -160,7 +161,6 @@ def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_conta
     """
     n_worlds, n = pos.shape[0], pos.shape[1]
     n_rays = lidar.shape[2]
-    K = nb.shape[2]
     KL = best_d2.shape[2]
     n_lm = lm_pos.shape[1]
     vmax = p[P_VMAX]
@@ -170,16 +170,9 @@ def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_conta
     for k in prange(n_worlds * n):
         w = k // n
         i = k - w * n
-        for r in range(n_rays):
-            obs[w, i, r] = lidar[w, i, r]
+        copy_lidar(obs, w, i, lidar)
         if not active[w, i]:
-            for c in range(base, obs.shape[2]):
-                obs[w, i, c] = 0.0
-            if with_reward:
-                rew[w, i] = 0.0
-                prev_contact[w, i] = False
-                for q in range(stats.shape[0]):
-                    stats[q, w, i] = 0.0
+            leave_out(obs, w, i, base, with_reward, rew, prev_contact, stats)
             continue
         if with_reward:
             rr = p[P_PROGRESS] * (prev_mean_d[w] - mean_d[w]) - p[P_DIST] * mean_d[w] + p[P_OCCUPY] * owner[w, i]
@@ -209,8 +202,7 @@ def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_conta
         s_ = math.sin(th)
         vx = vel[w, i, 0]
         vy = vel[w, i, 1]
-        obs[w, i, n_rays] = min(max((vx * c + vy * s_) / vmax, -1.0), 1.0)
-        obs[w, i, n_rays + 1] = min(max((-vx * s_ + vy * c) / vmax, -1.0), 1.0)
+        ego_velocity(obs, w, i, n_rays, vx, vy, c, s_, vmax)
         # the KL nearest active landmarks, nearest first (ties: lower index), insertion-sorted
         found = 0
         for l in range(n_lm):
@@ -245,10 +237,4 @@ def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_conta
             other = d2[w, l] if j1[w, l] == i else d1[w, l]
             obs[w, i, o + 2] = min(other / scale, 1.0)
             obs[w, i, o + 3] = 1.0
-        for s in range(K):
-            o = nb_base + 5 * s
-            obs[w, i, o] = min(max(nb[w, i, s, 0], -1.0), 1.0)
-            obs[w, i, o + 1] = min(max(nb[w, i, s, 1], -1.0), 1.0)
-            obs[w, i, o + 2] = min(max(nb[w, i, s, 2], -2.0), 2.0)
-            obs[w, i, o + 3] = min(max(nb[w, i, s, 3], -2.0), 2.0)
-            obs[w, i, o + 4] = nb[w, i, s, 4]
+        neighbour_slots(obs, w, i, nb_base, nb)

@@ -11,6 +11,7 @@ import math
 
 from numba import njit, prange
 
+from ..core.observe import copy_lidar, ego_velocity, leave_out, neighbour_slots
 from ..core.rng import shuffled_range, uniform
 from ..core.spawn import place_clear, start_at_rest
 
@@ -147,16 +148,9 @@ def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_conta
     for k in prange(n_worlds * n):
         w = k // n
         i = k - w * n
-        for r in range(n_rays):
-            obs[w, i, r] = lidar[w, i, r]
+        copy_lidar(obs, w, i, lidar)
         if not active[w, i]:
-            for c in range(base, obs.shape[2]):
-                obs[w, i, c] = 0.0
-            if with_reward:
-                rew[w, i] = 0.0
-                prev_contact[w, i] = False
-                for q in range(stats.shape[0]):
-                    stats[q, w, i] = 0.0
+            leave_out(obs, w, i, base, with_reward, rew, prev_contact, stats)
             continue
         px = pos[w, i, 0]
         py = pos[w, i, 1]
@@ -206,15 +200,8 @@ def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_conta
         s_ = math.sin(th)
         vx = vel[w, i, 0]
         vy = vel[w, i, 1]
-        obs[w, i, n_rays] = min(max((vx * c + vy * s_) / vmax, -1.0), 1.0)
-        obs[w, i, n_rays + 1] = min(max((-vx * s_ + vy * c) / vmax, -1.0), 1.0)
-        for s in range(K):
-            o = base + 5 * s
-            obs[w, i, o] = min(max(nb[w, i, s, 0], -1.0), 1.0)
-            obs[w, i, o + 1] = min(max(nb[w, i, s, 1], -1.0), 1.0)
-            obs[w, i, o + 2] = min(max(nb[w, i, s, 2], -2.0), 2.0)
-            obs[w, i, o + 3] = min(max(nb[w, i, s, 3], -2.0), 2.0)
-            obs[w, i, o + 4] = nb[w, i, s, 4]
+        ego_velocity(obs, w, i, n_rays, vx, vy, c, s_, vmax)
+        neighbour_slots(obs, w, i, base, nb)
         gx = waypoint[w, 0] - px
         gy = waypoint[w, 1] - py
         d = math.sqrt(gx * gx + gy * gy)

@@ -13,6 +13,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..core.observe import copy_lidar, ego_velocity, leave_out, neighbour_slots
 from ..core.rng import randint, uniform
 from ..core.spawn import place_clear
 
@@ -235,16 +236,9 @@ def agent_phase(with_reward, pos, vel, theta, active, contact, prev_contact, lid
     for k in prange(n_worlds * n):
         w = k // n
         i = k - w * n
-        for r in range(n_rays):
-            obs[w, i, r] = lidar[w, i, r]
+        copy_lidar(obs, w, i, lidar)
         if not active[w, i]:
-            for c in range(base, obs.shape[2]):
-                obs[w, i, c] = 0.0
-            if with_reward:
-                rew[w, i] = 0.0
-                prev_contact[w, i] = False
-                for q in range(stats.shape[0]):
-                    stats[q, w, i] = 0.0
+            leave_out(obs, w, i, base, with_reward, rew, prev_contact, stats)
             continue
         d = match_d[w, i]
         if with_reward:
@@ -269,15 +263,8 @@ def agent_phase(with_reward, pos, vel, theta, active, contact, prev_contact, lid
         s_ = math.sin(th)
         vx = vel[w, i, 0]
         vy = vel[w, i, 1]
-        obs[w, i, n_rays] = min(max((vx * c + vy * s_) / vmax, -1.0), 1.0)
-        obs[w, i, n_rays + 1] = min(max((-vx * s_ + vy * c) / vmax, -1.0), 1.0)
-        for q in range(K):
-            o = base + 5 * q
-            obs[w, i, o] = min(max(nb[w, i, q, 0], -1.0), 1.0)
-            obs[w, i, o + 1] = min(max(nb[w, i, q, 1], -1.0), 1.0)
-            obs[w, i, o + 2] = min(max(nb[w, i, q, 2], -2.0), 2.0)
-            obs[w, i, o + 3] = min(max(nb[w, i, q, 3], -2.0), 2.0)
-            obs[w, i, o + 4] = nb[w, i, q, 4]
+        ego_velocity(obs, w, i, n_rays, vx, vy, c, s_, vmax)
+        neighbour_slots(obs, w, i, base, nb)
         o = base + 5 * K
         gx = ref[w, 0] - px
         gy = ref[w, 1] - py

@@ -50,6 +50,8 @@ class BatchEnv:
                  autoreset: bool = True, **config: Any):
         if on_goal not in ("respawn", "deactivate"):
             raise ValueError(f"on_goal must be 'respawn' or 'deactivate', got {on_goal!r}")
+        self._init_args = dict(scenario=scenario, num_worlds=num_worlds, n_agents=n_agents, seed=seed,
+                               on_goal=on_goal, autoreset=autoreset, **config)
         self.scenario = sc = make_scenario(scenario, num_worlds, n_agents, seed, **config)
         self.on_goal = on_goal
         self.autoreset = bool(autoreset)
@@ -110,6 +112,15 @@ class BatchEnv:
     def over(self) -> bool:
         """Without autoreset: every world has finished its episode (call ``reset()``)."""
         return bool(self._finished.all())
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"init_args": self._init_args}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A copy (pickle, ``copy.deepcopy``) is a fresh env with the same settings: call ``reset()``.
+        Copying the live arrays would split the views that share memory (observations, rewards and
+        statistics are views of the scenario's arrays), so nothing of the running episodes travels."""
+        self.__init__(**state["init_args"])
 
     def seed(self, seed: int | None) -> None:
         self.scenario.seed(seed)

@@ -323,3 +323,19 @@ def test_every_scenario_trains_on_the_sb3_path_and_evaluates(tmp_path, scenario)
     assert res["scenario"] == scenario and res["agent_episodes"] > 0
     for name in metrics:
         assert np.isfinite(res[name]), (name, res)
+
+
+def test_eval_heuristic_on_a_preset_uses_its_settings(tmp_path):
+    """`entropy eval heuristic --preset NAME` runs on the preset's scenario and episode length
+    (coverage: 200 steps, not TrainConfig's 500); a wrong or misplaced --preset is a one-line error."""
+    js = tmp_path / "eval.json"
+    r = _entropy("eval", "heuristic", "--preset", "coverage", "--episodes", "2", "--num-worlds", "2",
+                 "--json", str(js))
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(js.read_text())
+    assert res["scenario"] == "coverage" and res["mean_episode_length"] == PRESETS["coverage"]["max_episode_steps"]
+    assert res["n_agents"] == PRESETS["coverage"]["n_agents"]
+    r = _entropy("eval", "heuristic", "--preset", "nope")
+    assert r.returncode != 0 and "unknown preset 'nope'" in r.stderr
+    r = _entropy("eval", str(tmp_path), "--preset", "coverage")
+    assert r.returncode != 0 and "--preset is for 'heuristic'" in r.stderr

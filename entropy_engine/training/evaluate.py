@@ -66,6 +66,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", dest="json_path", default=None, help="Write the results to this JSON file.")
     parser.add_argument("--n-agents", type=int, default=None, help="Agents per world (default: the run's).")
     parser.add_argument("--scenario", default=None, help="Scenario (default: the run's; 'heuristic': navigation).")
+    parser.add_argument("--preset", default=None, help="With 'heuristic': evaluate on this preset's settings "
+                                                       "(scenario, robots, episode length, env table).")
     parser.add_argument("--env", dest="env", action="append", default=None, metavar="KEY=VALUE",
                         help="A scenario config key over the run's (repeatable), e.g. --env n_obstacles=6.")
     parser.add_argument("--num-worlds", type=int, default=10, help="Worlds run side by side.")
@@ -86,9 +88,17 @@ def run(args: argparse.Namespace) -> int:
     if args.path != "heuristic" and not Path(args.path).exists():
         raise SystemExit(f"entropy eval: {args.path}: no such run folder or model file")
 
+    if args.preset is not None and args.path != "heuristic":
+        raise SystemExit("entropy eval: --preset is for 'heuristic'; a run or model file carries its own settings")
     if args.path == "heuristic":
         policy: Any = "heuristic"
         stored = None
+        if args.preset is not None:
+            from .config import PRESETS
+
+            if args.preset not in PRESETS:
+                raise SystemExit(f"entropy eval: unknown preset {args.preset!r}; available: {sorted(PRESETS)}")
+            stored = dict(PRESETS[args.preset])
     else:
         import sys
 

@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-import entropy_engine as ee
 from entropy_engine import BatchEnv
 from entropy_engine.config import ConfigError
 from entropy_engine.core.neighbours_reference import neighbours_reference
 from entropy_engine.scenarios import make_scenario
+from scenario_checks import check_pettingzoo, check_sb3_ppo
 
 
 # ----------------------------------------------------------------------------- references
@@ -300,29 +300,12 @@ def test_impossible_counts_are_refused():
 
 # ----------------------------------------------------------------------------- entry points
 def test_pettingzoo_conformance():
-    from pettingzoo.test import parallel_api_test, parallel_seed_test
-
-    parallel_api_test(ee.parallel_env("aggregation", n_agents=5, seed=0, max_steps=60), num_cycles=200)
-    parallel_seed_test(lambda: ee.parallel_env("aggregation", n_agents=5, seed=0, max_steps=60), num_cycles=50)
-    env = ee.parallel_env("aggregation", n_agents=5, seed=0, max_steps=30)
-    obs, infos = env.reset(seed=1)
-    assert set(infos["robot_0"]) == {"collided", "cluster_fraction"}
-    steps = 0
-    while env.agents:
-        obs, _, _, _, infos = env.step({a: env.scenario.heuristic(obs[a]) for a in env.agents})
-        steps += 1
-    assert steps == 30 and 0.2 <= infos["robot_0"]["cluster_fraction"] <= 1.0
+    infos = check_pettingzoo("aggregation", {"collided", "cluster_fraction"})
+    assert 0.2 <= infos["robot_0"]["cluster_fraction"] <= 1.0
 
 
 def test_sb3_vec_env_learns_with_ppo():
-    from stable_baselines3 import PPO
-
-    venv = ee.vec_env("aggregation", num_worlds=2, n_agents=4, seed=0, max_steps=50)
-    assert venv.observation_space.shape == (67,) and venv.action_space.shape == (2,)
-    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
-    model.learn(512)
-    assert model.num_timesteps >= 512
-    venv.close()
+    check_sb3_ppo("aggregation", 67)
 
 
 @pytest.mark.slow

@@ -8,12 +8,11 @@ import math
 import numpy as np
 import pytest
 
-import entropy_engine as ee
 from entropy_engine import BatchEnv
 from entropy_engine.config import ConfigError
-from entropy_engine.core.geometry import segment_distance
 from entropy_engine.core.neighbours_reference import neighbours_reference
 from entropy_engine.scenarios import make_scenario
+from scenario_checks import check_pettingzoo, check_physical, check_sb3_ppo
 
 
 # ----------------------------------------------------------------------------- reference
@@ -181,20 +180,6 @@ def test_observations_stay_in_their_box(mode):
     assert seen_mask == 1.0
 
 
-def _check_physical(world, worst):
-    r = world.radius
-    pos = world.pos.astype(np.float64)
-    assert np.isfinite(pos).all() and np.isfinite(world.vel).all()
-    assert (pos >= r - 1e-5).all() and (pos <= world.arena - r + 1e-5).all()
-    for e in range(world.num_worlds):
-        p = pos[e][world.active[e]]
-        d = np.sqrt(((p[:, None] - p[None]) ** 2).sum(-1)) + np.eye(len(p)) * 9
-        worst[0] = max(worst[0], 2 * r - d.min())
-        for k in range(world.n_walls[e]):
-            wall = world.walls[e, k].astype(np.float64)
-            worst[1] = max(worst[1], r - min(segment_distance(x, y, *wall) for x, y in p))
-
-
 def _swarm_at_nearest(obs):
     """Adversarial: every robot drives flat out at its nearest neighbour (or a wall when alone)."""
     slot = obs[:, 34:36]
@@ -219,7 +204,7 @@ def test_fuzz_crowded(mode):
         obs, rew, *_ = env.step(acts)
         assert np.isfinite(obs).all() and np.isfinite(rew).all()
         assert env.observation_space.contains(obs[rng.integers(320)])
-        _check_physical(world, worst)
+        check_physical(world, worst)
     assert worst[1] <= 1e-4, f"a robot is inside a wall by {worst[1]:.5f} m"
     # README (The physics): overlap below 25 % of a radius, random or adversarial. With robots and
     # walls solved together in 32 passes, all 40 robots driving flat out at each other leave at
@@ -255,29 +240,11 @@ def test_impossible_counts_are_refused():
 
 # ----------------------------------------------------------------------------- entry points
 def test_pettingzoo_conformance():
-    from pettingzoo.test import parallel_api_test, parallel_seed_test
-
-    parallel_api_test(ee.parallel_env("flocking", n_agents=5, seed=0, max_steps=60), num_cycles=200)
-    parallel_seed_test(lambda: ee.parallel_env("flocking", n_agents=5, seed=0, max_steps=60), num_cycles=50)
-    env = ee.parallel_env("flocking", n_agents=5, seed=0, max_steps=30)
-    obs, infos = env.reset(seed=1)
-    assert set(infos["robot_0"]) == {"collided", "waypoint_reached"}
-    steps = 0
-    while env.agents:
-        obs, *_ = env.step({a: env.scenario.heuristic(obs[a]) for a in env.agents})
-        steps += 1
-    assert steps == 30
+    check_pettingzoo("flocking", {"collided", "waypoint_reached"})
 
 
 def test_sb3_vec_env_learns_with_ppo():
-    from stable_baselines3 import PPO
-
-    venv = ee.vec_env("flocking", num_worlds=2, n_agents=4, seed=0, max_steps=50)
-    assert venv.observation_space.shape == (66,) and venv.action_space.shape == (2,)
-    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
-    model.learn(512)
-    assert model.num_timesteps >= 512
-    venv.close()
+    check_sb3_ppo("flocking", 66)
 
 
 @pytest.mark.slow

@@ -42,7 +42,11 @@ def backend_factory(name: str) -> Callable[..., Any]:
     return factory
 
 
-def make_world(config: Any, num_worlds: int, n_agents: int, max_walls: int) -> Any:
+def make_world(config: Any, num_worlds: int, n_agents: int, max_walls: int, max_objects: int = 0) -> Any:
     """The world of ``config.backend`` with ``num_worlds`` x ``n_agents`` agents and room for
-    ``max_walls`` wall segments per world."""
-    return backend_factory(config.backend)(config, num_worlds, n_agents, max_walls)
+    ``max_walls`` wall segments and ``max_objects`` movable objects (``core.objects``) per world.
+    A backend that cannot simulate objects refuses ``max_objects > 0`` with a ConfigError."""
+    factory = backend_factory(config.backend)
+    if max_objects:
+        return factory(config, num_worlds, n_agents, max_walls, max_objects=max_objects)
+    return factory(config, num_worlds, n_agents, max_walls)

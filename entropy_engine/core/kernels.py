@@ -158,13 +158,19 @@ def _agent_push(w, i, src, phys, nbr, n_nbr):
 
 @njit(cache=True, inline="always")
 def _wall_fix(px, py, sx, sy, w, walls, n_walls, phys, sweeps):
-    """Move the point (px, py), reached from the valid start (sx, sy), out of every wall.
+    """``wall_fix_disc`` for a robot (radius ``phys[RADIUS]``)."""
+    return wall_fix_disc(px, py, sx, sy, w, walls, n_walls, phys[RADIUS], phys[ARENA], sweeps)
+
+
+@njit(cache=True, inline="always")
+def wall_fix_disc(px, py, sx, sy, w, walls, n_walls, r, arena, sweeps):
+    """Move the centre (px, py) of a disc of radius ``r``, reached from the valid start (sx, sy),
+    out of every wall.
 
     Per sweep and wall: a move that crossed the wall goes back to the start; a centre closer than
     the radius is pushed out along the wall normal. Sweeps repeat (at most ``sweeps``) until one
-    changes nothing; then the point is clamped to the arena. Returns (x, y, deepest penetration
-    removed, whether the last sweep still changed the point)."""
-    r = phys[RADIUS]
+    changes nothing; then the point is clamped to the arena [r, arena - r]^2. Returns (x, y,
+    deepest penetration removed, whether the last sweep still changed the point)."""
     worst = 0.0
     changed = False
     for sweep in range(sweeps):
@@ -209,7 +215,7 @@ def _wall_fix(px, py, sx, sy, w, walls, n_walls, phys, sweeps):
         if not changed:
             break
     lo = r
-    hi = phys[ARENA] - r
+    hi = arena - r
     px = min(max(px, lo), hi)
     py = min(max(py, lo), hi)
     return px, py, worst, changed
@@ -217,8 +223,13 @@ def _wall_fix(px, py, sx, sy, w, walls, n_walls, phys, sweeps):
 
 @njit(cache=True, inline="always")
 def _wall_depth(px, py, w, walls, n_walls, phys):
-    """How deep the disc at (px, py) is inside its deepest wall (<= 0: clear of every wall)."""
-    r = phys[RADIUS]
+    """How deep the robot at (px, py) is inside its deepest wall (<= 0: clear of every wall)."""
+    return wall_depth_disc(px, py, w, walls, n_walls, phys[RADIUS])
+
+
+@njit(cache=True, inline="always")
+def wall_depth_disc(px, py, w, walls, n_walls, r):
+    """How deep the disc of radius ``r`` at (px, py) is inside its deepest wall (<= 0: clear)."""
     deepest = -r
     for k in range(n_walls[w]):
         d = segment_distance(px, py, walls[w, k, 0], walls[w, k, 1], walls[w, k, 2], walls[w, k, 3])

@@ -44,6 +44,7 @@ import math
 
 import numpy as np
 
+from ..config import ConfigError
 from ..optional import optional_import
 from . import kernels
 from .params import WorldConfig
@@ -106,7 +107,10 @@ class PymunkWorld(WorldState):
     """``WorldState`` stepped by Chipmunk2D: one ``pymunk.Space`` per world (see the module docstring)."""
 
     def __init__(self, config: WorldConfig, num_worlds: int, n_agents: int, max_walls: int,
-                 substeps: int = SUBSTEPS):
+                 substeps: int = SUBSTEPS, max_objects: int = 0):
+        if max_objects:
+            raise ConfigError("the 'pymunk' backend does not simulate movable objects (core.objects); this "
+                              "scenario needs them: use backend='numba'")
         super().__init__(config, num_worlds, n_agents, max_walls)
         self.substeps = int(substeps)
         self._pm = pymunk = import_pymunk()

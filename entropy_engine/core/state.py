@@ -16,7 +16,9 @@ Every array is allocated once and written in place; shapes are ``[world, agent, 
 - ``walls`` float32 [E, W, 4]: static segments (x1, y1, x2, y2); ``n_walls`` int32 [E] in use
 - ``lidar`` float32 [E, N, R]: distance / range in [0, 1] (1 = no hit); ray r points at
   ``2 pi r / R`` from the heading, counter-clockwise (``ray_cs`` [R, 2]: its cos and sin)
-- ``contact`` bool [E, N]: touched an agent or wall in the last step
+- ``contact`` bool [E, N]: touched an agent, object or wall in the last step
+- ``objects``: the movable discs (``core.objects.Objects``: ``pos``, ``vel``, ``radius``, ``mass``,
+  ``friction``, ``active``, [E, M, ...]); ``max_objects = M`` is 0 (none) unless a scenario asks
 
 Besides the arrays, every backend gets the compiled services that scenarios and sensors run on the
 shared state, whatever moved it: ``grid()`` (the spatial grid of the current positions, which the
@@ -33,7 +35,8 @@ import numba
 import numpy as np
 
 from ..config import ConfigError
-from . import kernels, step as drivers, threads
+from . import kernels, object_kernels, step as drivers, threads
+from .objects import GRAVITY, Objects
 from .params import WorldConfig
 
 # Batches of fewer agents than this run their kernels on one thread (``WorldState.threads``): below
@@ -46,7 +49,7 @@ class WorldState:
     """The arrays of ``num_worlds`` independent worlds with ``n_agents`` agents each, shared by every
     backend (see the module docstring); ``step`` is the backend's."""
 
-    def __init__(self, config: WorldConfig, num_worlds: int, n_agents: int, max_walls: int):
+    def __init__(self, config: WorldConfig, num_worlds: int, n_agents: int, max_walls: int, max_objects: int = 0):
         if not isinstance(num_worlds, (int, np.integer)) or num_worlds < 1:
             raise ConfigError(f"num_worlds must be a positive integer, got {num_worlds!r}")
         if not isinstance(n_agents, (int, np.integer)) or n_agents < 1:
@@ -94,6 +97,22 @@ class WorldState:
         self.schedule_override: str | None = None  # 'world' or 'agent' to force a schedule (tests)
         self.serial_below = SERIAL_BELOW            # fewer agents than this: kernels on one thread
         self.ray_cs = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # [R, 2] ray directions
+        self.objects = Objects(E, max_objects)  # movable discs (core.objects); M = 0: none, the old step
+        M = self.objects.max_objects
+        if M > 0:  # what the compiled lidar over robots and objects needs (B = N + M bodies)
+            B = N + M
+            self.ophys = np.zeros(object_kernels.N_OPHYS, np.float64)  # see object_kernels.O_*
+            self.ophys[object_kernels.O_GRAVITY] = GRAVITY
+            self._bpos = np.zeros((E, B, 2), f32)                    # [E, B, 2] body centres
+            self._brad = np.zeros((E, B), np.float64)                # [E, B] body radii
+            self._bactive = np.zeros((E, B), np.bool_)               # [E, B] bodies in the world
+            self._bcell_start = np.zeros((E, g * g + 1), np.int32)   # [E, cells + 1] body grid offsets
+            self._bcell_fill = np.zeros((E, g * g), np.int32)        # [E, cells] scratch cursor
+            self._bcell_items = np.zeros((E, B), np.int32)           # [E, B] body ids sorted by cell
+
+    def _object_reach(self) -> None:
+        """ophys[O_RMAX]: the largest body radius (robots and every object slot), for grid spans."""
+        self.ophys[object_kernels.O_RMAX] = max(float(self.radius), float(self.objects.radius.max()))
 
     @property
     def schedule(self) -> str:
@@ -138,6 +157,14 @@ class WorldState:
     def refresh_lidar(self) -> None:
         """Recompute the lidar of every agent from the current state (after a reset), with the
         compiled ray casts."""
+        if self.objects.max_objects > 0:
+            ob = self.objects
+            self._object_reach()
+            object_kernels.lidar_by_world(
+                self.pos, self.theta, self.active, self.walls, self.n_walls, self.phys, self.ophys, self.grid_size,
+                self.ray_cs, ob.pos, ob.radius, ob.active, self._bpos, self._brad, self._bactive, self._bcell_start,
+                self._bcell_fill, self._bcell_items, self.lidar)
+            return
         lidar = drivers.lidar_by_world if self.schedule == "world" else drivers.lidar_by_agent
         lidar(
             self.pos, self.theta, self.active, self.walls, self.n_walls, self.phys, self.grid_size,

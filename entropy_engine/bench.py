@@ -31,12 +31,16 @@ CASES: dict[str, dict[str, Any]] = {
     "formation_worlds64_agents10": {"scenario": "formation", "num_worlds": 64, "n_agents": 10},
     "aggregation_worlds64_agents10": {"scenario": "aggregation", "num_worlds": 64, "n_agents": 10},
     "coverage_worlds64_agents10": {"scenario": "coverage", "num_worlds": 64, "n_agents": 10},
+    "transport_worlds64_agents10": {"scenario": "transport", "num_worlds": 64, "n_agents": 10},
     # a 10,000-robot flock (issue: >= 50 % of the 10,000-agent navigation case; linear neighbour sensing):
     # as the preset spawns it (0.8 m lattice, about 8x navigation's density: robots touch, the physics and
     # lidar pay for the crowd) and at navigation's density (10 m^2 per robot: 2.2 m lattice)
     "flocking_world1_agents10000": {"scenario": "flocking", "num_worlds": 1, "n_agents": 10_000},
     "flocking_world1_agents10000_sparse": {"scenario": "flocking", "num_worlds": 1, "n_agents": 10_000,
                                            "spawn_spacing": 2.2},
+    # 10,000 robots and 1,000 movable objects in one world (issue: linear in cost; compare world1_agents10000)
+    "transport_world1_agents10000_objects1000": {"scenario": "transport", "num_worlds": 1, "n_agents": 10_000,
+                                                 "n_objects": 1_000},
     # the communication channel (issue: >= 70 % of the same case without it, and linear at 10,000 agents)
     "worlds64_agents10_comm8": {"num_worlds": 64, "n_agents": 10, "comm_dim": 8, "comm_range": 3.0},
     "world1_agents10000_comm8": {"num_worlds": 1, "n_agents": 10_000, "comm_dim": 8, "comm_range": 3.0},
@@ -46,6 +50,7 @@ CASES: dict[str, dict[str, Any]] = {
 REFERENCE_CASE = {"worlds64_agents10_comm8": "worlds64_agents10", "world1_agents10000_comm8": "world1_agents10000",
                   "flocking_world1_agents10000": "world1_agents10000",
                   "flocking_world1_agents10000_sparse": "world1_agents10000",
+                  "transport_world1_agents10000_objects1000": "world1_agents10000",
                   **{name: "worlds64_agents10" for name, spec in CASES.items()
                      if "scenario" in spec and spec["num_worlds"] == 64 and spec["n_agents"] == 10}}
 # one world growing 100x at constant density (10 m^2 per agent): linear cost = flat agent-steps/s

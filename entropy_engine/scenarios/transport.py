@@ -18,7 +18,9 @@ from .base import Scenario, ScenarioConfig
 class TransportConfig(ScenarioConfig):
     """Transport scenario settings (plus every physical constant of ``WorldConfig``)."""
 
-    object_radius: float = field(0.5, "Radius of the object (a disc), metres.")
+    n_objects: int = field(1, "Movable discs per world: object 0 is the one to deliver, the others (same size, mass "
+                              "and friction) are clutter that robots may push out of the way.")
+    object_radius: float = field(0.5, "Radius of the objects (discs), metres.")
     object_mass: float = field(8.0, "Mass of the object, kg.")
     object_friction: float = field(
         0.045, "Coulomb ground-friction coefficient of the object: it resists with mu * mass * 9.81 N (3.5 N by "
@@ -37,6 +39,8 @@ class TransportConfig(ScenarioConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require(isinstance(self.n_objects, int) and not isinstance(self.n_objects, bool) and self.n_objects >= 1,
+                f"n_objects must be an integer >= 1, got {self.n_objects!r}")
         for name in ("object_radius", "object_mass", "goal_radius", "obs_scale", "goal_min_distance"):
             v = getattr(self, name)
             require(math.isfinite(v) and v > 0, f"{name} must be a positive number, got {v!r}")
@@ -105,7 +109,8 @@ class Transport(Scenario):
     ## Start state
 
     At every reset the object is at a uniform point at least ``object_margin`` (1.5 m) from the
-    border, at rest; the goal at a uniform point ``goal_margin`` (1.2 m) from the border and at
+    border, at rest (with ``n_objects`` > 1 the others are clutter at uniform points 0.1 m apart
+    and off the goal); the goal at a uniform point ``goal_margin`` (1.2 m) from the border and at
     least ``goal_min_distance`` (3 m) from the object; robots at uniform points at least
     ``spawn_spacing`` apart and 0.2 m clear of the object, headings uniform. The arena has its four
     border walls only (the default ``area_per_agent`` gives 10 m for 10 robots).
@@ -130,13 +135,14 @@ class Transport(Scenario):
 
     def __init__(self, config: TransportConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
-        self.world = w = make_world(config, num_worlds, n_agents, max_walls=4, max_objects=1)
+        self.world = w = make_world(config, num_worlds, n_agents, max_walls=4, max_objects=config.n_objects)
         E, N, R = w.num_worlds, w.n_agents, config.n_rays
         self._check_room(w.arena, N)
         self.allocate(R + 8, seed)                             # obs [E, N, R+8], reward, terminated, stats [3, E, N]
         ob = w.objects
-        ob.place(np.full((E, 1, 2), 0.5 * w.arena), config.object_radius, config.object_mass, config.object_friction,
-                 active=np.zeros((E, 1), np.bool_))
+        M = config.n_objects
+        ob.place(np.full((E, M, 2), 0.5 * w.arena), config.object_radius, config.object_mass, config.object_friction,
+                 active=np.zeros((E, M), np.bool_))
         self.goal = np.zeros((E, 2), np.float32)               # [E, 2] goal zone centre
         self.gdist = np.zeros(E, np.float64)                   # [E] object-goal distance after the last step
         self._prev_gdist = np.zeros(E, np.float64)             # [E] the one before
@@ -181,7 +187,10 @@ class Transport(Scenario):
                 f"goal goal_margin {cfg.goal_margin} m from the border; raise arena_size or lower the margins")
         if cfg.goal_min_distance > math.hypot(arena, arena) - cfg.object_margin - cfg.goal_margin:
             raise ConfigError(f"goal_min_distance {cfg.goal_min_distance} m cannot fit in an arena of {arena:.1f} m")
-        free = arena ** 2 - math.pi * (cfg.object_radius + cfg.agent_radius + 0.2) ** 2
+        free = arena ** 2 - cfg.n_objects * math.pi * (cfg.object_radius + cfg.agent_radius + 0.2) ** 2
+        if cfg.n_objects * (2 * cfg.object_radius + 0.1) ** 2 > 0.25 * arena ** 2:
+            raise ConfigError(f"arena of {arena:.1f} m is too small for {cfg.n_objects} objects of radius "
+                              f"{cfg.object_radius} m; raise arena_size or lower n_objects")
         if n_agents * cfg.spawn_spacing ** 2 > 0.5 * free:
             raise ConfigError(
                 f"arena of {arena:.1f} m is too small for {n_agents} agents {cfg.spawn_spacing} m apart beside the "

@@ -39,7 +39,7 @@ def _push_gap(px, py, ox, oy, gx, gy, p):
 @njit(cache=True)
 def _place_robot(rng, w, i, p, pos, active, opos, vel, theta, omega):
     """Robot i at a uniform point of the arena (0.05 m from the border) at least ``spawn_spacing``
-    from every other active robot and clear of the object by 0.2 m (64 tries; the last is kept)."""
+    from every other active robot and clear of every object by 0.2 m (64 tries; the last is kept)."""
     n = pos.shape[1]
     L = p[P_ARENA]
     edge = p[P_RADIUS] + 0.05
@@ -49,7 +49,11 @@ def _place_robot(rng, w, i, p, pos, active, opos, vel, theta, omega):
     for _try in range(64):
         x = edge + (L - 2.0 * edge) * uniform(rng, w)
         y = edge + (L - 2.0 * edge) * uniform(rng, w)
-        ok = (x - opos[w, 0, 0]) ** 2 + (y - opos[w, 0, 1]) ** 2 >= o2
+        ok = True
+        for m in range(opos.shape[1]):
+            if (x - opos[w, m, 0]) ** 2 + (y - opos[w, m, 1]) ** 2 < o2:
+                ok = False
+                break
         for j in range(n):
             if not ok:
                 break
@@ -64,8 +68,9 @@ def _place_robot(rng, w, i, p, pos, active, opos, vel, theta, omega):
 
 @njit(cache=True)
 def _new_task(rng, w, p, opos, ovel, oactive, goal):
-    """A fresh object (at rest, ``object_margin`` from the border) and a goal zone at least
-    ``goal_min_distance`` from it (``goal_margin`` from the border; 64 tries, the last is kept)."""
+    """A fresh object 0 (at rest, ``object_margin`` from the border), a goal zone at least
+    ``goal_min_distance`` from it (``goal_margin`` from the border; 64 tries, the last is kept) and
+    the other objects (clutter) at uniform points apart from each other and off the goal."""
     L = p[P_ARENA]
     m = p[P_OBJ_MARGIN]
     ox = m + (L - 2.0 * m) * uniform(rng, w)
@@ -85,6 +90,27 @@ def _new_task(rng, w, p, opos, ovel, oactive, goal):
             break
     goal[w, 0] = gx
     goal[w, 1] = gy
+    r = p[P_OBJ_R]
+    edge = r + 0.05
+    clear2 = (2.0 * r + 0.1) ** 2
+    goal2 = (p[P_GOAL_R] + r) ** 2
+    for k in range(1, opos.shape[1]):  # movable clutter: apart from the other objects and off the goal
+        x = y = 0.0
+        for _try in range(64):
+            x = edge + (L - 2.0 * edge) * uniform(rng, w)
+            y = edge + (L - 2.0 * edge) * uniform(rng, w)
+            ok = (x - gx) ** 2 + (y - gy) ** 2 >= goal2
+            for j in range(k):
+                if not ok:
+                    break
+                ok = (x - opos[w, j, 0]) ** 2 + (y - opos[w, j, 1]) ** 2 >= clear2
+            if ok:
+                break
+        opos[w, k, 0] = x
+        opos[w, k, 1] = y
+        ovel[w, k, 0] = 0.0
+        ovel[w, k, 1] = 0.0
+        oactive[w, k] = True
 
 
 @njit(cache=True, parallel=True)

@@ -119,7 +119,7 @@ def _pusher_world(n_push, mass=8.0, mu=0.045, steps=200, along_wall=False):
     y = 0.5 if along_wall else 10.0
     w.objects.place(np.array([[[5.0, y]]]), 0.5, mass, mu, arena=20.0)
     w.pos[0, :, 0] = [4.3, 3.9, 3.5]
-    w.pos[0, :, 1] = y if not along_wall else 0.21
+    w.pos[0, :, 1] = y
     w.active[0] = np.arange(3) < n_push
     act = np.zeros((1, 3, 2), np.float32)
     act[0, :n_push] = 1.0
@@ -198,7 +198,7 @@ def test_pushing_a_disc_along_a_wall_agrees_with_pymunk():
     wall = pymunk.Segment(space.static_body, (0, 0), (20, 0), 0.0)
     wall.friction = 0.0
     robot = pymunk.Body(cfg.mass, pymunk.moment_for_circle(cfg.mass, 0, cfg.agent_radius))
-    robot.position = (4.3, 0.21)
+    robot.position = (4.3, 0.5)
     rs = pymunk.Circle(robot, cfg.agent_radius)
     disc = pymunk.Body(m_o, pymunk.moment_for_circle(m_o, 0, r_o))
     disc.position = (5.0, 0.5)

@@ -62,13 +62,13 @@ def _reference(sc, before, after):
 
 
 def test_reward_statistics_and_observation_match_the_numpy_reference():
-    sc = make_scenario("transport", 4, 6, seed=3, max_steps=300, goal_min_distance=2.0)
+    sc = make_scenario("transport", 4, 8, seed=3, max_steps=300, goal_min_distance=2.0)
     sc.reset()
     rng = np.random.default_rng(0)
     done_seen = 0
-    for t in range(250):
+    for t in range(300):
         before = _state(sc)
-        acts = sc.heuristic(sc.obs) if t % 4 else rng.uniform(-1, 1, (4, 6, 2)).astype(np.float32)
+        acts = sc.heuristic(sc.obs) if t % 10 else rng.uniform(-1, 1, (4, 8, 2)).astype(np.float32)
         sc.step(acts)
         after = _state(sc)
         rew, stats, term, obs = _reference(sc, before, after)
@@ -78,7 +78,7 @@ def test_reward_statistics_and_observation_match_the_numpy_reference():
         np.testing.assert_allclose(sc.obs[..., 32:], obs, atol=1e-5)
         if sc.done.any():   # start those worlds' tasks over, as the episode engine does
             done_seen += int(sc.done.sum())
-            sc.respawn(np.repeat(sc.done[:, None], 6, 1))
+            sc.respawn(np.repeat(sc.done[:, None], 8, 1))
             assert not sc.done.any()
     assert done_seen > 0   # the success branch was exercised
 

@@ -23,6 +23,7 @@ from .kernels import (ARENA, CELL, CONTACT_TOL, DT, MASS, RADIUS, RANGE, V_MAX, 
                       wall_fix_disc)
 
 MAX_BODY_CONTACTS = 32  # contact candidates kept per body and step
+TOUCH = 1e-3  # metres of gap within which a robot counts as touching an object (it shares the friction)
 (O_RMAX, O_GRAVITY) = range(2)  # layout of the float64 ``ophys`` vector: largest body radius, g
 N_OPHYS = 2
 
@@ -177,26 +178,41 @@ def solve_body_island(w, s, islands, iterations, bpos, btmp, brad, binv, walls, 
 
 
 @njit(cache=True, inline="always")
-def phase_friction(w, m, n, bpos, opos, ovel, ostart, oradius, ofriction, oactive, walls, n_walls, phys, ophys):
-    """Object m after the passes: its velocity over the step loses ``mu g dt`` of speed (stopping
-    at zero), is capped at ``max_speed``; the object moves by it from its start, out of every
-    wall (four sweeps; still inside one: back to the start)."""
+def phase_friction(w, m, n, bpos, brad, opos, ovel, ostart, omass, ofriction, oactive, walls, n_walls, phys, ophys, nbr,
+                   n_nbr):
+    """Object m after the passes: the friction impulse ``mu m g dt`` slows the object and the
+    robots touching it (centres within the sum of radii + ``TOUCH``), which move with it, alike:
+    the object's speed over the step drops by ``mu m g dt / (m + robots' mass)`` (stopping at
+    zero: static friction), capped at ``max_speed``; the object moves by it from its start, out of
+    every wall (four sweeps; still inside one: back to the start). The touching robots then step
+    out of the object (``phase_off_objects``) and lose the same speed."""
     if not oactive[w, m]:
         ovel[w, m, 0] = 0.0
         ovel[w, m, 1] = 0.0
         return
     dt = phys[DT]
+    b = n + m
+    px = bpos[w, b, 0]
+    py = bpos[w, b, 1]
+    carried = 0.0  # mass of the robots touching the object
+    for k in range(n_nbr[w, b]):
+        j = nbr[w, b, k]
+        if j < n:
+            reach = brad[w, b] + brad[w, j] + TOUCH
+            if (px - bpos[w, j, 0]) ** 2 + (py - bpos[w, j, 1]) ** 2 < reach * reach:
+                carried += phys[MASS]
     sx = ostart[w, m, 0]
     sy = ostart[w, m, 1]
-    ux = (bpos[w, n + m, 0] - sx) / dt
-    uy = (bpos[w, n + m, 1] - sy) / dt
+    ux = (px - sx) / dt
+    uy = (py - sy) / dt
     sp = math.sqrt(ux * ux + uy * uy)
     keep = 0.0
     if sp > 0.0:
-        keep = max(sp - ofriction[w, m] * ophys[O_GRAVITY] * dt, 0.0) / sp
+        mo = omass[w, m]
+        keep = max(sp - ofriction[w, m] * ophys[O_GRAVITY] * dt * mo / (mo + carried), 0.0) / sp
         if sp * keep > phys[V_MAX]:
             keep = phys[V_MAX] / sp
-    r = oradius[w, m]
+    r = brad[w, b]
     px, py, deep, changed = wall_fix_disc(sx + ux * keep * dt, sy + uy * keep * dt, sx, sy, w, walls, n_walls, r,
                                           phys[ARENA], 4)
     if changed and wall_depth_disc(px, py, w, walls, n_walls, r) > WALL_SLOP:
@@ -328,7 +344,8 @@ def _step_one_world(w, actions, pos, vel, theta, omega, active, walls, n_walls, 
         solve_body_island(w, s, islands, iterations, bpos, btmp, brad, binv, walls, n_walls, phys, bstart, nbr, n_nbr,
                           near_wall, bcontact)
     for m in range(n_obj):
-        phase_friction(w, m, n, bpos, opos, ovel, ostart, oradius, ofriction, oactive, walls, n_walls, phys, ophys)
+        phase_friction(w, m, n, bpos, brad, opos, ovel, ostart, omass, ofriction, oactive, walls, n_walls, phys, ophys,
+                       nbr, n_nbr)
     for i in range(n):
         phase_off_objects(w, i, n, pos, bpos, opos, oradius, phys, nbr, n_nbr, bcontact, contact)
         phase_settle(w, i, pos, vel, active, walls, n_walls, phys, start, moved, contact)
@@ -395,8 +412,8 @@ def step_by_agent(actions, pos, vel, theta, omega, active, walls, n_walls, phys,
                               bstart, nbr, n_nbr, near_wall, bcontact)
     for k in prange(n_worlds * n_obj):
         w = k // n_obj
-        phase_friction(w, k - w * n_obj, n, bpos, opos, ovel, ostart, oradius, ofriction, oactive, walls, n_walls,
-                       phys, ophys)
+        phase_friction(w, k - w * n_obj, n, bpos, brad, opos, ovel, ostart, omass, ofriction, oactive, walls,
+                       n_walls, phys, ophys, nbr, n_nbr)
     for k in prange(n_worlds * n):
         w = k // n
         phase_off_objects(w, k - w * n, n, pos, bpos, opos, oradius, phys, nbr, n_nbr, bcontact, contact)

@@ -16,7 +16,7 @@ from .reference import _wall_fix_reference, wall_depth
 
 
 def object_step_reference(start, moved, vel, active, opos, ovel, oradius, omass, ofriction, oactive, walls,
-                          radius, mass, arena, dt, vmax, iterations, tol=1e-4, slop=1e-5):
+                          radius, mass, arena, dt, vmax, iterations, tol=1e-4, slop=1e-5, touch=1e-3):
     """One world's step after the robots drove: robots ``start``/``moved`` [N, 2] (before and after
     driving), ``vel`` [N, 2] (after driving); objects ``opos``/``ovel`` [M, 2] at the step's start,
     ``oradius``/``omass``/``ofriction`` [M], ``oactive`` [M]; ``walls`` [W, 4].
@@ -31,8 +31,9 @@ def object_step_reference(start, moved, vel, active, opos, ovel, oradius, omass,
        moves by ``m_j / (m_i + m_j)`` of its overlap with each candidate j, summed, then (near a
        wall) out of the walls in two sweeps; a body left more than ``slop`` inside a wall goes back
        to its start for the rest of the step;
-    3. every active object's velocity over the step loses ``mu g dt`` of speed (not below zero),
-       is capped at ``vmax``; the object moves by it from its start, out of the walls (four sweeps;
+    3. every active object's velocity over the step loses ``mu m g dt / (m + mass of the robots
+       touching it)`` of speed (not below zero; touching: centres closer than the sum of radii +
+       ``touch``, which then move with it and share the friction), is capped at ``vmax``; the object moves by it from its start, out of the walls (four sweeps;
        still inside: back to its start);
     4. every active robot moves out of the final discs of its candidate objects (two sweeps), then
        out of the walls (four sweeps; still inside: back to its start); its velocity changes by its
@@ -82,11 +83,14 @@ def object_step_reference(start, moved, vel, active, opos, ovel, oradius, omass,
         if not oactive[m]:
             continue
         b = index[("o", m)]
+        carried = sum(mass for j in cand[b] if bodies[j][0] == "r"
+                      and math.hypot(*(pos[b] - pos[j])) < rad[b] + rad[j] + touch)
         u = (pos[b] - ostart[m]) / dt
         sp = math.hypot(*u)
         keep = 0.0
         if sp > 0:
-            keep = max(sp - float(ofriction[m]) * GRAVITY * dt, 0.0) / sp
+            mo = float(omass[m])
+            keep = max(sp - float(ofriction[m]) * GRAVITY * dt * mo / (mo + carried), 0.0) / sp
             keep = min(keep, vmax / sp)
         p, _ = _wall_fix_reference(ostart[m] + u * keep * dt, ostart[m], walls, float(oradius[m]), arena, 4, tol)
         if wall_depth(p, walls, float(oradius[m])) > slop:

@@ -20,9 +20,11 @@ The physics (compiled, ``core.object_kernels``; plain numpy reference in
    of all bodies, then Jacobi passes move every body by its share of each overlap, the share of a
    body of mass m_i against one of mass m_j being ``m_j / (m_i + m_j)`` (equal robots: one half,
    as in a world without objects), and out of the walls, in the same passes;
-3. ground friction: an object's velocity over the step (its displacement / dt) loses
-   ``mu g dt`` of speed (Coulomb friction; a slower object stops where it started the step: static
-   friction), is capped at the robots' ``max_speed`` and the object is moved out of every wall;
+3. ground friction: the Coulomb impulse ``mu m g dt`` slows the object and the robots touching it
+   (which move with it) alike, so the object's velocity over the step (its displacement / dt)
+   loses ``mu m g dt / (m + mass of the touching robots)`` of speed (a slower object stops where it
+   started the step: static friction); it is capped at the robots' ``max_speed`` and the object
+   is moved out of every wall;
 4. robots are moved out of the objects' final discs, then out of the walls (walls win), and their
    position corrections become velocity changes, as in a world without objects.
 

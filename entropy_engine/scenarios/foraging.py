@@ -290,12 +290,14 @@ class Foraging(Scenario):
         return foraging_heuristic(obs, self.config)
 
     def draw(self, canvas, world_index: int) -> None:
-        """The nest (ring), free items (small green discs) and carried items (a small disc on the carrier)."""
-        e, it = world_index, self.items
+        """The nest (orange ring), free items (small green discs) and a yellow halo around every robot
+        that carries an item (scenario drawings lie under the robots, so a carried item would be hidden)."""
+        e, it, w = world_index, self.items, self.world
         canvas.ring(self.nest.pos[e, 0], self.nest.radius[e, 0], (230, 150, 20))
-        for m in np.flatnonzero(it.present[e]):
-            color = (60, 200, 90) if it.free[e, m] else (240, 220, 60)
-            canvas.disc(it.pos[e, m], it.item_radius, color)
+        for m in np.flatnonzero(it.free[e]):
+            canvas.disc(it.pos[e, m], it.item_radius, (60, 200, 90))
+        for i in np.flatnonzero((it.load[e] > 0) & w.active[e]):
+            canvas.ring(w.pos[e, i], w.radius + 2 * it.item_radius, (240, 220, 60), width_frac=0.3)
 
 
 def foraging_heuristic(obs: np.ndarray, config: ForagingConfig) -> np.ndarray:

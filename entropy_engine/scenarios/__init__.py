@@ -8,6 +8,7 @@ from .aggregation import Aggregation, AggregationConfig, aggregation_heuristic
 from .base import Scenario
 from .coverage import Coverage, CoverageConfig, coverage_heuristic
 from .flocking import Flocking, FlockingConfig, flocking_heuristic
+from .foraging import Foraging, ForagingConfig, foraging_heuristic
 from .formation import Formation, FormationConfig, formation_heuristic
 from .navigation import Navigation, NavigationConfig, navigation_heuristic
 from .transport import Transport, TransportConfig, transport_heuristic
@@ -15,6 +16,7 @@ from .transport import Transport, TransportConfig, transport_heuristic
 SCENARIOS: dict[str, type[Scenario]] = {"navigation": Navigation, "flocking": Flocking, "coverage": Coverage,
                                          "formation": Formation, "aggregation": Aggregation}
 SCENARIOS["transport"] = Transport
+SCENARIOS["foraging"] = Foraging
 
 
 def register(cls: type[Scenario]) -> type[Scenario]:
@@ -46,3 +48,4 @@ __all__ = ["Scenario", "SCENARIOS", "register", "scenario_class", "make_scenario
            "Formation", "FormationConfig", "formation_heuristic",
            "Aggregation", "AggregationConfig", "aggregation_heuristic",
            "Transport", "TransportConfig", "transport_heuristic"]
+__all__ += ["Foraging", "ForagingConfig", "foraging_heuristic"]

@@ -25,6 +25,8 @@ from ..core.spawn import place_clear
 N_PARAMS = 16
 # Order of the episode statistics (Pursuit.episode_stats).
 S_CAPTURES, S_FIRST, S_ASSISTS, S_COLLISIONS = range(4)
+N_HEADINGS = 16   # directions an evader weighs, evenly spaced from its heading
+LOOKAHEAD = 1.5   # metres: an evader scores a direction by where it would be this far along it
 SLOT = 6    # features of one neighbour slot in the observation: dx, dy, dvx, dvy, mask, evader flag
 
 
@@ -71,31 +73,20 @@ def respawn_captured(rng, p, pos, vel, theta, omega, active, captured, moved):
                 captured[w, m] = False
 
 
-@njit(cache=True, inline="always")
-def _wall_push(x, margin, radius):
-    """Repulsion from a border at coordinate 0 for a robot at coordinate x: 0 beyond ``margin``,
-    growing quadratically to 1 at contact."""
-    gap = x - radius
-    if gap >= margin:
-        return 0.0
-    f = (margin - max(gap, 0.0)) / margin
-    return f * f
-
-
 @njit(cache=True, parallel=True)
 def evader_actions(first, rng, p, pos, theta, active, nb_idx, actions):
     """Wheel powers actions[w, j] of every evader j >= ``first`` (= N, the number of pursuers).
 
-    Flee: the sum of unit vectors away from the pursuers among its sensed neighbours (nb_idx
-    [E, N+M, K], ids < N), each weighted by 1 / max(d, 0.3), normalised; walls: a push away from
-    every border closer than ``wall_margin`` (up to 3 at contact); with no pursuer in sight it
-    cruises at 40 % power and turns a little at random. The robot turns towards the resulting
-    direction and drives at cos(error), or backs up (rear first) when the direction is behind it;
-    the wheel powers are then scaled by ``evader_power``."""
+    Flee: of ``N_HEADINGS`` directions it picks the one whose point ``LOOKAHEAD`` metres ahead,
+    pulled inside the arena less ``wall_margin``, is farthest from the nearest pursuer among its
+    sensed neighbours (nb_idx [E, N+M, K], ids < N), minus how far the point had to be pulled in,
+    plus 0.3 x cos(turn) to keep its course; with no pursuer in sight the same without the
+    pursuer term, at 40 % power with a small random turn. The robot turns towards that direction
+    and drives at cos(error), or backs up (rear first) when the direction is behind it; the wheel
+    powers are then scaled by ``evader_power``."""
     n_worlds, T = pos.shape[0], pos.shape[1]
     K = nb_idx.shape[2]
     L = p[P_ARENA]
-    r = p[P_RADIUS]
     margin = p[P_WALL_M]
     power = p[P_EV_POWER]
     for w in prange(n_worlds):
@@ -106,37 +97,43 @@ def evader_actions(first, rng, p, pos, theta, active, nb_idx, actions):
                 continue
             x = np.float64(pos[w, j, 0])
             y = np.float64(pos[w, j, 1])
-            fx = 0.0
-            fy = 0.0
+            th = np.float64(theta[w, j])
             seen = 0
             for s in range(K):
                 i = nb_idx[w, j, s]
                 if i < 0:
                     break
-                if i >= first:
-                    continue
-                dx = x - pos[w, i, 0]
-                dy = y - pos[w, i, 1]
-                d = math.sqrt(dx * dx + dy * dy)
-                wgt = 1.0 / (max(d, 0.3) * max(d, 1e-6))
-                fx += dx * wgt
-                fy += dy * wgt
-                seen += 1
-            th = np.float64(theta[w, j])
+                if i < first:
+                    seen += 1
+            lo = margin
+            hi = L - margin
+            best_a = 0.0
+            best_s = -1e300
+            for a in range(N_HEADINGS):
+                ang = th + 2.0 * math.pi * a / N_HEADINGS
+                tx = x + LOOKAHEAD * math.cos(ang)
+                ty = y + LOOKAHEAD * math.sin(ang)
+                cx = min(max(tx, lo), hi)
+                cy = min(max(ty, lo), hi)
+                score = 0.3 * math.cos(ang - th) - (abs(tx - cx) + abs(ty - cy))
+                if seen > 0:
+                    dmin = 1e300
+                    for s in range(K):
+                        i = nb_idx[w, j, s]
+                        if i < 0:
+                            break
+                        if i < first:
+                            dmin = min(dmin, math.sqrt((cx - pos[w, i, 0]) ** 2 + (cy - pos[w, i, 1]) ** 2))
+                    score += dmin
+                if score > best_s:
+                    best_s = score
+                    best_a = ang
             speed = 1.0
-            if seen == 0:   # cruise: keep the heading, wander a little
-                fx = math.cos(th)
-                fy = math.sin(th)
-                th_noise = 0.6 * (uniform(rng, w) - 0.5)
-                fx, fy = fx * math.cos(th_noise) - fy * math.sin(th_noise), fx * math.sin(th_noise) + fy * math.cos(th_noise)
+            if seen == 0:   # cruise: wander a little
+                best_a += 0.6 * (uniform(rng, w) - 0.5)
                 speed = 0.4
-            else:
-                nf = math.sqrt(fx * fx + fy * fy)
-                if nf > 1e-9:
-                    fx /= nf
-                    fy /= nf
-            fx += 3.0 * (_wall_push(x, margin, r) - _wall_push(L - x, margin, r))
-            fy += 3.0 * (_wall_push(y, margin, r) - _wall_push(L - y, margin, r))
+            fx = math.cos(best_a)
+            fy = math.sin(best_a)
             err = math.atan2(fy, fx) - th
             err = (err + math.pi) % (2.0 * math.pi) - math.pi
             fwd = math.cos(err)

@@ -33,6 +33,7 @@ CASES: dict[str, dict[str, Any]] = {
     "coverage_worlds64_agents10": {"scenario": "coverage", "num_worlds": 64, "n_agents": 10},
     "transport_worlds64_agents10": {"scenario": "transport", "num_worlds": 64, "n_agents": 10},
     "foraging_worlds64_agents10": {"scenario": "foraging", "num_worlds": 64, "n_agents": 10},
+    "pursuit_worlds64_agents10": {"scenario": "pursuit", "num_worlds": 64, "n_agents": 10},
     # a 10,000-robot flock (issue: >= 50 % of the 10,000-agent navigation case; linear neighbour sensing):
     # as the preset spawns it (0.8 m lattice, about 8x navigation's density: robots touch, the physics and
     # lidar pay for the crowd) and at navigation's density (10 m^2 per robot: 2.2 m lattice)

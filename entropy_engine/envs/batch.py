@@ -56,7 +56,7 @@ class BatchEnv:
         self.on_goal = on_goal
         self.autoreset = bool(autoreset)
         self.num_worlds = E = sc.world.num_worlds
-        self.n_agents = N = sc.world.n_agents
+        self.n_agents = N = sc.n_learners            # the learners (scripted robots are not agents)
         self.num_slots = S = E * N
         # the communication channel (any scenario, comm_dim > 0): messages after the scenario's actions,
         # what was received after its observation (envs/comm.py)
@@ -75,7 +75,7 @@ class BatchEnv:
         self._reward = sc.reward.reshape(S)                   # [S] view
         self._scenario_terminated = sc.terminated.reshape(S)  # [S] view
         self._stats = sc.stats.reshape(K, S)                  # [K, S] view
-        self._active = sc.world.active.reshape(S)             # [S] view
+        self._active = sc.learner_active                     # [E, N] view
         self._actions = np.zeros((E, N, A), np.float32) if ch is None else ch.actions  # [E, N, A] validated
         self._shapes = ((S, A), (E, N, A))
         self._low, self._high = action_bounds(self.action_space, (E, N, A))
@@ -193,7 +193,7 @@ class BatchEnv:
                         self.channel.restart(agents=respawn)
             elif ended.any():
                 sc.remove(ended)
-                world_done |= ~sc.world.active.any(axis=1)   # everyone has left
+                world_done |= ~self._active.any(axis=1)   # every learner has left
         if self.autoreset:
             if world_done.any():
                 with sc.world.threads():

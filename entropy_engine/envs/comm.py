@@ -55,6 +55,9 @@ class EngineChannel:
 
     def __init__(self, scenario, seed: int | None):
         cfg = scenario.config
+        if scenario.n_scripted:
+            raise ValueError(f"the communication channel (comm_dim > 0) does not support scenarios with scripted "
+                             f"robots yet ({type(scenario).__name__} has {scenario.n_scripted} per world); use comm_dim=0")
         self.scenario = scenario
         self.channel = Channel(scenario.world, cfg, seed)
         E, N = scenario.world.num_worlds, scenario.world.n_agents

@@ -67,7 +67,7 @@ def run_episode(env: Any, policy: Any, max_steps: int | None = None, determinist
     t = 0
     for t in range(1, limit + 1):
         act, state = policy.act(obs, state, deterministic=deterministic)
-        live = env.scenario.world.active.reshape(-1).copy()
+        live = env.scenario.learner_active.reshape(-1).copy()
         obs, reward, terminated, truncated, info = env.step(np.asarray(act, np.float32).reshape(N, env.act_dim))
         result.steps = t
         result.total_return += float(reward[live].sum())
@@ -80,6 +80,6 @@ def run_episode(env: Any, policy: Any, max_steps: int | None = None, determinist
         if env.over:
             break
     if result.ended < N:   # the rest of the agents, as far as they got
-        collected.add(env.running_episodes(), env.scenario.world.active.reshape(-1))
+        collected.add(env.running_episodes(), env.scenario.learner_active.reshape(-1))
     result.metrics = {m: v for m, v in collected.means().items() if m in env.metrics}
     return result

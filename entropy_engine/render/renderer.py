@@ -4,7 +4,8 @@ What is drawn, back to front: the arena floor, what the scenario draws through i
 world_index)`` hook (navigation: every active agent's goal as a ring in the agent's colour; the
 renderer is the canvas, see ``ring``, ``disc``, ``segment``), optional trails (the last ``trails``
 rendered positions) and lidar rays, the walls, and the agents as discs with a heading mark (a dark
-line from near the centre to the front edge).
+line from near the centre to the front edge). A scenario's scripted (non-learning) robots are
+drawn black with a white heading mark (``SCRIPTED_COLOR``).
 An agent in contact with a wall or robot in the last step is filled red; agents that are no
 longer active (reached their goal and left the world) are not drawn, nor are their goals.
 
@@ -28,6 +29,8 @@ HEADING_COLOR = (20, 20, 20)
 COLLISION_COLOR = (220, 30, 30)
 TEXT_COLOR = (20, 20, 20)
 RAY_HIT_COLOR = (90, 90, 90)
+SCRIPTED_COLOR = (25, 25, 25)       # a scenario's scripted robots (Scenario.n_scripted)
+SCRIPTED_HEADING = (250, 250, 250)
 # distinguishable colours, none of them red (red marks collisions)
 PALETTE = (
     (31, 119, 180), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207),
@@ -191,13 +194,16 @@ class Renderer:
         head_w = max(1, r_px // 4)
         head_start = max(0.4 * r_px, 1.5 + head_w / 2) / self.scale
         head_end = max(0.95 * r_px, head_start * self.scale + 1.0) / self.scale
+        n_learners = w.n_agents - int(getattr(self.scenario, "n_scripted", 0))
         for i in np.flatnonzero(active):
             centre = self._px(*pos[i])
-            pg.draw.circle(surf, COLLISION_COLOR if contact[i] else agent_color(i), centre, r_px)
+            scripted = i >= n_learners
+            fill = SCRIPTED_COLOR if scripted else COLLISION_COLOR if contact[i] else agent_color(i)
+            pg.draw.circle(surf, fill, centre, r_px)
             if r_px >= 4:
                 pg.draw.circle(surf, OUTLINE_COLOR, centre, r_px, 1)
             h = np.array([np.cos(theta[i]), np.sin(theta[i])])
-            pg.draw.line(surf, HEADING_COLOR, self._px(*(pos[i] + head_start * h)),
+            pg.draw.line(surf, SCRIPTED_HEADING if scripted else HEADING_COLOR, self._px(*(pos[i] + head_start * h)),
                          self._px(*(pos[i] + head_end * h)), head_w)
         if text:
             self._draw_text(surf, text)

@@ -11,12 +11,19 @@ from .flocking import Flocking, FlockingConfig, flocking_heuristic
 from .foraging import Foraging, ForagingConfig, foraging_heuristic
 from .formation import Formation, FormationConfig, formation_heuristic
 from .navigation import Navigation, NavigationConfig, navigation_heuristic
+from .pursuit import Pursuit, PursuitConfig, pursuit_heuristic
 from .transport import Transport, TransportConfig, transport_heuristic
 
-SCENARIOS: dict[str, type[Scenario]] = {"navigation": Navigation, "flocking": Flocking, "coverage": Coverage,
-                                         "formation": Formation, "aggregation": Aggregation}
-SCENARIOS["transport"] = Transport
-SCENARIOS["foraging"] = Foraging
+SCENARIOS: dict[str, type[Scenario]] = {
+    "navigation": Navigation,
+    "flocking": Flocking,
+    "coverage": Coverage,
+    "formation": Formation,
+    "aggregation": Aggregation,
+    "transport": Transport,
+    "foraging": Foraging,
+    "pursuit": Pursuit,
+}
 
 
 def register(cls: type[Scenario]) -> type[Scenario]:
@@ -47,5 +54,6 @@ __all__ = ["Scenario", "SCENARIOS", "register", "scenario_class", "make_scenario
            "Coverage", "CoverageConfig", "coverage_heuristic",
            "Formation", "FormationConfig", "formation_heuristic",
            "Aggregation", "AggregationConfig", "aggregation_heuristic",
-           "Transport", "TransportConfig", "transport_heuristic"]
-__all__ += ["Foraging", "ForagingConfig", "foraging_heuristic"]
+           "Transport", "TransportConfig", "transport_heuristic",
+           "Foraging", "ForagingConfig", "foraging_heuristic",
+           "Pursuit", "PursuitConfig", "pursuit_heuristic"]

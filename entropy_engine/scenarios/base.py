@@ -33,6 +33,14 @@ world ``w``'s randomness only from ``rng[w]`` (in kernels with ``core.rng.unifor
 threads or worker processes.
 Truncation (``max_steps``) and what happens after an episode ends (respawn, leave, reset) are the
 episode engine's, not the scenario's. Only the scenario and its world write agent state.
+
+Scripted robots (``n_scripted``, 0 by default): a scenario may fill its world with ``n_agents``
+learners followed by ``n_scripted`` non-learning robots (evaders, say) that its own compiled policy
+drives inside ``step`` (``scenarios.scripted``). They are ordinary robots for the physics, the lidar
+and the neighbour sensor, but not agents of any env: ``N`` above is the number of learners
+(``n_learners``), the contract's arrays and every env's observations, actions and rewards cover
+robots ``0 .. N-1`` of each world only, and ``learner_active`` [E, N] (a view of ``world.active``)
+is what the episode engine reads and clears. Set ``n_scripted`` before ``allocate``.
 """
 from __future__ import annotations
 
@@ -80,6 +88,7 @@ class Scenario:
     episode_stats: ClassVar[dict[str, str]] = {}
     metrics: ClassVar[dict[str, tuple[str, str]]] = {}
     success_stat: ClassVar[str | None] = None
+    n_scripted: int = 0      # non-learning robots per world, the world's last ones (see the module docstring)
 
     config: Any
     world: WorldState
@@ -107,12 +116,23 @@ class Scenario:
         return int(self.action_space().shape[0])
 
     @property
+    def n_learners(self) -> int:
+        """Learning robots per world (the envs' agents): the world's first ``n_learners`` robots."""
+        return self.world.n_agents - self.n_scripted
+
+    @property
+    def learner_active(self) -> np.ndarray:
+        """bool [E, n_learners]: the learners' ``world.active`` flags (the array itself without
+        scripted robots, else a view of its first columns); writes go to the world."""
+        return self.world.active if self.n_scripted == 0 else self.world.active[:, :self.n_learners]
+
+    @property
     def max_steps(self) -> int:
         return int(self.config.max_steps)
 
     def allocate(self, obs_dim: int, seed: int | None) -> None:
         """Allocate the arrays of the contract for this scenario's world (call in ``__init__``)."""
-        E, N = self.world.num_worlds, self.world.n_agents
+        E, N = self.world.num_worlds, self.n_learners
         self.rng = seed_states(seed, E)                                      # [E] per-world streams
         self.obs = np.zeros((E, N, obs_dim), np.float32)                    # [E, N, D]
         self.reward = np.zeros((E, N), np.float32)                          # [E, N]
@@ -136,7 +156,7 @@ class Scenario:
     def remove(self, mask: np.ndarray) -> None:
         """Take the agents where ``mask`` [E, N] is True out of their worlds (they left: evaluation
         and PettingZoo semantics). They are no longer simulated nor sensed by others."""
-        self.world.active[mask] = False
+        self.learner_active[mask] = False
 
     def step(self, actions: np.ndarray) -> None:
         """Advance all worlds with float32 actions [E, N, act_dim] already clipped to the action

@@ -38,6 +38,26 @@ def _crosses(p0, p1, a, b) -> bool:
     return d1 * d2 < 0.0 and d3 * d4 < 0.0
 
 
+def links_reference(pos: np.ndarray, active: np.ndarray, walls: np.ndarray, cfg) -> set[tuple[int, int]]:
+    """The pairs (i, j), i < j, of active agents of ONE world whose messages can reach each other
+    this step before random loss: within ``comm_range`` and, with ``comm_occlusion``, not across a
+    wall (the checks ``receive_reference`` makes, receiver i). pos [N, 2], active [N], walls [W, 4]."""
+    pos64 = pos.astype(np.float64)
+    out = set()
+    for i in range(len(pos64)):
+        for j in range(i + 1, len(pos64)):
+            if not (active[i] and active[j]):
+                continue
+            d = pos64[j] - pos64[i]
+            if d[0] * d[0] + d[1] * d[1] > cfg.comm_range ** 2:
+                continue
+            if cfg.comm_occlusion and any(_crosses(pos64[i], pos64[j], wall[:2].astype(np.float64),
+                                                   wall[2:].astype(np.float64)) for wall in walls):
+                continue
+            out.add((i, j))
+    return out
+
+
 def receive_reference(key: int, msgs: np.ndarray, valid: np.ndarray, pos: np.ndarray, theta: np.ndarray,
                       active: np.ndarray, walls: np.ndarray, cfg) -> np.ndarray:
     """What every agent of ONE world receives in one step.

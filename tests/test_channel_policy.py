@@ -85,7 +85,6 @@ def test_trainer_rollout_log_probs_replay_and_update_the_token_head():
     over the stored sequences (what the PPO ratio starts from), tokens are whole numbers, and an
     update moves the token logits."""
     from entropy_engine.training.native import NativeTrainer
-    from entropy_engine.training.ppo import ppo_update
 
     tr = NativeTrainer(_cfg(), log=lambda s, m: None)
     try:

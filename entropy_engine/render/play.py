@@ -109,7 +109,8 @@ def _write_gif(args, env, policy, episodes: int, deterministic: bool, who: str) 
     frames = []
     for ep in range(episodes):
         ep_frames, result = record_episode(
-            env, policy, size=args.size, show_lidar=args.lidar, trails=args.trails, show_comm=getattr(args, "comm", False),
+            env, policy, size=args.size, show_lidar=args.lidar, trails=args.trails,
+            show_comm=getattr(args, "comm", False),
             frame_skip=args.frame_skip, deterministic=deterministic, caption=f"{who} ep {ep + 1}",
             return_result=True)
         frames.extend(ep_frames)

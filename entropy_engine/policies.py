@@ -58,9 +58,17 @@ class HeuristicPolicy(FunctionPolicy):
 
 
 class RandomPolicy:
-    """Uniform random actions within a Box action space, from its own seeded generator."""
+    """Uniform random actions within a Box action space, from its own seeded generator; for the
+    ``Dict`` space of discrete messages (``BatchEnv.agent_action_space``, PettingZoo's) uniform
+    wheel values and uniform tokens, as the engine's flat rows (move values, then tokens)."""
 
     def __init__(self, action_space: Any, seed: int | None = None):
+        from gymnasium import spaces
+
+        self.vocab = None
+        if isinstance(action_space, spaces.Dict):
+            self.vocab = np.asarray(action_space["message"].nvec, np.int64)   # [comm_dim]
+            action_space = action_space["move"]
         self.low = np.asarray(action_space.low, np.float32)
         self.high = np.asarray(action_space.high, np.float32)
         self.rng = np.random.default_rng(seed)
@@ -72,7 +80,11 @@ class RandomPolicy:
     def act(self, obs: np.ndarray, state: Any = None, deterministic: bool = True,
             episode_start: Any = None) -> tuple[np.ndarray, None]:
         u = self.rng.uniform(0.0, 1.0, (obs.shape[0],) + self.low.shape)
-        return (self.low + u * (self.high - self.low)).astype(np.float32), None
+        act = (self.low + u * (self.high - self.low)).astype(np.float32)
+        if self.vocab is not None:
+            tokens = self.rng.integers(0, self.vocab, (obs.shape[0], len(self.vocab)))
+            act = np.concatenate([act, tokens.astype(np.float32)], axis=1)
+        return act, None
 
 
 def as_policy(policy: Any) -> Any:

@@ -332,3 +332,146 @@ def test_entropy_eval_of_the_heuristic_with_the_channel():
     comm = evaluate("heuristic", episodes=6, cfg=TrainConfig(n_agents=3, max_episode_steps=150,
                                                              env={"comm_dim": 4, "comm_combine": "nearest"}))
     assert comm["success_rate"] == plain["success_rate"] > 0     # the channel changes nothing it does
+
+
+# ----------------------------------------------------------------------------- discrete messages (tokens)
+def test_vocab_settings():
+    cfg = ChannelConfig(comm_dim=2, comm_vocab=5)
+    assert cfg.comm_values == 10 and cfg.comm_obs_width == 11
+    assert ChannelConfig(comm_dim=2, comm_vocab=5, comm_combine="nearest", comm_k=3).comm_obs_width == 3 * 13 + 1
+    for bad in (1, -2):
+        with pytest.raises(ConfigError, match="comm_vocab must be 0 .* or a vocabulary of >= 2 tokens"):
+            build_config(scenario_class("navigation").Config, {"comm_dim": 2, "comm_vocab": bad})
+    with pytest.raises(ConfigError, match="comm_vocab.*integer"):
+        build_config(scenario_class("navigation").Config, {"comm_dim": 2, "comm_vocab": 2.5})
+
+
+TOKEN_CASES = {
+    "mean": dict(comm_combine="mean"),
+    "max": dict(comm_combine="max"),
+    "nearest": dict(comm_combine="nearest", comm_k=3),
+    "everything": dict(comm_combine="nearest", comm_k=2, comm_noise=0.2, comm_dropout=0.3, comm_delay=1,
+                       comm_occlusion=True, comm_range=4.0),
+    "noise_dropout_mean": dict(comm_noise=0.1, comm_dropout=0.2, comm_delay=2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TOKEN_CASES))
+def test_token_channel_matches_reference(case):
+    """Discrete messages: the kernel (one-hots written into its ring) agrees with the reference (its
+    own one-hot loop, then the plain channel)."""
+    cfg = ChannelConfig(comm_dim=2, comm_vocab=4, **TOKEN_CASES[case])
+    E, N, arena = 3, 30, 8.0
+    w = _world(E, N, arena, 5, n_walls=4)
+    ch = Channel(w, cfg, seed=5)
+    ref = ChannelReference(cfg, E, N)
+    rng = np.random.default_rng(9)
+    heard_any = False
+    for t in range(4):
+        tokens = rng.integers(0, 4, (E, N, 2)).astype(np.float32)
+        out = ch.step(tokens)
+        np.testing.assert_allclose(out, ref.step(ch.keys, tokens, w), atol=2e-6, rtol=0, err_msg=f"step {t}")
+        heard_any |= bool(out[..., -1].any())
+        w.pos[:] = np.clip(w.pos + rng.normal(0, 0.3, w.pos.shape), 0.2, arena - 0.2).astype(np.float32)
+    assert out.shape == (E, N, cfg.comm_obs_width) and heard_any
+
+
+def test_tokens_mean_is_a_histogram_and_max_is_any_heard():
+    """Three robots in range of robot 0 send tokens (channel 0: 1, 1, 2; channel 1: 0, 0, 0)."""
+    w = World(WorldConfig(arena_size=10.0), 1, 4, max_walls=1)
+    w.pos[0] = [[5.0, 5.0], [6.0, 5.0], [5.0, 6.0], [4.0, 5.0]]
+    w.active[:] = True
+    tokens = np.array([[[0, 2], [1, 0], [1, 0], [2, 0]]], np.float32)
+    mean = Channel(w, ChannelConfig(comm_dim=2, comm_vocab=3, comm_range=1.5), seed=0).step(tokens)[0, 0]
+    np.testing.assert_allclose(mean, [0, 2 / 3, 1 / 3, 1, 0, 0, 3 / 4], rtol=1e-6)
+    mx = Channel(w, ChannelConfig(comm_dim=2, comm_vocab=3, comm_range=1.5, comm_combine="max"), seed=0).step(tokens)
+    np.testing.assert_array_equal(mx[0, 0], np.array([0, 1, 1, 1, 0, 0, 3 / 4], np.float32))
+    near = Channel(w, ChannelConfig(comm_dim=2, comm_vocab=3, comm_range=1.5, comm_combine="nearest", comm_k=1),
+                   seed=0).step(tokens)[0, 0]    # three at 1 m: the lowest index (robot 1) first
+    np.testing.assert_allclose(near, [0, 1, 0, 1, 0, 0, 1 / 1.5, 0.0, 1.0, 1.0], atol=1e-6)
+
+
+TOKENS = dict(comm_dim=2, comm_vocab=3)
+
+
+def test_token_spaces_and_bad_tokens_are_refused_and_change_nothing():
+    from gymnasium import spaces
+
+    env = BatchEnv(num_worlds=2, n_agents=3, seed=0, **TOKENS)
+    assert env.act_dim == 4 and env.obs_dim == 36 + 2 * 3 + 1 and env.tokens == (2, 3)
+    np.testing.assert_array_equal(env.action_space.low[2:], 0) and np.testing.assert_array_equal(
+        env.action_space.high[2:], 2)
+    assert isinstance(env.agent_action_space, spaces.Dict)
+    assert env.agent_action_space["message"] == spaces.MultiDiscrete([3, 3])
+    assert env.agent_action_space["move"].shape == (2,)
+    obs = env.reset()
+    before = obs.copy()
+    good = np.zeros((6, 4), np.float32)
+    for value, at in ((3, 3), (-1, 2), (0.5, 3), (2.0001, 2)):
+        bad = good.copy()
+        bad[4, at] = value
+        with pytest.raises(ValueError, match=r"message tokens \(action columns 2..3\) must be whole numbers in "
+                                             r"\[0, 2\] \(comm_vocab=3\)"):
+            env.step(bad)
+    np.testing.assert_array_equal(env.obs, before)
+    assert env.t[0] == 0
+    good[:, 2:] = [2, 1]
+    obs, *_ = env.step(good)            # every robot sends (2, 1): max = the one-hots of 2 and 1
+    heard = obs[:, 36:42][obs[:, -1] > 0]
+    assert len(heard) and (heard == np.array([0, 0, 1, 0, 1, 0], np.float32)).all()
+
+
+def test_pettingzoo_api_with_tokens():
+    from pettingzoo.test import parallel_api_test
+
+    import entropy_engine as ee
+
+    env = ee.parallel_env(n_agents=5, seed=1, max_steps=60, comm_dim=2, comm_vocab=4, comm_combine="max",
+                          comm_dropout=0.2)
+    space = env.action_space("robot_0")
+    assert space["message"].nvec.tolist() == [4, 4] and space["move"].shape == (2,)
+    parallel_api_test(env, num_cycles=200)
+    env.reset(seed=0)
+    obs, *_ = env.step({a: {"move": [0.0, 0.0], "message": [3, 1]} for a in env.agents})
+    heard = [o for o in obs.values() if o[-1] > 0]
+    assert heard and all((o[36:44] == [0, 0, 0, 1, 0, 1, 0, 0]).all() for o in heard)
+    with pytest.raises(ValueError, match=r"whole numbers in \[0, 3\]"):
+        env.step({a: {"move": [0.0, 0.0], "message": [4, 0]} for a in env.agents})
+    with pytest.raises(ValueError, match="keys 'move' and 'message'"):
+        env.step({a: {"move": [0.0, 0.0]} for a in env.agents})
+
+
+def test_random_policy_draws_tokens():
+    from entropy_engine.policies import RandomPolicy
+
+    env = BatchEnv(num_worlds=2, n_agents=3, seed=0, **TOKENS)
+    act, _ = RandomPolicy(env.agent_action_space, 0).act(env.reset())
+    assert act.shape == (6, 4) and set(np.unique(act[:, 2:])) <= {0.0, 1.0, 2.0}
+    env.step(act)
+
+
+def test_sb3_path_refuses_tokens_clearly():
+    import entropy_engine as ee
+    from entropy_engine.training.sb3_trainer import make_env
+
+    with pytest.raises(ValueError, match=r"continuous messages only \(comm_vocab=0\), got comm_vocab=3"):
+        ee.vec_env(num_worlds=1, n_agents=2, **TOKENS)
+    with pytest.raises(ConfigError, match="native trainer"):
+        make_env(TrainConfig(algo="sb3", env={"comm_dim": "2", "comm_vocab": "3"}))
+
+
+def test_worker_processes_match_batchenv_with_tokens():
+    from entropy_engine.envs.shm import ShmBatchEnv
+
+    kw = dict(num_worlds=2, n_agents=4, seed=2, max_steps=15, comm_noise=0.1, **TOKENS)
+    ref = BatchEnv(**kw)
+    with ShmBatchEnv(workers=2, **kw) as env:
+        assert env.tokens == ref.tokens and env.agent_action_space == ref.agent_action_space
+        np.testing.assert_array_equal(env.reset(), ref.reset())
+        rng = np.random.default_rng(0)
+        for _ in range(20):
+            act = np.concatenate([rng.uniform(-1, 1, (8, 2)), rng.integers(0, 3, (8, 2))], 1)
+            for x, y in zip(env.step(act)[:4], ref.step(act)[:4]):
+                np.testing.assert_array_equal(x, y)
+        with pytest.raises(ValueError, match="must be whole numbers"):
+            env.step(np.full((8, 4), 0.5))

@@ -22,6 +22,15 @@ The last value is ``min(heard, comm_k) / comm_k`` where ``heard`` counts every m
 this step. Inactive agents receive zeros. The link geometry (range, walls, relative position) is
 that of the receiving step; a message carries only its values.
 
+## Discrete messages (``comm_vocab = V >= 2``)
+
+The sender's message is ``comm_dim`` tokens, integers in ``0 .. V-1`` (one per channel). On the
+air a token is its one-hot (V values: 1 at the token, 0 elsewhere), so a message is
+``comm_values = comm_dim * V`` values and everything above applies to them unchanged, with
+``C = comm_values``: ``mean`` gives per channel the fraction of heard senders that sent each token
+(a histogram), ``max`` whether anyone heard sent it (1 or 0), ``nearest`` each kept sender's
+one-hots; noise, when on, is added to every one-hot value as received.
+
 ## Storage, randomness, cost
 
 Messages of the last ``comm_delay + 1`` steps live in a preallocated ring ``msgs [T, E, N, C]``
@@ -236,7 +245,9 @@ class Channel:
         self.world = world
         self.config = config
         E, N = world.num_worlds, world.n_agents
-        self.dim = C = int(config.comm_dim)
+        self.dim = int(config.comm_dim)                        # message entries an agent sends
+        self.vocab = V = int(config.comm_vocab)                # 0: continuous values; V: tokens 0 .. V-1
+        C = int(config.comm_values)                            # values on the air (one-hots for tokens)
         self.width = int(config.comm_obs_width)
         self.delay = int(config.comm_delay)
         T = self.delay + 1
@@ -251,6 +262,10 @@ class Channel:
         self._best_j = np.full((E, N, K), -1, np.int32)        # [E, N, K] scratch: nearest senders
         self._acc = np.zeros((E, N, C), np.float64)            # [E, N, C] scratch: sums of 'mean'
         self.head = 0                                          # ring slot written by the next step
+        if V:   # flat one-hot index of (agent, channel) c's token t: c * V + t
+            self._offsets = (np.arange(self.dim, dtype=np.int64) * V)[None, :]   # [1, comm_dim]
+            self._rows = np.arange(E * N, dtype=np.int64)[:, None] * C           # [E*N, 1] row starts
+            self._flat = self.msgs.reshape(T, E * N * C)                       # views of the ring
 
     def seed(self, seed: int | None) -> None:
         """Restart every world's loss/noise stream from ``seed``."""
@@ -260,6 +275,12 @@ class Channel:
         """The streams worlds ``first ..`` have in a channel of ``total_worlds`` worlds seeded with
         ``seed`` (a worker process holding a block of the worlds)."""
         self.rng[:] = channel_states(seed, total_worlds)[first:first + self.world.num_worlds]
+
+    def _send_tokens(self, tokens: np.ndarray) -> None:
+        """Write the one-hots of ``tokens`` [E, N, comm_dim] into the ring's head slot."""
+        flat = self._flat[self.head]
+        flat[:] = 0
+        flat[self._rows + self._offsets + tokens.reshape(-1, self.dim).astype(np.int64)] = 1.0
 
     def clear(self, worlds: np.ndarray | None = None, agents: np.ndarray | None = None) -> None:
         """Forget the messages of the worlds where ``worlds`` [E] is True (all if both are None) and
@@ -276,12 +297,16 @@ class Channel:
             self.out[agents] = 0
 
     def step(self, messages: np.ndarray, grid=None) -> np.ndarray:
-        """Send ``messages`` [E, N, C] (float32, finite, already clipped to [-1, 1]) from the active
+        """Send ``messages`` [E, N, comm_dim] (float32, finite, already clipped to [-1, 1]; with
+        ``comm_vocab`` tokens as whole numbers in 0 .. V-1, already checked) from the active
         agents, deliver those sent ``comm_delay`` steps ago and return ``out`` [E, N, width].
         ``grid``: the world's grid of the current positions, or None to rebuild it."""
         w = self.world
         T = self.delay + 1
-        np.copyto(self.msgs[self.head], messages)
+        if self.vocab:
+            self._send_tokens(messages)
+        else:
+            np.copyto(self.msgs[self.head], messages)
         np.copyto(self.valid[self.head], w.active)
         rs = (self.head - self.delay) % T
         cell_start, cell_items = w.grid() if grid is None else grid

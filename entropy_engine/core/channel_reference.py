@@ -38,6 +38,26 @@ def _crosses(p0, p1, a, b) -> bool:
     return d1 * d2 < 0.0 and d3 * d4 < 0.0
 
 
+def links_reference(pos: np.ndarray, active: np.ndarray, walls: np.ndarray, cfg) -> set[tuple[int, int]]:
+    """The pairs (i, j), i < j, of active agents of ONE world whose messages can reach each other
+    this step before random loss: within ``comm_range`` and, with ``comm_occlusion``, not across a
+    wall (the checks ``receive_reference`` makes, receiver i). pos [N, 2], active [N], walls [W, 4]."""
+    pos64 = pos.astype(np.float64)
+    out = set()
+    for i in range(len(pos64)):
+        for j in range(i + 1, len(pos64)):
+            if not (active[i] and active[j]):
+                continue
+            d = pos64[j] - pos64[i]
+            if d[0] * d[0] + d[1] * d[1] > cfg.comm_range ** 2:
+                continue
+            if cfg.comm_occlusion and any(_crosses(pos64[i], pos64[j], wall[:2].astype(np.float64),
+                                                   wall[2:].astype(np.float64)) for wall in walls):
+                continue
+            out.add((i, j))
+    return out
+
+
 def receive_reference(key: int, msgs: np.ndarray, valid: np.ndarray, pos: np.ndarray, theta: np.ndarray,
                       active: np.ndarray, walls: np.ndarray, cfg) -> np.ndarray:
     """What every agent of ONE world receives in one step.
@@ -89,17 +109,33 @@ def receive_reference(key: int, msgs: np.ndarray, valid: np.ndarray, pos: np.nda
     return out
 
 
+def one_hot_reference(tokens: np.ndarray, vocab: int) -> np.ndarray:
+    """Discrete messages on the air: tokens [..., comm_dim] (whole numbers 0 .. vocab-1) -> float32
+    [..., comm_dim * vocab], channel c's token t as a 1 at c * vocab + t."""
+    tokens = np.asarray(tokens)
+    out = np.zeros(tokens.shape[:-1] + (tokens.shape[-1] * vocab,), np.float32)
+    for idx in np.ndindex(*tokens.shape[:-1]):
+        for c in range(tokens.shape[-1]):
+            t = int(tokens[idx + (c,)])
+            assert t == tokens[idx + (c,)] and 0 <= t < vocab, f"token {tokens[idx + (c,)]!r} not in 0 .. {vocab - 1}"
+            out[idx + (c * vocab + t,)] = 1.0
+    return out
+
+
 class ChannelReference:
     """The whole channel over steps, with the ring buffer as a list of the past steps' messages."""
 
     def __init__(self, cfg, num_worlds: int, n_agents: int):
         self.cfg = cfg
-        self.past = [(np.zeros((num_worlds, n_agents, cfg.comm_dim), np.float32),
+        self.past = [(np.zeros((num_worlds, n_agents, cfg.comm_values), np.float32),
                       np.zeros((num_worlds, n_agents), np.bool_))] * (cfg.comm_delay + 1)
 
     def step(self, keys, messages, world) -> np.ndarray:
-        """Send ``messages`` [E, N, C] from the active agents of ``world`` and return what every
-        agent receives [E, N, width], using this step's per-world ``keys`` [E]."""
+        """Send ``messages`` [E, N, comm_dim] (tokens with ``comm_vocab``) from the active agents of
+        ``world`` and return what every agent receives [E, N, width], using this step's per-world
+        ``keys`` [E]."""
+        if self.cfg.comm_vocab:
+            messages = one_hot_reference(messages, self.cfg.comm_vocab)
         self.past = self.past[1:] + [(messages.astype(np.float32).copy(), world.active.copy())]
         msgs, valid = self.past[0]
         return np.stack([receive_reference(int(keys[e]), msgs[e], valid[e], world.pos[e], world.theta[e],

@@ -22,7 +22,8 @@ has nothing left to simulate; every world is truncated at the same step) and ``o
 once every world has finished: call ``reset()`` then.
 
 With a communication channel (any scenario, ``comm_dim > 0``; ``envs/comm.py``, ``core/channel.py``)
-an action is the scenario's actions followed by ``comm_dim`` message values in [-1, 1], and an
+an action is the scenario's actions followed by ``comm_dim`` message values in [-1, 1] (with
+``comm_vocab = V``: ``comm_dim`` tokens, whole numbers 0 .. V-1, anything else refused), and an
 observation is the scenario's followed by what the agent received; a new episode starts with an
 empty received block and the agent's or world's old messages forgotten.
 
@@ -62,7 +63,11 @@ class BatchEnv:
         # what was received after its observation (envs/comm.py)
         self.channel = ch = EngineChannel(sc, seed) if sc.config.comm_dim > 0 else None
         self.observation_space = sc.observation_space() if ch is None else ch.observation_space
-        self.action_space = sc.action_space() if ch is None else ch.action_space
+        self.action_space = sc.action_space() if ch is None else ch.action_space   # the flat Box of the arrays
+        # one agent's action space as a user sees it (PettingZoo): a Dict of move and message tokens with
+        # comm_vocab, else the Box above; tokens = (first token column, vocabulary) or None
+        self.agent_action_space = self.action_space if ch is None else ch.agent_action_space
+        self.tokens = None if ch is None else ch.tokens
         self.obs_dim = D = int(self.observation_space.shape[0])
         self.act_dim = A = int(self.action_space.shape[0])
         self.max_steps = sc.max_steps
@@ -158,7 +163,7 @@ class BatchEnv:
             raise RuntimeError("call reset() before step()")
         if not self.autoreset and self._finished.all():
             raise RuntimeError("every world has finished its episode: call reset()")
-        check_actions(actions, self._shapes, self._actions, self._low, self._high)
+        check_actions(actions, self._shapes, self._actions, self._low, self._high, self.tokens)
         sc = self.scenario
         E, N = self.num_worlds, self.n_agents
         with sc.world.threads(step=True):   # small batches on one thread; automatic thread count (core/threads)

@@ -16,6 +16,9 @@ Conventions (what PettingZoo's tests and the clients users bring expect):
 - ``step()`` after the end returns empty dicts; ``reset()`` starts the next episode; ``step()``
   before the first ``reset()`` is an error.
 - ``reset()`` returns the same ``info`` keys as ``step()`` (all zero/False at the start).
+- With discrete messages (``comm_vocab``) an agent's action space is a ``Dict`` of ``"move"`` (the
+  scenario's Box) and ``"message"`` (``MultiDiscrete``: one token per channel); ``step`` takes
+  such dicts (or the engine's flat row: move values, then the tokens as numbers).
 - ``state()`` is every agent's observation, concatenated in ``possible_agents`` order, with zeros
   for agents that have left; ``state_space`` is its Box.
 - A copy (``pickle``, ``copy.deepcopy``; SuperSuit's ``concat_vec_envs_v1`` makes one per vector
@@ -32,6 +35,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from .batch import BatchEnv
+from .comm import flatten_action
 
 
 class SwarmParallelEnv(ParallelEnv):
@@ -54,7 +58,7 @@ class SwarmParallelEnv(ParallelEnv):
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self.agents: list[str] = []
         self._obs_space = self.env.observation_space
-        self._act_space = self.env.action_space
+        self._act_space = self.env.agent_action_space    # a Dict of move and message tokens with comm_vocab
         self.observation_spaces = {a: self._obs_space for a in self.possible_agents}
         self.action_spaces = {a: self._act_space for a in self.possible_agents}
         low, high = self._obs_space.low, self._obs_space.high
@@ -102,12 +106,15 @@ class SwarmParallelEnv(ParallelEnv):
         if missing:
             raise ValueError(f"missing actions for live agents {missing}; every live agent needs one")
         A = self.env.act_dim
-        try:
-            arr = np.asarray([actions[a] for a in self.agents], np.float64)
-        except (ValueError, TypeError):
-            raise ValueError(f"every action must be an array of shape ({A},)") from None
-        if arr.shape != (len(self.agents), A):
-            raise ValueError(f"every action must be an array of shape ({A},), got {arr.shape[1:]}")
+        if self.env.tokens is None:
+            try:
+                arr = np.asarray([actions[a] for a in self.agents], np.float64)
+            except (ValueError, TypeError):
+                raise ValueError(f"every action must be an array of shape ({A},)") from None
+            if arr.shape != (len(self.agents), A):
+                raise ValueError(f"every action must be an array of shape ({A},), got {arr.shape[1:]}")
+        else:   # discrete messages: {"move": [..], "message": [tokens]} (or the engine's flat row)
+            arr = np.stack([flatten_action(actions[a], self._act_space, A) for a in self.agents])
         live = [self._index[a] for a in self.agents]
         self._actions[:] = 0
         self._actions[live] = arr

@@ -134,6 +134,8 @@ class ShmBatchEnv:
             meta = metas[0]
             self.observation_space = meta["observation_space"]
             self.action_space = meta["action_space"]
+            self.agent_action_space = meta["agent_action_space"]
+            self.tokens = meta["tokens"]
             self.stat_names = tuple(meta["stat_names"])
             self.success_stat = meta["success_stat"]
             self.metrics = dict(meta["metrics"])
@@ -197,7 +199,7 @@ class ShmBatchEnv:
             raise RuntimeError("call reset() before step()")
         if self.closed:
             raise RuntimeError("this ShmBatchEnv is closed")
-        check_actions(actions, self._shapes, self._actions, *self._bounds_of_actions)
+        check_actions(actions, self._shapes, self._actions, *self._bounds_of_actions, self.tokens)
         self._command(STEP)
         return self.obs, self._reward, self._terminated, self._truncated, self.info
 

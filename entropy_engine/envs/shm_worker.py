@@ -53,6 +53,7 @@ def serve(conn, scenario: type, e0: int, e1: int, total_worlds: int, n_agents: i
         S0, S1 = e0 * n_agents, e1 * n_agents
         info = {k: (v.dtype.str, v.shape[1:], "world" if k == "world_done" else "slot") for k, v in env.info.items()}
         conn.send_bytes(pickle.dumps({"observation_space": env.observation_space, "action_space": env.action_space,
+                                      "agent_action_space": env.agent_action_space, "tokens": env.tokens,
                                       "stat_names": env.stat_names, "success_stat": env.success_stat, "metrics": env.metrics,
                                       "info_keys": env.info_keys, "max_steps": env.max_steps, "info": info}))
         name, layout = pickle.loads(conn.recv_bytes())

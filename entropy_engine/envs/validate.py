@@ -5,13 +5,15 @@ import numpy as np
 
 
 def check_actions(actions, shapes: tuple[tuple[int, ...], ...], out: np.ndarray,
-                  low: np.ndarray | float = -1.0, high: np.ndarray | float = 1.0) -> np.ndarray:
+                  low: np.ndarray | float = -1.0, high: np.ndarray | float = 1.0,
+                  tokens: tuple[int, int] | None = None) -> np.ndarray:
     """Validate ``actions``, clip them to [low, high] and write them into ``out``; returns ``out``.
 
     ``shapes`` lists the accepted shapes (the first is named in errors), e.g. ``[E*N, A]`` and
     ``[E, N, A]``; ``low``/``high`` are the action space's bounds, broadcastable to ``out``. Raises
-    ValueError for a wrong shape, a non-numeric dtype, or NaN/inf values; nothing is written to
-    ``out`` then, so the simulation state is untouched.
+    ValueError for a wrong shape, a non-numeric dtype, or NaN/inf values, and with ``tokens`` =
+    (first column, vocabulary) for message tokens that are not whole numbers in 0 .. vocabulary-1;
+    nothing is written to ``out`` then, so the simulation state is untouched.
     """
     arr = np.asarray(actions)
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
@@ -23,6 +25,8 @@ def check_actions(actions, shapes: tuple[tuple[int, ...], ...], out: np.ndarray,
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"actions contain NaN or inf (first at index {tuple(int(b) for b in bad)}); "
                          "actions must be finite numbers within the action space")
+    if tokens is not None:
+        check_tokens(arr, *tokens)
     np.clip(arr.reshape(out.shape), low, high, out=out)
     return out
 
@@ -34,3 +38,15 @@ def action_bounds(space, shape: tuple[int, ...]) -> tuple[np.ndarray | float, np
     if (low == low.flat[0]).all() and (high == high.flat[0]).all():
         return float(low.flat[0]), float(high.flat[0])
     return (np.ascontiguousarray(np.broadcast_to(low, shape)), np.ascontiguousarray(np.broadcast_to(high, shape)))
+
+
+def check_tokens(actions: np.ndarray, start: int, vocab: int) -> None:
+    """Raise ValueError unless the columns ``start ..`` of ``actions`` [..., A] (already finite)
+    are whole numbers in 0 .. vocab-1: the tokens of discrete messages."""
+    tok = actions[..., start:]
+    bad = (tok != np.floor(tok)) | (tok < 0) | (tok > vocab - 1)
+    if bad.any():
+        at = tuple(int(b) for b in np.argwhere(bad)[0])
+        at = at[:-1] + (at[-1] + start,)
+        raise ValueError(f"message tokens (action columns {start}..{actions.shape[-1] - 1}) must be whole numbers "
+                         f"in [0, {vocab - 1}] (comm_vocab={vocab}), got {float(actions[at])!r} at index {at}")

@@ -20,6 +20,11 @@ from . import validate
 from .shm import make_batch_env
 
 
+SB3_TOKENS_ERROR = ("the SB3 path takes continuous messages only (comm_vocab=0), got comm_vocab={vocab}: SB3 has "
+                    "no action space for wheel powers and message tokens together; train discrete messages with "
+                    "the native trainer (--algo native)")
+
+
 class SwarmVecEnv(VecEnv):
     """SB3 VecEnv: ``num_worlds * n_agents`` slots, agent ``k`` is world ``k // n_agents``."""
 
@@ -29,6 +34,9 @@ class SwarmVecEnv(VecEnv):
         # uses several cores); otherwise in this process, on numba threads
         self.engine = make_batch_env(scenario, num_worlds, n_agents, seed=seed, on_goal="respawn",
                                      workers=workers, **config)
+        if self.engine.tokens is not None:
+            self.engine.close()
+            raise ValueError(SB3_TOKENS_ERROR.format(vocab=self.engine.tokens[1]))
         self.render_mode = render_mode
         self.n_agents = n_agents
         self.num_worlds = num_worlds

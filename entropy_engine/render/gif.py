@@ -121,7 +121,8 @@ def side_by_side(frames_a: Sequence[np.ndarray], frames_b: Sequence[np.ndarray],
 
 def record_episode(env: Any, policy: Any, steps: int | None = None, size: int = 384, show_lidar: bool = False,
                    trails: int = 0, frame_skip: int = 1, deterministic: bool = True, caption: str | None = "",
-                   hold: int = 5, reset: bool = True, seed: int | None = None, return_result: bool = False):
+                   hold: int = 5, reset: bool = True, seed: int | None = None, return_result: bool = False,
+                   show_comm: bool = False):
     """Play one episode (``render.episode.run_episode``) and render every ``frame_skip``-th step.
 
     Args:
@@ -135,13 +136,15 @@ def record_episode(env: Any, policy: Any, steps: int | None = None, size: int = 
         hold: the last frame is repeated this many extra times so that loops pause at the end.
         seed: reseed the env first, so that two policies can be recorded on one layout.
         return_result: also return the ``EpisodeResult``.
+        show_comm: draw who hears whom and the messages (``Renderer``; needs ``comm_dim > 0``).
 
     Returns:
         list of uint8 [size, size, 3] frames, or ``(frames, result)`` with ``return_result``.
     """
     if frame_skip < 1:
         raise ValueError(f"frame_skip must be >= 1, got {frame_skip!r}")
-    renderer = Renderer(env, render_mode="rgb_array", size=size, show_lidar=show_lidar, trails=trails)
+    renderer = Renderer(env, render_mode="rgb_array", size=size, show_lidar=show_lidar, trails=trails,
+                        show_comm=show_comm)
     frames: list[np.ndarray] = []
     limit = env.max_steps if steps is None else int(steps)
 

@@ -5,6 +5,7 @@ Examples::
     entropy play runs/my-run                  # window; Esc, q or closing the window stops
     entropy play runs/my-run --gif swarm.gif  # no window: frames rendered off-screen
     entropy play --heuristic --n-agents 20 --lidar --trails 30
+    entropy play runs/talking-run --gif radio.gif --comm   # who hears whom, and the messages
 
 MODEL is a run folder (its final model) or a model file, loaded with ``entropy_engine.load_policy``;
 the scenario is the one the model was trained on (its stored config, or the run's ``config.yaml``,
@@ -33,6 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="A scenario config key over the trained one (repeatable), e.g. --env n_obstacles=6.")
     parser.add_argument("--max-steps", type=int, default=None, help="Step limit per episode (default: as trained).")
     parser.add_argument("--lidar", action="store_true", help="Draw the lidar rays.")
+    parser.add_argument("--comm", action="store_true",
+                        help="Show the radio: lines between robots that can hear each other, and each robot's "
+                             "last message as the colour of a dot at its centre (needs comm_dim > 0).")
     parser.add_argument("--trails", type=int, default=0, metavar="N", help="Draw each robot's last N positions.")
     parser.add_argument("--size", type=int, default=512, help="Image side in pixels (default 512).")
     parser.add_argument("--fps", type=float, default=10.0, help="Frames per second (default 10 = real time).")
@@ -80,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = stored_config(trained, scenario=args.scenario, n_agents=args.n_agents, max_episode_steps=args.max_steps,
                         env=parse_env_options(args.env) if args.env else None)
     env = episode_env(cfg.scenario, cfg.n_agents, args.seed, **cfg.env_kwargs)
+    if getattr(args, "comm", False) and env.channel is None:
+        raise SystemExit("entropy play: --comm shows the communication channel, and this run has none "
+                         "(comm_dim = 0); add --env comm_dim=N to switch one on")
     if policy is None:
         policy, who = HeuristicPolicy(env), "heuristic"
     else:
@@ -103,6 +110,7 @@ def _write_gif(args, env, policy, episodes: int, deterministic: bool, who: str) 
     for ep in range(episodes):
         ep_frames, result = record_episode(
             env, policy, size=args.size, show_lidar=args.lidar, trails=args.trails,
+            show_comm=getattr(args, "comm", False),
             frame_skip=args.frame_skip, deterministic=deterministic, caption=f"{who} ep {ep + 1}",
             return_result=True)
         frames.extend(ep_frames)
@@ -120,7 +128,7 @@ def _window(args, env, policy, episodes: int, deterministic: bool, who: str, run
     if os.environ.get("SDL_VIDEODRIVER") == "dummy":
         print("note: SDL_VIDEODRIVER=dummy, the window is invisible (use --gif PATH to see the swarm)")
     renderer = Renderer(env, render_mode="human", size=args.size, show_lidar=args.lidar,
-                        trails=args.trails, fps=args.fps)
+                        trails=args.trails, fps=args.fps, show_comm=getattr(args, "comm", False))
     try:
         for ep in range(episodes):
             def on_step(t, res, ep=ep):

@@ -9,6 +9,13 @@ drawn black with a white heading mark (``SCRIPTED_COLOR``).
 An agent in contact with a wall or robot in the last step is filled red; agents that are no
 longer active (reached their goal and left the world) are not drawn, nor are their goals.
 
+With ``show_comm`` (an env with a communication channel, ``comm_dim > 0``) the renderer also shows
+the radio: a thin grey line between every two active robots that can hear each other this step
+(within ``comm_range`` and, with ``comm_occlusion``, not across a wall; random loss is not drawn),
+under the robots, and a small disc at each robot's centre coloured by the first entry of the
+message it sent in the last step: continuous values from blue (-1) through white (0) to orange
+(+1), tokens by ``TOKEN_COLORS`` (token k: ``TOKEN_COLORS[k % 8]``). Off by default.
+
 ``rgb_array`` draws on an off-screen ``pygame.Surface`` and needs no display (tests run with
 ``SDL_VIDEODRIVER=dummy``); ``human`` opens a window with ``pygame.display`` on the first call.
 pygame is imported lazily: ``pip install entropy-engine[render]``.
@@ -31,6 +38,10 @@ TEXT_COLOR = (20, 20, 20)
 RAY_HIT_COLOR = (90, 90, 90)
 SCRIPTED_COLOR = (25, 25, 25)       # a scenario's scripted robots (Scenario.n_scripted)
 SCRIPTED_HEADING = (250, 250, 250)
+LINK_COLOR = (150, 150, 165)        # who hears whom (show_comm)
+MSG_LOW, MSG_MID, MSG_HIGH = (0, 90, 255), (255, 255, 255), (255, 140, 0)   # message -1, 0, +1
+TOKEN_COLORS = ((0, 0, 0), (255, 255, 255), (255, 220, 0), (255, 0, 255), (0, 230, 230), (120, 255, 0),
+                (255, 120, 0), (0, 60, 255))
 # distinguishable colours, none of them red (red marks collisions)
 PALETTE = (
     (31, 119, 180), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207),
@@ -54,6 +65,39 @@ def _blend(color, toward=BACKGROUND, amount: float = 0.6) -> tuple[int, int, int
     return tuple(int(round(c + (t - c) * amount)) for c, t in zip(color, toward))
 
 
+def message_color(value: float, vocab: int = 0) -> tuple[int, int, int]:
+    """Colour of a message entry: token ``value`` of a vocabulary (``vocab`` > 0) or a continuous
+    value in [-1, 1] (blue, white, orange)."""
+    if vocab:
+        return TOKEN_COLORS[int(value) % len(TOKEN_COLORS)]
+    v = float(np.clip(value, -1.0, 1.0))
+    return _blend(MSG_MID, MSG_HIGH if v > 0 else MSG_LOW, abs(v))
+
+
+def comm_links(pos: np.ndarray, active: np.ndarray, walls: np.ndarray, comm_range: float,
+               occlusion: bool) -> np.ndarray:
+    """Pairs (i, j), i < j, int [L, 2], of active agents within ``comm_range`` of each other (centre
+    to centre) whose link crosses none of ``walls`` [W, 4] when ``occlusion``: who can hear whom in
+    one world (pos [N, 2], active [N]), vectorised over the pairs and walls."""
+    pos = np.asarray(pos, np.float64)
+    i, j = np.triu_indices(len(pos), 1)
+    d = pos[j] - pos[i]
+    keep = np.asarray(active, bool)[i] & np.asarray(active, bool)[j] & \
+        ((d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]) <= float(comm_range) ** 2)
+    i, j = i[keep], j[keep]
+    if occlusion and len(walls) and len(i):
+        p0, p1 = pos[i][:, None], pos[j][:, None]                          # [L, 1, 2]
+        w = np.asarray(walls, np.float64)[None]                           # [1, W, 4]
+        ax, ay, bx, by = w[..., 0], w[..., 1], w[..., 2], w[..., 3]
+        d1 = (bx - ax) * (p0[..., 1] - ay) - (by - ay) * (p0[..., 0] - ax)
+        d2 = (bx - ax) * (p1[..., 1] - ay) - (by - ay) * (p1[..., 0] - ax)
+        d3 = (p1[..., 0] - p0[..., 0]) * (ay - p0[..., 1]) - (p1[..., 1] - p0[..., 1]) * (ax - p0[..., 0])
+        d4 = (p1[..., 0] - p0[..., 0]) * (by - p0[..., 1]) - (p1[..., 1] - p0[..., 1]) * (bx - p0[..., 0])
+        clear = ~((d1 * d2 < 0.0) & (d3 * d4 < 0.0)).any(axis=1)
+        i, j = i[clear], j[clear]
+    return np.stack([i, j], axis=1).astype(np.int64)
+
+
 class Renderer:
     """Draws world ``world_index`` of ``scenario`` (or of ``scenario.scenario`` for an env).
 
@@ -67,14 +111,22 @@ class Renderer:
         show_lidar: draw every active agent's lidar rays, hit points as dots.
         trails: draw each agent's last ``trails`` rendered positions (0: no trails).
         fps: ``human`` mode waits so that at most ``fps`` frames are shown per second (0: no wait).
+        show_comm: draw who hears whom and each agent's last message (``scenario`` must be an
+            env with a communication channel: ``comm_dim > 0``).
     """
 
     metadata = {"render_modes": ["human", "rgb_array"]}
 
     def __init__(self, scenario: Any, world_index: int = 0, render_mode: str = "rgb_array", size: int = 512,
-                 show_lidar: bool = False, trails: int = 0, fps: float = 10.0):
+                 show_lidar: bool = False, trails: int = 0, fps: float = 10.0, show_comm: bool = False):
         if render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be 'human' or 'rgb_array', got {render_mode!r}")
+        engine_channel = getattr(scenario, "channel", None)          # an env's EngineChannel (comm_dim > 0)
+        if show_comm and engine_channel is None:
+            raise ValueError("show_comm needs an env with a communication channel (comm_dim > 0), "
+                             "e.g. --env comm_dim=4")
+        self.channel = engine_channel.channel if show_comm else None  # core.channel.Channel
+        self.links = np.zeros((0, 2), np.int64)                       # [L, 2] links of the last frame drawn
         scenario = getattr(scenario, "scenario", scenario)
         world = scenario.world
         if not 0 <= int(world_index) < world.num_worlds:
@@ -186,6 +238,8 @@ class Renderer:
             self._draw_trails(surf)
         if self.show_lidar:
             self._draw_lidar(surf, pos, theta, active)
+        if self.channel is not None:
+            self.links = self._draw_links(surf, pos, active)
         wall_w = max(2, int(round(0.05 * self.scale)))
         for x1, y1, x2, y2 in np.asarray(w.walls[wi, : int(w.n_walls[wi])], np.float64):
             pg.draw.line(surf, WALL_COLOR, self._px(x1, y1), self._px(x2, y2), wall_w)
@@ -205,8 +259,38 @@ class Renderer:
             h = np.array([np.cos(theta[i]), np.sin(theta[i])])
             pg.draw.line(surf, SCRIPTED_HEADING if scripted else HEADING_COLOR, self._px(*(pos[i] + head_start * h)),
                          self._px(*(pos[i] + head_end * h)), head_w)
+        if self.channel is not None:
+            self._draw_messages(surf, pos, active)
         if text:
             self._draw_text(surf, text)
+
+    def _draw_links(self, surf, pos, active) -> np.ndarray:
+        """Grey lines between the agents that can hear each other; returns the pairs [L, 2]."""
+        w, wi, cfg = self.world, self.world_index, self.channel.config
+        links = comm_links(pos, active, np.asarray(w.walls[wi, :int(w.n_walls[wi])]), cfg.comm_range,
+                           cfg.comm_occlusion)
+        pix = self.world_to_pixel(pos)
+        for i, j in links:
+            self.pg.draw.line(surf, LINK_COLOR, pix[i], pix[j], 1)
+        return links
+
+    def last_messages(self) -> tuple[np.ndarray, np.ndarray]:
+        """The first entry of the message each agent of the drawn world sent in the last step [N]
+        (the token with ``comm_vocab``) and whether it sent one [N] (False before the first step)."""
+        ch, wi = self.channel, self.world_index
+        slot = (ch.head - 1) % (ch.delay + 1)
+        msgs = ch.msgs[slot, wi]                                    # [N, comm_values]
+        first = msgs[:, :ch.vocab].argmax(1).astype(np.float32) if ch.vocab else msgs[:, 0].copy()
+        return first, ch.valid[slot, wi].copy()
+
+    def _draw_messages(self, surf, pos, active) -> None:
+        first, sent = self.last_messages()
+        r = max(2, int(round(0.38 * self.agent_radius_px)))
+        for i in np.flatnonzero(active & sent):
+            centre = self._px(*pos[i])
+            self.pg.draw.circle(surf, message_color(first[i], self.channel.vocab), centre, r)
+            if r >= 3:
+                self.pg.draw.circle(surf, OUTLINE_COLOR, centre, r, 1)
 
     # ------------------------------------------------------------------ the canvas of scenario.draw
     agent_color = staticmethod(agent_color)

@@ -4,6 +4,9 @@
 the run's config as JSON text, a sha256 of both), atomically; ``load_model`` reads it with torch's
 ``weights_only`` loader and checks checksum and finiteness; ``find_model`` finds the final model of
 a run folder (native ``model.pt`` or SB3 ``model.zip``).
+
+A policy with discrete messages records its vocabulary in the network's shape (``PolicySpec``:
+``comm_vocab`` tokens per channel, ``comm_tokens`` channels), plain JSON like the rest.
 """
 from __future__ import annotations
 
@@ -34,7 +37,10 @@ def save_model(model: ActorCritic, path: str | Path, config: dict | None = None)
     if bad:
         raise TrainingDiverged(f"refusing to save {path}: the network holds non-finite values (NaN or inf) in "
                                f"{describe(bad)}")
-    meta = json.dumps({"spec": asdict(model.spec), "config": config or {}})
+    spec = asdict(model.spec)
+    if not spec["comm_vocab"]:   # without discrete messages, the spec an earlier release reads too
+        del spec["comm_vocab"], spec["comm_tokens"]
+    meta = json.dumps({"spec": spec, "config": config or {}})
     payload = {"meta": meta, "state_dict": state}
     return atomic_save(path, lambda tmp: save_torch_file(tmp, MODEL_FORMAT, MODEL_VERSION, payload))
 

@@ -15,6 +15,14 @@ With ``obs_delta`` > 0 the network's input is ``[obs, obs_delta * (obs - prev_ob
 observation and how that changed since its previous step (zero on an episode's first step), so
 approach rates of walls and robots in the lidar are inputs rather than something the LSTM must
 learn to compute. The caller passes ``prev`` (the previous observation of every row).
+
+Discrete messages (``comm_vocab = V > 0``, ``comm_tokens = C`` token columns at the end of the
+action): the actor's last layer also gives ``C * V`` logits, one categorical distribution of V
+tokens per channel beside the Gaussian of the ``act_dim - C`` continuous actions. The network's
+head output ``pi`` [..., (act_dim - C) + C * V] holds both (the Gaussian means, then the logits);
+an action row holds the continuous values, then the tokens as whole numbers. Its log-probability
+and entropy are the sums over both heads (``action_log_prob``, ``action_entropy``); without tokens
+``pi`` is the Gaussian mean and everything is as before.
 """
 from __future__ import annotations
 
@@ -39,11 +47,32 @@ class PolicySpec:
     encoder_size: int = 0
     log_std_init: float = 0.0
     obs_delta: float = 0.0
+    comm_vocab: int = 0         # discrete messages: tokens per channel (0: none)
+    comm_tokens: int = 0        # token columns at the end of the action (the channels)
+
+    def __post_init__(self) -> None:
+        if (self.comm_vocab > 0) != (self.comm_tokens > 0) or self.comm_vocab == 1 or \
+                not 0 <= self.comm_tokens < self.act_dim:
+            raise ValueError(f"comm_vocab ({self.comm_vocab}) and comm_tokens ({self.comm_tokens}) must both be 0, or "
+                             f"a vocabulary >= 2 and fewer token columns than act_dim ({self.act_dim})")
 
     @classmethod
-    def from_config(cls, cfg: Any, obs_dim: int, act_dim: int) -> "PolicySpec":
+    def from_config(cls, cfg: Any, obs_dim: int, act_dim: int,
+                    tokens: tuple[int, int] | None = None) -> "PolicySpec":
+        """``tokens``: (first token column, vocabulary) of the env's discrete messages, or None."""
+        vocab, n_tok = (0, 0) if tokens is None else (int(tokens[1]), act_dim - int(tokens[0]))
         return cls(obs_dim, act_dim, cfg.lstm_hidden_size, cfg.shared_lstm, cfg.net_arch, cfg.encoder_size,
-                   cfg.log_std_init, cfg.obs_delta)
+                   cfg.log_std_init, cfg.obs_delta, vocab, n_tok)
+
+    @property
+    def n_continuous(self) -> int:
+        """Gaussian (continuous) actions: all but the token columns."""
+        return self.act_dim - self.comm_tokens
+
+    @property
+    def head_dim(self) -> int:
+        """Width of the actor's output ``pi``: the Gaussian means, then ``comm_tokens * comm_vocab`` logits."""
+        return self.n_continuous + self.comm_tokens * self.comm_vocab
 
     @property
     def input_dim(self) -> int:
@@ -100,9 +129,9 @@ class ActorCritic(nn.Module):
         self.lstm = nn.LSTM(n_in, H)
         self.lstm_vf = None if spec.shared_lstm else nn.LSTM(n_in, H)
         self.pi_net, self.vf_net = _mlp(H, W), _mlp(H, W)
-        self.mu = nn.Linear(W, spec.act_dim)
+        self.mu = nn.Linear(W, spec.head_dim)          # Gaussian means (then token logits)
         self.value_head = nn.Linear(W, 1)
-        self.log_std = nn.Parameter(torch.full((spec.act_dim,), float(spec.log_std_init)))
+        self.log_std = nn.Parameter(torch.full((spec.n_continuous,), float(spec.log_std_init)))
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -143,7 +172,8 @@ class ActorCritic(nn.Module):
     def sequence(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor,
                  prev: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """obs [T, B, D], state [L, 2, B, H] at t = 0, starts [T, B], prev [T, B, D] (each step's
-        previous observation; ``obs_delta`` models) -> mean [T, B, A], value [T, B]."""
+        previous observation; ``obs_delta`` models) -> pi [T, B, head_dim] (the Gaussian means, then
+        token logits), value [T, B]."""
         return self.sequence_from_input(self.features(obs, prev, starts), state, starts)
 
     def sequence_from_input(self, inputs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor
@@ -157,7 +187,7 @@ class ActorCritic(nn.Module):
     def step(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor | None = None,
              prev: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step: obs [B, D], state [L, 2, B, H], starts [B], prev [B, D] (``obs_delta`` models)
-        -> mean [B, A], value [B], new state."""
+        -> pi [B, head_dim] (the mean without tokens), value [B], new state."""
         if starts is not None:
             state = state * (1.0 - starts)[None, None, :, None]
         x = self.encoder(self.features(obs, prev, starts))[None]
@@ -179,7 +209,7 @@ class ActorCritic(nn.Module):
 
     def act_only(self, obs: torch.Tensor, state: torch.Tensor, prev: torch.Tensor | None = None,
                  starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actor path only: obs [B, D], actor state [2, B, H] -> mean [B, A], new actor state."""
+        """Actor path only: obs [B, D], actor state [2, B, H] -> pi [B, head_dim], new actor state."""
         x = self.encoder(self.features(obs, prev, starts))[None]
         _, (h, c) = self.lstm(x, (state[0:1].contiguous(), state[1:2].contiguous()))
         return self.mu(self.pi_net(h[0])), torch.cat([h, c])
@@ -193,3 +223,65 @@ def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.
 
 def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
     return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
+
+
+# ----------------------------------------------------------------------------- both heads (discrete messages)
+def split_head(pi: torch.Tensor, spec: PolicySpec) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """pi [..., head_dim] -> Gaussian means [..., n_continuous] and token logits [..., C, V] (None
+    without tokens)."""
+    n = spec.n_continuous
+    if not spec.comm_vocab:
+        return pi, None
+    return pi[..., :n], pi[..., n:].unflatten(-1, (spec.comm_tokens, spec.comm_vocab))
+
+
+def action_log_prob(actions: torch.Tensor, pi: torch.Tensor, log_std: torch.Tensor, spec: PolicySpec) -> torch.Tensor:
+    """Log-probability of action rows [..., act_dim] (continuous values, then tokens): the Gaussian's
+    plus, with tokens, every channel's categorical log-probability."""
+    mean, logits = split_head(pi, spec)
+    if logits is None:
+        return gaussian_log_prob(actions, mean, log_std)
+    n = spec.n_continuous
+    tokens = actions[..., n:].long()[..., None]                                  # [..., C, 1]
+    logp_tok = torch.log_softmax(logits, -1).gather(-1, tokens).squeeze(-1).sum(-1)
+    return gaussian_log_prob(actions[..., :n], mean, log_std) + logp_tok
+
+
+def action_entropy(pi: torch.Tensor, log_std: torch.Tensor, spec: PolicySpec) -> torch.Tensor:
+    """Entropy of the action distribution per row [...] (the Gaussian's plus every channel's
+    categorical entropy)."""
+    mean, logits = split_head(pi, spec)
+    ent = gaussian_entropy(log_std).expand(mean.shape[:-1])
+    if logits is None:
+        return ent
+    logp = torch.log_softmax(logits, -1)
+    return ent - (logp.exp() * logp).sum((-2, -1))
+
+
+def sample_actions(pi: torch.Tensor, log_std: torch.Tensor, spec: PolicySpec,
+                   generator: torch.Generator | None = None, deterministic: bool = False) -> torch.Tensor:
+    """Action rows [..., act_dim] from pi: Gaussian samples (unclipped; the means if
+    ``deterministic``), then with tokens one sampled token per channel (Gumbel-max; the most likely
+    if ``deterministic``) as a whole number."""
+    mean, logits = split_head(pi, spec)
+    if deterministic:
+        cont = mean
+    else:
+        cont = mean + torch.exp(log_std) * torch.randn(mean.shape, generator=generator, device=mean.device,
+                                                       dtype=mean.dtype)
+    if logits is None:
+        return cont
+    if deterministic:
+        tokens = logits.argmax(-1)
+    else:
+        u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        tokens = (logits - torch.log(-torch.log(u))).argmax(-1)
+    return torch.cat([cont, tokens.to(cont.dtype)], -1)
+
+
+def env_actions(actions: torch.Tensor, spec: PolicySpec) -> torch.Tensor:
+    """What the env is sent: the continuous values clipped to [-1, 1], the tokens as they are."""
+    if not spec.comm_vocab:
+        return actions.clamp(-1.0, 1.0)
+    n = spec.n_continuous
+    return torch.cat([actions[..., :n].clamp(-1.0, 1.0), actions[..., n:]], -1)

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from .model_file import MODEL_FILE, MODEL_FORMAT, MODEL_VERSION, _warn, find_model, load_model, save_model
-from .network import ActorCritic, PolicySpec, gaussian_entropy, gaussian_log_prob, lstm_sequence
+from .network import (ActorCritic, PolicySpec, env_actions, gaussian_entropy, gaussian_log_prob, lstm_sequence,
+                      sample_actions)
 
 __all__ = ["ActorCritic", "MODEL_FILE", "MODEL_FORMAT", "MODEL_VERSION", "PolicySpec", "RecurrentPolicy",
            "SB3Policy", "find_model", "gaussian_entropy", "gaussian_log_prob", "load_model", "load_policy",
@@ -48,9 +49,11 @@ class RecurrentPolicy:
 
     def act(self, obs, state: np.ndarray, deterministic: bool = True, episode_start=None
             ) -> tuple[np.ndarray, np.ndarray]:
-        """obs [n, obs_dim], state [2, n, S] -> actions [n, 2] in [-1, 1], next state.
+        """obs [n, obs_dim], state [2, n, S] -> actions [n, act_dim] in [-1, 1], next state.
 
         ``episode_start`` (optional bool [n]) zeroes the state of agents starting a new episode.
+        With discrete messages the last ``comm_tokens`` columns are tokens (whole numbers: the most
+        likely when ``deterministic``, else sampled from the categorical head).
         """
         obs_t = torch.as_tensor(np.asarray(obs, np.float32))
         if obs_t.ndim != 2 or obs_t.shape[1] != self.obs_dim:
@@ -67,9 +70,13 @@ class RecurrentPolicy:
             prev, starts = st[0, :, H:], 1.0 - st[1, :, H]
         with torch.inference_mode():
             mean, new_state = self.model.act_only(obs_t, st[:, :, :H], prev, starts)
-            if not deterministic:
-                mean = mean + torch.exp(self.model.log_std) * torch.randn_like(mean)
-            actions = mean.clamp(-1.0, 1.0)
+            spec = self.model.spec
+            if spec.comm_vocab:
+                actions = env_actions(sample_actions(mean, self.model.log_std, spec, deterministic=deterministic), spec)
+            else:
+                if not deterministic:
+                    mean = mean + torch.exp(self.model.log_std) * torch.randn_like(mean)
+                actions = mean.clamp(-1.0, 1.0)
             if self.state_size > H:
                 new_state = torch.cat([new_state, torch.stack([obs_t, torch.ones_like(obs_t)])], -1)
         return actions.numpy().astype(np.float32), new_state.numpy()

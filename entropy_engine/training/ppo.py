@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .network import ActorCritic, gaussian_entropy, gaussian_log_prob
+from .network import ActorCritic, action_entropy, action_log_prob, gaussian_entropy, gaussian_log_prob
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
@@ -71,12 +71,19 @@ def _minibatch_part(model: ActorCritic, mb: dict[str, torch.Tensor], state: torc
     with torch.autocast(mb["inputs"].device.type, dtype=torch.bfloat16, enabled=amp):
         mean, values = model.sequence_from_input(mb["inputs"], state, mb["starts"])
     mean, values = mean.float(), values.float()
-    new_logp = gaussian_log_prob(mb["actions"], mean, model.log_std)
+    if model.spec.comm_vocab:   # discrete messages: mean holds the Gaussian means and the token logits
+        new_logp = action_log_prob(mb["actions"], mean, model.log_std, model.spec)
+        entropy = action_entropy(mean, model.log_std, model.spec)
+    else:
+        new_logp = gaussian_log_prob(mb["actions"], mean, model.log_std)
+        entropy = None
     if "mask" in mb:
         valid = mb["mask"] > 0
         new_logp, values = new_logp[valid], values[valid]
+        entropy = None if entropy is None else entropy[valid]
         mb = {k: v[valid] for k, v in mb.items() if k in ("logp", "values", "advantages", "returns")}
-    entropy = gaussian_entropy(model.log_std).expand_as(new_logp)
+    if entropy is None:
+        entropy = gaussian_entropy(model.log_std).expand_as(new_logp)
     loss, parts = ppo_loss(new_logp, mb["logp"], mb["advantages"], values, mb["values"], mb["returns"], entropy,
                            cfg.clip_range, cfg.clip_range_vf, cfg.ent_coef, cfg.vf_coef)
     (loss * weight).backward()

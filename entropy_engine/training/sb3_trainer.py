@@ -113,8 +113,11 @@ def make_model(cfg: TrainConfig, env=None):
 
 def make_env(cfg: TrainConfig):
     """The run's ``entropy_engine.vec_env`` (``workers`` processes for the pymunk backend)."""
-    from ..envs.vec import SwarmVecEnv as vec_env
+    from ..config import ConfigError
+    from ..envs.vec import SB3_TOKENS_ERROR, SwarmVecEnv as vec_env
 
+    if cfg.env_kwargs.get("comm_dim", 0) and cfg.env_kwargs.get("comm_vocab", 0):
+        raise ConfigError(SB3_TOKENS_ERROR.format(vocab=cfg.env_kwargs["comm_vocab"]))
     return vec_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, workers=cfg.workers, **cfg.env_kwargs)
 
 

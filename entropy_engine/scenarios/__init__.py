@@ -10,9 +10,11 @@ from .coverage import Coverage, CoverageConfig, coverage_heuristic
 from .flocking import Flocking, FlockingConfig, flocking_heuristic
 from .formation import Formation, FormationConfig, formation_heuristic
 from .navigation import Navigation, NavigationConfig, navigation_heuristic
+from .rendezvous import Rendezvous, RendezvousConfig, rendezvous_heuristic
 
 SCENARIOS: dict[str, type[Scenario]] = {"navigation": Navigation, "flocking": Flocking, "coverage": Coverage,
                                          "formation": Formation, "aggregation": Aggregation}
+SCENARIOS["rendezvous"] = Rendezvous
 
 
 def register(cls: type[Scenario]) -> type[Scenario]:
@@ -42,4 +44,5 @@ __all__ = ["Scenario", "SCENARIOS", "register", "scenario_class", "make_scenario
            "Flocking", "FlockingConfig", "flocking_heuristic",
            "Coverage", "CoverageConfig", "coverage_heuristic",
            "Formation", "FormationConfig", "formation_heuristic",
-           "Aggregation", "AggregationConfig", "aggregation_heuristic"]
+           "Aggregation", "AggregationConfig", "aggregation_heuristic",
+           "Rendezvous", "RendezvousConfig", "rendezvous_heuristic"]

@@ -3,6 +3,10 @@
     PYTHONPATH=. python docs/ablation_comm.py                 # train 2 x 3 runs, then evaluate them
     PYTHONPATH=. python docs/ablation_comm.py --skip-train    # evaluate the runs already trained
 
+(The runs it trains are ``entropy train --preset rendezvous --seed S --out RUNS/on_sS`` and the same
+with ``--env comm_dim=0`` into ``RUNS/off_sS``; training them one by one with these commands and then
+``--skip-train`` gives the same results.)
+
 1. Trains the ``rendezvous`` preset with the channel on (the preset: ``comm_dim`` 3, 4 m, nearest
    senders) and off (``--env comm_dim=0``), same budget, seeds 0, 1, 2, into ``--runs``/{on,off}_s<seed>
    (an existing finished run is kept, so a stopped ablation resumes). Each run's wall time is recorded.
@@ -53,6 +57,15 @@ def train(runs: Path, seeds: list[int], total_steps: int | None) -> dict[str, fl
     return wall
 
 
+def train_seconds(run: Path) -> float:
+    """The run's training time (its last ``time/time_elapsed`` in metrics.csv), seconds."""
+    import csv
+
+    with open(run / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("time/time_elapsed")]
+    return float(rows[-1]["time/time_elapsed"])
+
+
 def _eval(policy, stored, env: dict, episodes: int, seed: int) -> dict:
     from entropy_engine.training.config import stored_config
     from entropy_engine.training.evaluate import evaluate
@@ -83,6 +96,7 @@ def evaluate_all(runs: Path, seeds: list[int], episodes: int, seed: int) -> dict
             pol = load_policy(runs / f"{arm}_s{s}")
             policies[(arm, s)] = pol
             rows.append(_eval(pol, pol.config, {}, episodes, seed))
+            rows[-1]["train_s"] = train_seconds(runs / f"{arm}_s{s}")
             print(f"{arm} seed {s}: " + ", ".join(f"{m} {rows[-1][m]:.3f}" for m in METRICS))
         result["arms"][arm] = {"per_seed": rows, **_summary(rows)}
     stored = dict(PRESETS[PRESET])

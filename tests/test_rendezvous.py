@@ -49,7 +49,7 @@ def _reference_step(sc, before, after, first, ever_before):
 
 
 def _reference_obs(sc):
-    """Observation [E, N, R + 7] from the state (lidar copied from the world)."""
+    """Observation [E, N, R + 9] from the state (lidar copied from the world)."""
     cfg, w = sc.config, sc.world
     R = cfg.n_rays
     th = w.theta.astype(np.float64)
@@ -67,11 +67,12 @@ def _reference_obs(sc):
         obs[e, i, R + 4] = 1.0
         obs[e, i, R + 5] = np.clip((g[0] * c[e, i] + g[1] * s[e, i]) * f, -1, 1)
         obs[e, i, R + 6] = np.clip((-g[0] * s[e, i] + g[1] * c[e, i]) * f, -1, 1)
+        obs[e, i, R + 7:R + 9] = np.clip(g * f, -1, 1)
     return obs
 
 
 def test_reward_statistics_and_observation_match_the_numpy_reference():
-    env = BatchEnv("rendezvous", 4, 6, seed=4, max_steps=200)   # no reset inside
+    env = BatchEnv("rendezvous", 4, 4, seed=4, max_steps=200)   # no reset inside
     sc = env.scenario
     env.reset()
     np.testing.assert_allclose(sc.obs, _reference_obs(sc), atol=1e-5)
@@ -80,7 +81,7 @@ def test_reward_statistics_and_observation_match_the_numpy_reference():
     for t in range(150):
         before = _state(sc)
         ever = sc.ever.copy()
-        acts = env.heuristic_actions() if t % 4 else rng.uniform(-1, 1, (env.num_slots, env.act_dim))
+        acts = env.heuristic_actions() if t % 10 else rng.uniform(-1, 1, (env.num_slots, env.act_dim))
         env.step(acts)
         after = _state(sc)
         assert np.array_equal(after["goal"], before["goal"])
@@ -119,7 +120,7 @@ def test_only_the_informed_robot_sees_the_goal_and_it_is_drawn_at_random():
     flags = obs[..., R + 4]
     assert np.array_equal(flags.sum(1), np.ones(200)) and np.array_equal(flags.argmax(1), sc.informed)
     uninformed = flags == 0
-    assert (obs[..., R + 5:R + 7][uninformed] == 0).all() and (np.abs(obs[..., R + 5:R + 7][~uninformed]).sum(1) > 0).all()
+    assert (obs[..., R + 5:R + 9][uninformed] == 0).all() and (np.abs(obs[..., R + 5:R + 9][~uninformed]).sum(1) > 0).all()
     counts = np.bincount(sc.informed, minlength=5)
     assert counts.min() >= 25, counts                  # about 40 each: every index is drawn
     m, L = sc.config.goal_margin, sc.world.arena
@@ -266,17 +267,17 @@ def test_pettingzoo_conformance_with_and_without_the_channel():
 
     check_pettingzoo("rendezvous", {"collided", "in_zone"})           # the channel on (the default)
     env = ee.parallel_env("rendezvous", n_agents=5, seed=0, max_steps=60, comm_dim=0)
-    assert env.action_space("robot_0").shape == (2,) and env.observation_space("robot_0").shape == (39,)
+    assert env.action_space("robot_0").shape == (2,) and env.observation_space("robot_0").shape == (41,)
     parallel_api_test(env, num_cycles=100)
     on = ee.parallel_env("rendezvous", n_agents=5, seed=0)
-    assert on.action_space("robot_0").shape == (5,) and on.observation_space("robot_0").shape == (39 + 25,)
+    assert on.action_space("robot_0").shape == (5,) and on.observation_space("robot_0").shape == (41 + 25,)
 
 
 def test_sb3_vec_env_learns_with_ppo():
     from stable_baselines3 import PPO
 
     venv = ee.vec_env("rendezvous", num_worlds=2, n_agents=4, seed=0, max_steps=50)
-    assert venv.observation_space.shape == (64,) and venv.action_space.shape == (5,)
+    assert venv.observation_space.shape == (66,) and venv.action_space.shape == (5,)
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
     model.learn(512)
     assert model.num_timesteps >= 512

@@ -20,11 +20,11 @@ MESSAGE_SCALE = 10.0
 @dataclass(frozen=True)
 class RendezvousConfig(ScenarioConfig):
     """Rendezvous scenario settings (plus every physical constant of ``WorldConfig``). The channel is
-    on by default (``comm_dim`` 3, ``comm_range`` 4 m, ``comm_combine`` 'nearest'): without it only the
+    on by default (``comm_dim`` 3, ``comm_range`` 5 m, ``comm_combine`` 'nearest'): without it only the
     informed robot can find the goal; ``comm_dim=0`` switches it off."""
 
     comm_dim: int = field(3, "Message values each agent sends per step (extra actions in [-1, 1]); 0 = no channel.")
-    comm_range: float = field(4.0, "Radio range in metres, centre to centre: only senders this close are heard.")
+    comm_range: float = field(5.0, "Radio range in metres, centre to centre: only senders this close are heard.")
     comm_combine: Literal["mean", "max", "nearest"] = field(
         "nearest", "How a receiver combines the messages it hears: 'mean' or 'max' per value, or 'nearest': the "
                    "comm_k nearest senders, each with its ego-frame relative position and a mask.")
@@ -35,7 +35,7 @@ class RendezvousConfig(ScenarioConfig):
     spawn_spacing: float = field(1.0, "Robots start on random distinct cells of a lattice with this spacing "
                                       "covering the whole arena, jittered, metres.")
     progress_reward: float = field(1.0, "Reward per metre the robot itself gets closer to the goal.")
-    team_reward: float = field(1.0, "Reward per metre the world's robots got closer to the goal, on average "
+    team_reward: float = field(2.0, "Reward per metre the world's robots got closer to the goal, on average "
                                     "(credit for helping others: a message only pays through them).")
     zone_reward: float = field(0.1, "Reward for every step the robot is in the goal zone.")
     collision_penalty: float = field(0.1, "Penalty for every step in contact with a wall or robot.")
@@ -69,11 +69,11 @@ class Rendezvous(Scenario):
     the others observe nothing of it. The swarm must gather in the zone, so the informed robot has
     to tell the others where it is, and robots out of its radio range need relays: the task is
     impossible to do well without the communication channel (``comm_*`` settings, on by default:
-    3 values per robot, 4 m range, the 4 nearest senders heard with their ego-frame positions).
+    3 values per robot, 5 m range, the 4 nearest senders heard with their ego-frame positions).
     Every robot has a compass (its heading), so messages can carry directions in a frame that all
     robots share. No robot's episode ends early.
 
-    ## Observation (float32, 39 values for the default 32 rays, then the channel's block)
+    ## Observation (float32, 41 values for the default 32 rays, then the channel's block)
 
     | Index     | Observation                                                        | Range   |
     |-----------|--------------------------------------------------------------------|---------|
@@ -82,7 +82,8 @@ class Rendezvous(Scenario):
     | R+2, R+3  | compass: cos and sin of the heading (world frame)                  | [-1, 1] |
     | R+4       | informed: 1 for the robot that sees the goal, else 0               | {0, 1}  |
     | R+5, R+6  | goal vector, ego frame (forward, left) / max(``goal_obs_scale``, distance); zeros for the others | [-1, 1] |
-    | R+7 ..    | the channel's received block (``comm_combine`` 'nearest': ``comm_k`` slots of message, sender's ego-frame position / ``comm_range`` and mask, then the heard count; README "Communication channels") | see there |
+    | R+7, R+8  | the same goal vector in the world frame (x, y); zeros for the others | [-1, 1] |
+    | R+9 ..    | the channel's received block (``comm_combine`` 'nearest': ``comm_k`` slots of message, sender's ego-frame position / ``comm_range`` and mask; 'mean'/'max': the combined message; then the heard count; README "Communication channels") | see there |
 
     ## Action (float32, 2 + ``comm_dim`` values)
 
@@ -96,7 +97,7 @@ class Rendezvous(Scenario):
 
     ## Reward (per robot, per step; defaults)
 
-    ``1.0 * (metres the robot got closer to the goal) + 1.0 * (metres the world's robots got
+    ``1.0 * (metres the robot got closer to the goal) + 2.0 * (metres the world's robots got
     closer, mean over them) + 0.1 while in the zone - 0.1 while touching a wall or robot - 0.5 on
     the first step of each contact``. The team term is how a message earns anything: it pays the
     sender through the robots it guided.
@@ -169,7 +170,7 @@ class Rendezvous(Scenario):
         if w.arena - 2 * config.goal_margin <= 0:
             raise ConfigError(f"arena of {w.arena:.1f} m leaves no room for the goal inside goal_margin "
                               f"({config.goal_margin} m each side); raise arena_size or lower goal_margin")
-        self.allocate(R + 7, seed)                           # obs [E, N, R+7], reward, terminated, stats [5, E, N]
+        self.allocate(R + 9, seed)                           # obs [E, N, R+9], reward, terminated, stats [5, E, N]
         self.info = {"collided": w.contact, "in_zone": np.zeros((E, N), np.bool_)}   # [E, N] each
         self.goal = np.zeros((E, 2), np.float32)            # [E, 2] the goal's centre
         self.informed = np.zeros(E, np.int64)               # [E] index of the robot that sees the goal
@@ -200,10 +201,11 @@ class Rendezvous(Scenario):
 
     # ------------------------------------------------------------------ spec
     def observation_space(self) -> spaces.Box:
-        """Lidar [0, 1], ego velocity [-1, 1], compass [-1, 1], informed flag [0, 1], goal vector [-1, 1]."""
+        """Lidar [0, 1], ego velocity [-1, 1], compass [-1, 1], informed flag [0, 1], goal vector in the ego
+        and the world frame [-1, 1]."""
         R = self.config.n_rays
-        low = np.concatenate([np.zeros(R), -np.ones(4), [0.0], -np.ones(2)]).astype(np.float32)
-        high = np.ones(R + 7, np.float32)
+        low = np.concatenate([np.zeros(R), -np.ones(4), [0.0], -np.ones(4)]).astype(np.float32)
+        high = np.ones(R + 9, np.float32)
         return spaces.Box(low=low, high=high, dtype=np.float32)
 
     def action_space(self) -> spaces.Box:
@@ -278,46 +280,58 @@ def rendezvous_heuristic(obs: np.ndarray, config: RendezvousConfig) -> np.ndarra
     """Scripted rendezvous that uses the channel, batched over any leading axes of ``obs``.
 
     ``obs`` is the whole observation (the channel's block included when ``comm_dim > 0``); the
-    actions are the wheels followed by ``comm_dim`` message values. Protocol (with ``comm_dim >= 3``
-    and ``comm_combine = 'nearest'``; otherwise the messages are zeros and nothing is heard): a
-    robot that knows where the goal is sends (goal offset from itself in the world frame /
-    ``MESSAGE_SCALE``, confidence); the informed robot has confidence 1, a relay 0.9 times the best
-    confidence it hears, a robot that knows nothing 0. A receiver turns each heard estimate into its
-    own (sender's position + sender's offset, rotated with its compass) and takes their mean
-    weighted by confidence^8. A robot that knows the goal turns towards it and drives slower as it
-    gets close (the informed robot stops on the goal, the others within half the zone's radius); a
-    robot that knows nothing explores on a wide spiral. Lidar hits within 0.4 m of the body push
-    the robot away.
+    actions are the wheels followed by ``comm_dim`` message values. Protocol (``comm_dim >= 3``;
+    with fewer values the messages are zeros and nothing is heard): a robot that knows where the goal
+    is sends (confidence x goal offset from itself in the world frame / ``MESSAGE_SCALE``,
+    confidence); the informed robot has confidence 1, a relay 0.9 times the best confidence it
+    hears, a robot that knows nothing 0. With ``comm_combine = 'nearest'`` a receiver turns each
+    heard estimate into its own (sender's position + sender's offset, rotated with its compass) and
+    takes their mean weighted by confidence^8; with 'mean' or 'max' it takes the combined offset
+    divided by the combined confidence (the sender's own position unknown: off by up to
+    ``comm_range``). A robot that knows the goal turns towards it and drives slower as it gets
+    close (the informed robot stops on the goal, the others within half the zone's radius); a robot
+    that knows nothing explores on a wide spiral. Lidar hits within 0.4 m of the body push it away.
     """
     obs = np.asarray(obs, np.float32)
     R = config.n_rays
-    D0 = R + 7
+    D0 = R + 9
     lead = obs.shape[:-1]
     c, s = obs[..., R + 2], obs[..., R + 3]
     informed = obs[..., R + 4] > 0.5
     g = obs[..., R + 5:R + 7]
-    n = np.linalg.norm(g, axis=-1)
-    dist = np.where(n < 0.999, n, 1.0) * config.goal_obs_scale                  # metres (at least scale when capped)
-    est = np.where(informed[..., None], g / np.maximum(n, 1e-6)[..., None] * dist[..., None], 0.0)  # ego frame
+    n = np.linalg.norm(g, axis=-1, keepdims=True)
+    scale = np.where(n < 0.999, 1.0, 1.0 / np.maximum(n, 1e-6)) * config.goal_obs_scale  # metres per unit
+    est = np.where(informed[..., None], g * scale, 0.0)                         # ego frame, metres
     conf = informed.astype(np.float32)
     known = informed.copy()
     C = config.comm_dim
-    talk = C >= 3 and config.comm_combine == "nearest" and obs.shape[-1] > D0
+    talk = C >= 3 and obs.shape[-1] > D0
     if talk:
-        K = config.comm_k
-        slots = obs[..., D0:D0 + K * (C + 3)].reshape(lead + (K, C + 3))
-        heard_conf = np.clip(slots[..., 2], 0.0, 1.0) * (slots[..., C + 2] > 0.5)   # [..., K]
-        wx, wy = slots[..., 0] * MESSAGE_SCALE, slots[..., 1] * MESSAGE_SCALE   # sender's goal offset, world frame
+        if config.comm_combine == "nearest":
+            K = config.comm_k
+            slots = obs[..., D0:D0 + K * (C + 3)].reshape(lead + (K, C + 3))
+            heard_conf = np.clip(slots[..., 2], 0.0, 1.0) * (slots[..., C + 2] > 0.5)   # [..., K]
+            safe = np.maximum(heard_conf, 1e-6)
+            wx, wy = slots[..., 0] * MESSAGE_SCALE / safe, slots[..., 1] * MESSAGE_SCALE / safe  # world frame
+            rx, ry = slots[..., C] * config.comm_range, slots[..., C + 1] * config.comm_range
+            best = heard_conf.max(-1)
+            wgt = heard_conf ** 8
+        else:
+            heard_conf = np.clip(obs[..., D0 + 2:D0 + 3], 0.0, 1.0)                    # [..., 1] combined
+            safe = np.maximum(heard_conf, 1e-6)
+            wx, wy = obs[..., D0:D0 + 1] * MESSAGE_SCALE / safe, obs[..., D0 + 1:D0 + 2] * MESSAGE_SCALE / safe
+            rx = ry = np.zeros_like(wx)
+            best = heard_conf[..., 0]
+            wgt = (heard_conf > 1e-3).astype(np.float32)
         cc, ss = c[..., None], s[..., None]
-        cand_x = slots[..., C] * config.comm_range + (cc * wx + ss * wy)         # ego frame: sender + its offset
-        cand_y = slots[..., C + 1] * config.comm_range + (-ss * wx + cc * wy)
-        wgt = heard_conf ** 8
+        cand_x = rx + (cc * wx + ss * wy)                                      # ego frame: sender + its offset
+        cand_y = ry + (-ss * wx + cc * wy)
         wsum = wgt.sum(-1)
         heard = (wsum > 1e-6) & ~informed
         inv = 1.0 / np.maximum(wsum, 1e-12)
         relay = np.stack([(cand_x * wgt).sum(-1) * inv, (cand_y * wgt).sum(-1) * inv], axis=-1)
         est = np.where(heard[..., None], relay, est)
-        conf = np.where(informed, 1.0, np.where(heard, 0.9 * heard_conf.max(-1), 0.0)).astype(np.float32)
+        conf = np.where(informed, 1.0, np.where(heard, 0.9 * best, 0.0)).astype(np.float32)
         known = informed | heard
     d = np.linalg.norm(est, axis=-1)
     lidar = obs[..., :R] * config.lidar_range
@@ -340,7 +354,7 @@ def rendezvous_heuristic(obs: np.ndarray, config: RendezvousConfig) -> np.ndarra
     msg = np.zeros(lead + (C,), np.float32)
     if talk:
         ex, ey = est[..., 0], est[..., 1]                                       # ego -> world frame
-        msg[..., 0] = np.clip((c * ex - s * ey) / MESSAGE_SCALE, -1.0, 1.0) * known
-        msg[..., 1] = np.clip((s * ex + c * ey) / MESSAGE_SCALE, -1.0, 1.0) * known
+        msg[..., 0] = np.clip((c * ex - s * ey) / MESSAGE_SCALE, -1.0, 1.0) * conf
+        msg[..., 1] = np.clip((s * ex + c * ey) / MESSAGE_SCALE, -1.0, 1.0) * conf
         msg[..., 2] = conf
     return np.concatenate([act, msg], axis=-1)

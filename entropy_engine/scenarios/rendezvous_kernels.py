@@ -101,7 +101,7 @@ def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_conta
     of those statistics written so far (in zone, gathered, distance); ever [E]: every robot of the
     world has been in the zone at once during this episode (before this step's test: the world
     phase's caller updates it after this kernel). stats [5, E, N] in the order S_IN_ZONE ..
-    S_COLLISIONS; obs [E, N, R + 7]."""
+    S_COLLISIONS; obs [E, N, R + 9]."""
     n_worlds, n = pos.shape[0], pos.shape[1]
     n_rays = lidar.shape[2]
     vmax = p[P_VMAX]
@@ -141,7 +141,7 @@ def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_conta
             last[2, w, i] = d
             stats[S_GATHER_TIME, w, i] = 0.0 if ever[w] else 1.0
             stats[S_COLLISIONS, w, i] = 1.0 if onset else 0.0
-        # observation: velocity, compass, informed flag, the goal (the informed robot only)
+        # observation: velocity, compass, informed flag, the goal in its own and the world frame (informed only)
         th = theta[w, i]
         c = math.cos(th)
         s_ = math.sin(th)
@@ -155,7 +155,8 @@ def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_conta
             obs[w, i, base + 2] = 1.0
             obs[w, i, base + 3] = min(max((gx * c + gy * s_) * f, -1.0), 1.0)
             obs[w, i, base + 4] = min(max((-gx * s_ + gy * c) * f, -1.0), 1.0)
+            obs[w, i, base + 5] = min(max(gx * f, -1.0), 1.0)
+            obs[w, i, base + 6] = min(max(gy * f, -1.0), 1.0)
         else:
-            obs[w, i, base + 2] = 0.0
-            obs[w, i, base + 3] = 0.0
-            obs[w, i, base + 4] = 0.0
+            for q in range(2, 7):
+                obs[w, i, base + q] = 0.0

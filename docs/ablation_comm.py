@@ -102,6 +102,11 @@ def evaluate_all(runs: Path, seeds: list[int], episodes: int, seed: int) -> dict
     stored = dict(PRESETS[PRESET])
     for arm, env in (("heuristic", {}), ("heuristic_off", {"comm_dim": 0})):
         result["arms"][arm] = _eval("heuristic", stored, env, episodes, seed)
+    from entropy_engine import BatchEnv
+    from entropy_engine.policies import RandomPolicy
+
+    space = BatchEnv(PRESET, 1, stored["n_agents"], **stored["env"]).action_space
+    result["arms"]["random"] = _eval(RandomPolicy(space, 0), stored, {}, episodes, seed)
     for key, value in SETTINGS:
         name = f"{key}={value}"
         rows = [_eval(policies[("on", s)], policies[("on", s)].config, {key: value}, episodes, seed) for s in seeds]
@@ -119,7 +124,7 @@ def print_tables(result: dict) -> None:
         a = result["arms"][arm]
         print(f"| channel {arm} | {a[m]['mean']:.3f} ± {a[m]['std']:.3f} ({a[m]['min']:.3f}-{a[m]['max']:.3f}) | "
               + " | ".join(f"{a[k]['mean']:.3f}" for k in METRICS[1:]) + " |")
-    for arm in ("heuristic", "heuristic_off"):
+    for arm in ("heuristic", "heuristic_off", "random"):
         a = result["arms"][arm]
         print(f"| {arm} | {a[m]:.3f} | " + " | ".join(f"{a[k]:.3f}" for k in METRICS[1:]) + " |")
     print(f"\n| setting | trained {m} mean ± std | heuristic {m} |")

@@ -245,7 +245,7 @@ def test_fuzz_crowded(mode):
     (dict(comm_dropout=1.5), "comm_dropout must be in \\[0, 1\\]"),
     (dict(comm_delay=-1), "comm_delay must be >= 0"),
     (dict(arena_size=3.0), "too small for 10 agents: the spawn lattice"),
-    (dict(arena_size=4.0, goal_margin=2.0, spawn_spacing=0.42), "no room for the goal"),
+    (dict(arena_size=4.0, goal_margin=2.0, spawn_spacing=0.45), "no room for the goal"),
 ])
 def test_bad_configs_are_refused_clearly(kw, match):
     with pytest.raises(ConfigError, match=match):

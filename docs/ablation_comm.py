@@ -12,7 +12,7 @@ with ``--env comm_dim=0`` into ``RUNS/off_sS``; training them one by one with th
    (an existing finished run is kept, so a stopped ablation resumes). Each run's wall time is recorded.
 2. Evaluates every run: 100 episodes, evaluation seed 12345, deterministic actions; the primary
    metric (``in_zone_fraction``) and the others, then mean and spread (min-max, std) over the seeds.
-3. Evaluates the channel-on runs (and the scripted heuristic) under other channel settings with the
+3. Evaluates the channel-on runs (``entropy eval RUN --episodes 100`` with ``--env KEY=VALUE``) (and the scripted heuristic) under other channel settings with the
    same seed: ``comm_range``, ``comm_dropout``, ``comm_delay`` (``entropy eval RUN --env KEY=VALUE``).
 
 Prints both tables and writes everything to ``--json`` (default docs/ablation_comm.json).
@@ -29,8 +29,8 @@ import numpy as np
 PRESET = "rendezvous"
 METRICS = ("in_zone_fraction", "gathered_rate", "gather_time", "goal_distance", "collisions_per_agent")
 ARMS = {"on": [], "off": ["--env", "comm_dim=0"]}
-# channel settings evaluated on the trained (channel-on) policy; the preset's own is range 4, no loss or delay
-SETTINGS = ([("comm_range", v) for v in (1.0, 2.0, 4.0, 8.0)] + [("comm_dropout", v) for v in (0.25, 0.5, 0.9)]
+# channel settings evaluated on the trained (channel-on) policy; the preset's own is range 5, no loss or delay
+SETTINGS = ([("comm_range", v) for v in (1.0, 2.5, 10.0)] + [("comm_dropout", v) for v in (0.25, 0.5, 0.9)]
             + [("comm_delay", v) for v in (1, 3, 10)])
 
 

@@ -12,7 +12,7 @@ with ``--env comm_dim=0`` into ``RUNS/off_sS``; training them one by one with th
    (an existing finished run is kept, so a stopped ablation resumes). Each run's wall time is recorded.
 2. Evaluates every run: 100 episodes, evaluation seed 12345, deterministic actions; the primary
    metric (``in_zone_fraction``) and the others, then mean and spread (min-max, std) over the seeds.
-3. Evaluates the channel-on runs (``entropy eval RUN --episodes 100`` with ``--env KEY=VALUE``) (and the scripted heuristic) under other channel settings with the
+3. Evaluates the channel-on runs (and the scripted heuristic) under other channel settings with the
    same seed: ``comm_range``, ``comm_dropout``, ``comm_delay`` (``entropy eval RUN --env KEY=VALUE``).
 
 Prints both tables and writes everything to ``--json`` (default docs/ablation_comm.json).

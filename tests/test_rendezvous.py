@@ -120,7 +120,8 @@ def test_only_the_informed_robot_sees_the_goal_and_it_is_drawn_at_random():
     flags = obs[..., R + 4]
     assert np.array_equal(flags.sum(1), np.ones(200)) and np.array_equal(flags.argmax(1), sc.informed)
     uninformed = flags == 0
-    assert (obs[..., R + 5:R + 9][uninformed] == 0).all() and (np.abs(obs[..., R + 5:R + 9][~uninformed]).sum(1) > 0).all()
+    goal = obs[..., R + 5:R + 9]
+    assert (goal[uninformed] == 0).all() and (np.abs(goal[~uninformed]).sum(1) > 0).all()
     counts = np.bincount(sc.informed, minlength=5)
     assert counts.min() >= 25, counts                  # about 40 each: every index is drawn
     m, L = sc.config.goal_margin, sc.world.arena

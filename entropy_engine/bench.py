@@ -34,6 +34,8 @@ CASES: dict[str, dict[str, Any]] = {
     "transport_worlds64_agents10": {"scenario": "transport", "num_worlds": 64, "n_agents": 10},
     "foraging_worlds64_agents10": {"scenario": "foraging", "num_worlds": 64, "n_agents": 10},
     "pursuit_worlds64_agents10": {"scenario": "pursuit", "num_worlds": 64, "n_agents": 10},
+    # rendezvous with its channel on (its default: 3 values, 4 m, the 4 nearest senders)
+    "rendezvous_worlds64_agents10": {"scenario": "rendezvous", "num_worlds": 64, "n_agents": 10},
     # a 10,000-robot flock (issue: >= 50 % of the 10,000-agent navigation case; linear neighbour sensing):
     # as the preset spawns it (0.8 m lattice, about 8x navigation's density: robots touch, the physics and
     # lidar pay for the crowd) and at navigation's density (10 m^2 per robot: 2.2 m lattice)

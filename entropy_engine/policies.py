@@ -45,7 +45,8 @@ class FunctionPolicy:
 class HeuristicPolicy(FunctionPolicy):
     """The scenario's scripted policy (``Scenario.heuristic``) of a scenario or of an env holding one
     (with the env's communication channel on, it sees the scenario's part of the observation and
-    sends zero messages: ``envs.comm.heuristic_with_channel``)."""
+    sends zero messages, unless the scenario's heuristic uses the channel:
+    ``envs.comm.heuristic_with_channel``)."""
 
     def __init__(self, scenario_or_env: Any):
         sc = getattr(scenario_or_env, "scenario", scenario_or_env)
@@ -54,7 +55,8 @@ class HeuristicPolicy(FunctionPolicy):
         else:
             from .envs.comm import heuristic_with_channel
 
-            super().__init__(lambda obs: heuristic_with_channel(sc.heuristic, obs, sc.config))
+            super().__init__(lambda obs: heuristic_with_channel(sc.heuristic, obs, sc.config,
+                                                                sc.heuristic_uses_channel))
 
 
 class RandomPolicy:

@@ -43,7 +43,7 @@ def test_batch_env_observations_stay_in_their_space(scenario, policy):
     1.9M observations per policy."""
     for seed in range(3):
         env = BatchEnv(scenario, num_worlds=64, n_agents=10, seed=seed)
-        space = env.scenario.observation_space()
+        space = env.observation_space          # the scenario's, plus the channel's block when it is on
         rng = np.random.default_rng(seed)
         held = np.zeros((env.num_slots, env.act_dim), np.float32)
         _assert_inside(env.reset(), space, f"{scenario} seed {seed} reset")

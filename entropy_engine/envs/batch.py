@@ -231,8 +231,10 @@ class BatchEnv:
         self.scenario.set_shaping_scale(scale)
 
     def heuristic_actions(self) -> np.ndarray:
-        """The scenario's scripted policy on the current observations, [S, A] (zero messages)."""
-        return heuristic_with_channel(self.scenario.heuristic, self.obs, self.scenario.config)
+        """The scenario's scripted policy on the current observations, [S, A] (zero messages unless
+        the scenario's heuristic uses the channel)."""
+        sc = self.scenario
+        return heuristic_with_channel(sc.heuristic, self.obs, sc.config, sc.heuristic_uses_channel)
 
     def close(self) -> None:
         pass

@@ -83,10 +83,11 @@ def flatten_action(action, space: spaces.Space, width: int) -> np.ndarray:
     return row
 
 
-def heuristic_with_channel(heuristic, obs: np.ndarray, config) -> np.ndarray:
+def heuristic_with_channel(heuristic, obs: np.ndarray, config, uses_channel: bool = False) -> np.ndarray:
     """A scenario heuristic (which knows only the scenario's own observation and actions) on
-    observations that may carry a received block: it sees the scenario's part and sends zeros."""
-    if config.comm_dim == 0:
+    observations that may carry a received block: it sees the scenario's part and sends zeros;
+    one that ``uses_channel`` (``Scenario.heuristic_uses_channel``) sees all and sends its own."""
+    if config.comm_dim == 0 or uses_channel:
         return heuristic(obs)
     act = np.asarray(heuristic(obs[..., :obs.shape[-1] - config.comm_obs_width]), np.float32)   # + token 0
     return np.concatenate([act, np.zeros(act.shape[:-1] + (config.comm_dim,), np.float32)], axis=-1)

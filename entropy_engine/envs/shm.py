@@ -206,7 +206,8 @@ class ShmBatchEnv:
     def heuristic_actions(self) -> np.ndarray:
         """The scenario's scripted policy on the current observations, [S, 2]."""
         holder = type("_Holder", (), {"config": self._config})()
-        return heuristic_with_channel(lambda obs: self._cls.heuristic(holder, obs), self.obs, self._config)
+        return heuristic_with_channel(lambda obs: self._cls.heuristic(holder, obs), self.obs, self._config,
+                                      self._cls.heuristic_uses_channel)
 
     def close(self) -> None:
         """Stop every worker and free the shared memory (safe to call twice)."""

@@ -12,6 +12,7 @@ from .foraging import Foraging, ForagingConfig, foraging_heuristic
 from .formation import Formation, FormationConfig, formation_heuristic
 from .navigation import Navigation, NavigationConfig, navigation_heuristic
 from .pursuit import Pursuit, PursuitConfig, pursuit_heuristic
+from .rendezvous import Rendezvous, RendezvousConfig, rendezvous_heuristic
 from .transport import Transport, TransportConfig, transport_heuristic
 
 SCENARIOS: dict[str, type[Scenario]] = {
@@ -23,6 +24,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
     "transport": Transport,
     "foraging": Foraging,
     "pursuit": Pursuit,
+    "rendezvous": Rendezvous,
 }
 
 
@@ -56,4 +58,5 @@ __all__ = ["Scenario", "SCENARIOS", "register", "scenario_class", "make_scenario
            "Aggregation", "AggregationConfig", "aggregation_heuristic",
            "Transport", "TransportConfig", "transport_heuristic",
            "Foraging", "ForagingConfig", "foraging_heuristic",
-           "Pursuit", "PursuitConfig", "pursuit_heuristic"]
+           "Pursuit", "PursuitConfig", "pursuit_heuristic",
+           "Rendezvous", "RendezvousConfig", "rendezvous_heuristic"]

@@ -20,7 +20,10 @@ What a subclass declares (class attributes and methods):
   agent-episodes. Trainers log it as ``env/<metric>``, ``entropy eval`` prints it.
 - ``success_stat``: the stat that says an episode succeeded (SB3's ``is_success``), or None.
 - ``heuristic(obs)``: a scripted policy, batched over any leading axes; it may read only
-  ``self.config`` (the shared-memory env calls it on a config holder).
+  ``self.config`` (the shared-memory env calls it on a config holder). With a channel on it sees
+  the scenario's part of the observation and the engine sends zero messages for it, unless the
+  class sets ``heuristic_uses_channel = True``: then it gets the whole observation (the received
+  block included) and returns the whole action (its messages included).
 - ``draw(canvas, world_index)``: optional, draws what the renderer must show besides walls and
   agents (goals, landmarks, objects) through the small ``Canvas`` API of ``render.renderer``.
 
@@ -89,6 +92,7 @@ class Scenario:
     metrics: ClassVar[dict[str, tuple[str, str]]] = {}
     success_stat: ClassVar[str | None] = None
     n_scripted: int = 0      # non-learning robots per world, the world's last ones (see the module docstring)
+    heuristic_uses_channel: ClassVar[bool] = False
 
     config: Any
     world: WorldState

@@ -268,6 +268,15 @@ PRESETS: dict[str, dict[str, Any]] = {
                     lr_schedule="linear", n_steps=128, seq_len=32, batch_size=2560, n_epochs=4,
                     total_steps=20_000_000, time_limit_s=290.0, gamma=0.99, gae_lambda=0.95, clip_range=0.2,
                     target_kl=0.03, ent_coef=0.001, vf_coef=0.5, max_grad_norm=0.5),
+    # the rendezvous scenario (one robot sees the goal; the channel is on: 3 values, 5 m, nearest 4 senders)
+    # with the flocking preset's network and update, 32 worlds x 5 robots (README: "Scenarios",
+    # "Communication channels")
+    "rendezvous": dict(scenario="rendezvous", num_worlds=32, n_agents=5, max_episode_steps=200,
+                       lstm_hidden_size=64, shared_lstm=True, net_arch=64, encoder_size=64, obs_delta=10.0,
+                       learning_rate=5e-4, lr_schedule="linear", n_steps=128, seq_len=32, batch_size=2560,
+                       n_epochs=4, total_steps=10_000_000, time_limit_s=570.0, gamma=0.99, gae_lambda=0.95,
+                       clip_range=0.2, target_kl=0.03, ent_coef=0.001, vf_coef=0.5, max_grad_norm=0.5,
+                       env=dict(comm_dim=3, comm_range=5.0, comm_combine="nearest")),
 }
 DEFAULT_PRESET = "default"
 

@@ -110,7 +110,7 @@ class Curriculum:
         self.count = np.zeros(L, np.float64)         # [L] decayed episode counts
         self.total = np.zeros(L, np.float64)         # [L] decayed sums of the statistic
         self.episodes = np.zeros(L, np.int64)        # [L] episodes finished on each level (all time)
-        self._keep_levels = False
+        self._restored: dict[str, Any] | None = None   # a loaded state, applied again at the next reset
         self._values = np.zeros((E, K), np.float64)  # [E, K] scratch: what each world runs with
 
     @property
@@ -138,11 +138,11 @@ class Curriculum:
     def on_reset(self, mask: np.ndarray) -> None:
         """Worlds ``mask`` [E] are about to reset: levels draw their level (from the stream), then
         every world's values are written."""
-        if self.spec.kind == "levels":
-            if self._keep_levels:      # the first reset after a restored state keeps the saved levels
-                self._keep_levels = False
-            else:
-                draw_levels(self.rng, np.cumsum(self.probabilities()), np.asarray(mask, np.bool_), self.levels)
+        if self._restored is not None:     # the first reset after load_state (maybe after a reseed) keeps it
+            self._set_state(self._restored)
+            self._restored = None
+        elif self.spec.kind == "levels":
+            draw_levels(self.rng, np.cumsum(self.probabilities()), np.asarray(mask, np.bool_), self.levels)
         self.apply()
 
     # ------------------------------------------------------------------ statistics and rules
@@ -245,7 +245,8 @@ class Curriculum:
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore ``state()``; ValueError (nothing changed) if it belongs to another curriculum. The
-        next full reset keeps the restored levels."""
+        next reset keeps the restored levels and random stream (it would otherwise draw new levels,
+        and a reset with a seed would restart the stream): the run continues where it was."""
         sp = self.spec
         if (state.get("kind"), state.get("n_levels"), len(state.get("levels", ())), len(state.get("window", ()))) != \
                 (sp.kind, sp.n_levels, len(self.levels), len(self.window)):
@@ -254,16 +255,19 @@ class Curriculum:
         levels = np.asarray(state["levels"], np.int64)
         if levels.min(initial=0) < 0 or levels.max(initial=0) >= sp.n_levels:
             raise ValueError("the checkpoint's curriculum names a level this run does not have")
+        self._set_state(state)
+        self._restored = dict(state)
+
+    def _set_state(self, state: dict[str, Any]) -> None:
         self.stage, self.stage_steps = int(state["stage"]), int(state["stage_steps"])
         self.filled, self.pos = int(state["filled"]), int(state["pos"])
         self.window[:] = state["window"]
         self.count[:] = state["count"]
         self.total[:] = state["total"]
         self.episodes[:] = state["episodes"]
-        self.levels[:] = levels
+        self.levels[:] = state["levels"]
         self.rng[0] = np.uint64(int(state["rng"]))
         self.scale = float(state["scale"])
-        self._keep_levels = True
         self.apply()
 
 

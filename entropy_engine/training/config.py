@@ -294,6 +294,23 @@ PRESETS: dict[str, dict[str, Any]] = {
                      total_steps=20_000_000, time_limit_s=570.0, gamma=0.99, gae_lambda=0.95, clip_range=0.2,
                      target_kl=0.03, ent_coef=0.001, vf_coef=0.5, max_grad_norm=0.5),
 }
+# a navigation task that training from scratch finds hard (README: "Curricula"): 20 robots per world among
+# 12 interior walls of up to 4 m, goals at least 6 m away; the default preset's network, update and rewards
+_HARD_NAV = dict(PRESETS["default"], num_worlds=8, n_agents=20, total_steps=4_000_000, max_episode_steps=400,
+                 env=dict(PRESETS["default"]["env"], n_obstacles=12, obstacle_max_length=4.0, min_goal_distance=6.0))
+PRESETS["hard_navigation"] = _HARD_NAV
+# the same task with a staged curriculum: fewer walls, nearer goals and fewer robots first; each stage is
+# left when 80 % of its last 400 agent-episodes reached their goal, or after 1M agent-steps
+PRESETS["hard_navigation_staged"] = dict(_HARD_NAV, curriculum=dict(stages=[
+    dict(env=dict(n_obstacles=2, min_goal_distance=2.0, active_fraction=0.5), threshold=0.8, window=400,
+         max_steps=1_000_000),
+    dict(env=dict(n_obstacles=6, min_goal_distance=4.0, active_fraction=0.75), threshold=0.8, window=400,
+         max_steps=1_000_000),
+    dict(env=dict(n_obstacles=12, min_goal_distance=6.0, active_fraction=1.0)),
+]))
+# the same task with automatic level sampling (learnability p(1-p) of success per level, 20 % uniform)
+PRESETS["hard_navigation_levels"] = dict(_HARD_NAV, curriculum=dict(levels=dict(
+    grid=dict(n_obstacles=[2, 6, 12], min_goal_distance=[2.0, 4.0, 6.0]), uniform_share=0.2, stats_window=200)))
 DEFAULT_PRESET = "default"
 
 

@@ -201,7 +201,7 @@ def build_spec(cur: CurriculumConfig, scenario: str, scenario_config: Any, worke
         for i, s in enumerate(cur.stages):
             what = f"curriculum stage {i}"
             try:
-                values = {n: _number(v, f"{what}: {n}") for n, v in s.env.items()}
+                values = {n: _number(v, f"setting {n!r}") for n, v in s.env.items()}
                 cls.check_settings(scenario_config, values)
             except ConfigError as exc:
                 raise ConfigError(f"{what}: {exc}") from None

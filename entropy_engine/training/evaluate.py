@@ -69,7 +69,8 @@ def full_difficulty(stored: Any, env: dict[str, Any] | None = None, **overrides:
     scenario = overrides.get("scenario")
     hardest = hardest_env(base.curriculum_config) if scenario in (None, base.scenario) else {}
     table = {**hardest, **(env or {})}
-    return stored_config(stored, env=table or None, **overrides)
+    # evaluation runs fixed settings: the curriculum is not checked against them (nor run)
+    return stored_config(stored, env=table or None, curriculum={}, **overrides)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

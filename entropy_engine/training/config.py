@@ -308,9 +308,11 @@ PRESETS["hard_navigation_staged"] = dict(_HARD_NAV, curriculum=dict(stages=[
          max_steps=1_000_000),
     dict(env=dict(n_obstacles=12, min_goal_distance=6.0, active_fraction=1.0)),
 ]))
-# the same task with automatic level sampling (learnability p(1-p) of success per level, 20 % uniform)
+# the same task with automatic level sampling over 18 levels (walls x goal distance x robots taking part),
+# by learnability p(1-p) of success per level, 10 % uniform
 PRESETS["hard_navigation_levels"] = dict(_HARD_NAV, curriculum=dict(levels=dict(
-    grid=dict(n_obstacles=[2, 6, 12], min_goal_distance=[2.0, 4.0, 6.0]), uniform_share=0.2, stats_window=200)))
+    grid=dict(n_obstacles=[0, 6, 12], min_goal_distance=[1.5, 4.0, 6.0], active_fraction=[0.5, 1.0]),
+    uniform_share=0.1, stats_window=200)))
 DEFAULT_PRESET = "default"
 
 

@@ -123,7 +123,14 @@ class Navigation(Scenario):
     border), robots and goals are placed at random at every reset: robots and goals each on
     distinct cells of a jittered lattice, so that no two robots overlap, no two goals overlap and
     none is within ``spawn_clearance`` of a wall; every goal starts at least ``min_goal_distance``
-    (1 m) from its robot; headings are uniform.
+    (1 m) from its robot; headings are uniform. Only the first ``round(active_fraction * N)`` robots
+    (at least one; all by default) take part; the others stay inactive until the next reset.
+
+    ## Settings that may change during a run, per world (``settings``; curricula)
+
+    ``n_obstacles`` (at most the configured count), ``obstacle_min_length``, ``obstacle_max_length``
+    (at most the configured one), ``min_goal_distance``, ``active_fraction`` and every reward weight;
+    the kernels read each world's values from its row of ``_params`` [E, P].
 
     ## Arguments
 

@@ -370,6 +370,18 @@ def test_eval_uses_the_last_stage_unless_env_says_otherwise():
     assert full_difficulty(stored, {"n_obstacles": 2}).env["n_obstacles"] == 2
     levels = config_dict(resolve_config("default", overrides=dict(SMALL, env={"n_obstacles": 6}, curriculum=LEVELS)))
     assert full_difficulty(levels).env["n_obstacles"] == 6          # levels: the env table is the full task
+    staged = resolve_config("default", overrides=dict(SMALL, env={"n_obstacles": 6}, curriculum={
+        "stages": [{"env": {"n_obstacles": 0}, "threshold": 0.5}, {"env": {"n_obstacles": 5}}]}))
+    assert staged.eval_env_kwargs["n_obstacles"] == 5             # the GIFs' env: the last stage
+
+
+def test_console_line_shows_the_stage_and_the_level_means():
+    from entropy_engine.runs.console import Clock, PlainView
+
+    view = PlainView(Clock(1000))
+    assert "stage 2" in view.line(10, {"curriculum/stage": 2.0})
+    line = view.line(10, {"curriculum/mean_n_obstacles": 7.5, "curriculum/level0_p": 0.25})
+    assert "mean_n_obstacles 7.5" in line and "level0" not in line
 
 
 # ------------------------------------------------------------------ bad configs

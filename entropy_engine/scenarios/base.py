@@ -200,7 +200,10 @@ class Scenario:
     def write_settings(self, columns: np.ndarray, values: np.ndarray) -> None:
         """Write ``values`` (float64 [K] for every world, or [E, K] one row per world) into the
         ``_params`` columns ``columns`` [K]; the kernels read them from the next reset or step on.
-        A scenario whose kernels read one ``_params`` row for all worlds refuses rows that differ."""
+        A scenario whose kernels read one ``_params`` row for all worlds refuses rows that differ. Nothing
+        to write (no columns) is a no-op, also for scenarios without ``_params``."""
+        if len(columns) == 0:
+            return
         p = self._params
         values = np.asarray(values, np.float64)
         if p.ndim == 2:

@@ -15,7 +15,7 @@ def _params(onset=0.0, prox=0.0, approach=0.0, d0=D0):
     p[nk.P_RADIUS], p[nk.P_GOAL_R], p[nk.P_VMAX], p[nk.P_RANGE] = RADIUS, 0.3, VMAX, RANGE
     p[nk.P_PROGRESS], p[nk.P_GOAL_BONUS], p[nk.P_COLLISION], p[nk.P_TIME] = 1.0, 10.0, 0.5, 0.01
     p[nk.P_ONSET], p[nk.P_PROX], p[nk.P_PROX_D], p[nk.P_APPROACH] = onset, prox, d0, approach
-    return p
+    return p[None]       # [E=1, P]: the kernels read world w's settings from row w
 
 
 def _reward(p, lidar, vel=(0.0, 0.0), theta=0.0, contact=False, prev_contact=None):
@@ -131,7 +131,7 @@ def test_shaping_scale_scales_only_the_shaping_terms(env_kind):
     full, none, half = (_head_on_reward(sc, s) for s in (1.0, 0.0, 0.5))
     assert (full < none - 0.05).all()
     np.testing.assert_allclose(half, (full + none) / 2, atol=1e-5)
-    assert sc._params[nk.P_ONSET] == pytest.approx(2.5)
+    assert sc._params[0, nk.P_ONSET] == pytest.approx(2.5)
     with pytest.raises(ValueError, match="shaping scale"):
         sc.set_shaping_scale(float("nan"))
     # a 4 m arena: every robot is within 2.5 m of a wall, so the proximity term always acts

@@ -27,6 +27,11 @@ an action is the scenario's actions followed by ``comm_dim`` message values in [
 observation is the scenario's followed by what the agent received; a new episode starts with an
 empty received block and the agent's or world's old messages forgotten.
 
+Curricula (``envs/curriculum.py``): ``curriculum`` (a ``CurriculumSpec``; None = the configured
+settings) says which level of settings each world runs on; a world draws or takes its level when it
+resets, finished agent-episodes are recorded for the curriculum's rules, and
+``set_shaping_scale`` scales the shaping terms of every world's level.
+
 ``info`` holds, as arrays over the slots: the scenario's per-step ``info_keys``, ``terminal_obs``
 [S, D], ``world_done`` [E], and for slots whose episode ends in this step ``episode_return``,
 ``episode_length`` and ``episode_<stat>`` for each of the scenario's ``episode_stats``.
@@ -38,8 +43,10 @@ from typing import Any, Literal
 import numpy as np
 
 from ..scenarios import make_scenario
+from ..scenarios.base import check_shaping_scale
 from .batch_kernels import bookkeep
 from .comm import EngineChannel, heuristic_with_channel
+from .curriculum import Curriculum, CurriculumSpec, trivial_spec
 from .validate import action_bounds, check_actions
 
 
@@ -48,12 +55,14 @@ class BatchEnv:
 
     def __init__(self, scenario: str = "navigation", num_worlds: int = 8, n_agents: int = 10,
                  seed: int | None = None, on_goal: Literal["respawn", "deactivate"] = "respawn",
-                 autoreset: bool = True, **config: Any):
+                 autoreset: bool = True, curriculum: CurriculumSpec | None = None, **config: Any):
         if on_goal not in ("respawn", "deactivate"):
             raise ValueError(f"on_goal must be 'respawn' or 'deactivate', got {on_goal!r}")
         self._init_args = dict(scenario=scenario, num_worlds=num_worlds, n_agents=n_agents, seed=seed,
-                               on_goal=on_goal, autoreset=autoreset, **config)
+                               on_goal=on_goal, autoreset=autoreset, curriculum=curriculum, **config)
         self.scenario = sc = make_scenario(scenario, num_worlds, n_agents, seed, **config)
+        # each world's settings (one level = the configured values, unless a curriculum is given)
+        self.curriculum = Curriculum(curriculum or trivial_spec(sc), sc, seed)
         self.on_goal = on_goal
         self.autoreset = bool(autoreset)
         self.num_worlds = E = sc.world.num_worlds
@@ -107,6 +116,9 @@ class BatchEnv:
         })
         for name in self.stat_names:
             self.info["episode_" + name] = np.zeros(S, np.float32)
+        cur = self.curriculum
+        self._cur_stat = (self.stat_names.index(cur.spec.stat) if cur.active and cur.spec.stat in self.stat_names
+                          else None)
         self._needs_reset = True
 
     @property
@@ -129,6 +141,7 @@ class BatchEnv:
 
     def seed(self, seed: int | None) -> None:
         self.scenario.seed(seed)
+        self.curriculum.seed(seed)
         if self.channel is not None:
             self.channel.channel.seed(seed)
 
@@ -145,6 +158,7 @@ class BatchEnv:
         """Reset every world; returns the observation view [S, D]."""
         if seed is not None:
             self.seed(seed)
+        self.curriculum.on_reset(np.ones(self.num_worlds, np.bool_))
         self.scenario.reset()
         if self.channel is not None:
             self.channel.restart()
@@ -188,6 +202,8 @@ class BatchEnv:
             info["episode_length"][idx] = self._ep_length[idx]
             for j, name in enumerate(self.stat_names):
                 info["episode_" + name][idx] = self._ep_stats[j, idx]
+            if self._cur_stat is not None:
+                self.curriculum.record(idx // N, self._ep_stats[self._cur_stat, idx])
             self._clear_episodes(idx)
             ended = terminated.reshape(E, N)
             if self.on_goal == "respawn":
@@ -199,8 +215,10 @@ class BatchEnv:
             elif ended.any():
                 sc.remove(ended)
                 world_done |= ~self._active.any(axis=1)   # every learner has left
+        self.curriculum.advance(self.num_slots)
         if self.autoreset:
             if world_done.any():
+                self.curriculum.on_reset(world_done)
                 with sc.world.threads():
                     sc.reset(world_done)
                 if self.channel is not None:
@@ -227,8 +245,9 @@ class BatchEnv:
         self._ep_stats[:, slots] = 0
 
     def set_shaping_scale(self, scale: float) -> None:
-        """Scale the scenario's optional reward-shaping terms (``Scenario.set_shaping_scale``)."""
-        self.scenario.set_shaping_scale(scale)
+        """Scale the scenario's optional reward-shaping terms (``Scenario.shaping_terms``) of every
+        world's level by ``scale`` >= 0 (``TrainConfig.shaping_warmup``)."""
+        self.curriculum.set_scale(check_shaping_scale(scale))
 
     def heuristic_actions(self) -> np.ndarray:
         """The scenario's scripted policy on the current observations, [S, A] (zero messages unless

@@ -303,6 +303,11 @@ def make_batch_env(scenario: str = "navigation", num_worlds: int = 8, n_agents: 
     Both have the same interface and, for one seed, the same trajectories.
     """
     if workers and workers > 1:
+        if config.get("curriculum") is not None:
+            from ..config import ConfigError
+
+            raise ConfigError("a curriculum needs the worlds in this process: use workers 0 or 1")
+        config.pop("curriculum", None)
         return ShmBatchEnv(scenario, num_worlds, n_agents, seed=seed, on_goal=on_goal, workers=workers,
                            timeout=timeout, **config)
     from .batch import BatchEnv

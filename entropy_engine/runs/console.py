@@ -26,10 +26,23 @@ METRICS_REFERENCE: dict[str, tuple[str, str]] = {
     "train/approx_kl": ("kl", "policy change, < 0.02"),
     "train/clip_fraction": ("clip", "share of clipped updates, < 0.2"),
     "train/std": ("std", "action randomness, decreases as the policy gets confident"),
+    "curriculum/stage": ("stage", "curriculum stage (0 = first), rises as each stage's rule is met"),
 }
 # Upper bounds from the reference table; a value above is highlighted in the Rich table.
 WARN_ABOVE = {"train/approx_kl": 0.02, "train/clip_fraction": 0.2}
 PERCENT = {"env/success_rate"}
+
+
+def curriculum_summary(metrics: Mapping[str, float]) -> list[tuple[str, float]]:
+    """(label, value) of a level curriculum's summary: the mean over worlds of each setting it varies
+    (``curriculum/mean_<setting>``). Its per-level entries (``curriculum/level<i>_*``) go to
+    TensorBoard and metrics.csv only."""
+    prefix = "curriculum/mean_"
+    return [(k[len("curriculum/"):], metrics[k]) for k in sorted(metrics) if k.startswith(prefix)]
+
+
+def _per_level(key: str) -> bool:
+    return key.startswith("curriculum/level")
 
 
 def format_duration(seconds: float | None) -> str:
@@ -112,6 +125,8 @@ class PlainView:
         for key, (label, _) in METRICS_REFERENCE.items():
             if key != "time/fps" and key in metrics:
                 parts.append(f"{label} {format_metric(key, metrics[key])}")
+        for label, value in curriculum_summary(metrics):
+            parts.append(f"{label} {format_metric(label, value)}")
         parts.append(f"elapsed {format_duration(c.elapsed())}")
         parts.append(f"eta {format_duration(c.eta())}")
         return " | ".join(parts)
@@ -178,7 +193,7 @@ class RichView:
         table.add_column("value", justify="right", no_wrap=True)
         table.add_column("good values", style="dim")
         shown = [k for k in METRICS_REFERENCE if k in self.metrics]
-        shown += sorted(k for k in self.metrics if k not in METRICS_REFERENCE)
+        shown += sorted(k for k in self.metrics if k not in METRICS_REFERENCE and not _per_level(k))
         for key in shown:
             value = self.metrics[key]
             text = format_metric(key, value)

@@ -12,7 +12,7 @@ from ..core.backends import make_world
 from ..core.kernels import CELL
 from ..core.neighbours import NeighbourSensor
 from . import aggregation_kernels as ak
-from .base import Scenario, ScenarioConfig, check_shaping_scale
+from .base import Scenario, ScenarioConfig
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,10 @@ class Aggregation(Scenario):
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode"),
                "aggregated_rate": ("aggregated", "fraction of episodes ending with one cluster")}
     success_stat = "aggregated"
+    # reward weights a curriculum may change during a run (one value for every world: self._params [P])
+    settings = {"cluster_reward": ak.P_CLUSTER, "collision_penalty": ak.P_COLL,
+                "collision_onset_penalty": ak.P_ONSET, "spread_penalty": ak.P_SPREAD}
+    shaping_terms = ("spread_penalty",)
 
     def __init__(self, config: AggregationConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -209,9 +213,6 @@ class Aggregation(Scenario):
         """Left and right wheel power."""
         return spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32)
 
-    def set_shaping_scale(self, scale: float) -> None:
-        """Scale ``spread_penalty`` by ``scale`` >= 0."""
-        self._params[ak.P_SPREAD] = self.config.spread_penalty * check_shaping_scale(scale)
 
     # ------------------------------------------------------------------ episodes
     def reset(self, mask: np.ndarray | None = None) -> None:

@@ -24,6 +24,12 @@ What a subclass declares (class attributes and methods):
   the scenario's part of the observation and the engine sends zero messages for it, unless the
   class sets ``heuristic_uses_channel = True``: then it gets the whole observation (the received
   block included) and returns the whole action (its messages included).
+- ``settings``: ``{config field: index}`` of the settings that may change during a run and differ
+  per world (curricula: ``envs.curriculum``) without changing any array shape. The scenario's
+  kernels read them from ``self._params`` (float64): ``[E, P]`` when ``per_world_settings`` (each
+  world its own row), else ``[P]`` (one value for every world). ``shaping_terms`` are the settings
+  ``set_shaping_scale`` multiplies (``TrainConfig.shaping_warmup``). ``check_settings`` refuses
+  values a scenario cannot take (e.g. more walls than its arrays hold).
 - ``draw(canvas, world_index)``: optional, draws what the renderer must show besides walls and
   agents (goals, landmarks, objects) through the small ``Canvas`` API of ``render.renderer``.
 
@@ -82,6 +88,18 @@ class ScenarioConfig(ChannelConfig, WorldConfig):
                 f"max_steps must be an integer >= 1, got {self.max_steps!r}")
 
 
+def unchangeable_message(cls: type, name: str) -> str:
+    """Why ``name`` cannot be a curriculum setting of scenario class ``cls`` (one line)."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    allowed = sorted(cls.settings) or "none"
+    if name in fields:
+        return (f"scenario {cls.name!r}: {name!r} cannot change during a run (it fixes array shapes or is read "
+                f"only once); settings that can: {allowed}")
+    return f"scenario {cls.name!r} has no setting {name!r}; settings that can change during a run: {allowed}"
+
+
 class Scenario:
     """Base class of scenarios; see the module docstring for the contract."""
 
@@ -93,6 +111,9 @@ class Scenario:
     success_stat: ClassVar[str | None] = None
     n_scripted: int = 0      # non-learning robots per world, the world's last ones (see the module docstring)
     heuristic_uses_channel: ClassVar[bool] = False
+    settings: ClassVar[dict[str, int]] = {}
+    shaping_terms: ClassVar[tuple[str, ...]] = ()
+    per_world_settings: ClassVar[bool] = False
 
     config: Any
     world: WorldState
@@ -101,6 +122,7 @@ class Scenario:
     terminated: np.ndarray   # bool [E, N]
     info: dict[str, np.ndarray]   # name -> [E, N]
     stats: np.ndarray        # float32 [K, E, N], K = len(episode_stats)
+    _params: np.ndarray      # float64 [E, P] (per_world_settings) or [P]: what the kernels read
 
     # ------------------------------------------------------------------ spec
     def observation_space(self) -> spaces.Box:
@@ -168,9 +190,55 @@ class Scenario:
         raise NotImplementedError
 
     def set_shaping_scale(self, scale: float) -> None:
-        """Multiply the scenario's optional reward-shaping terms by ``scale`` (>= 0) from the next step
-        on (a curriculum: ``TrainConfig.shaping_warmup``). Scenarios without shaping terms ignore it."""
-        check_shaping_scale(scale)
+        """Multiply the scenario's optional reward-shaping terms (``shaping_terms``) by ``scale`` (>= 0)
+        from the next step on, in every world (``TrainConfig.shaping_warmup``): their configured values
+        times ``scale``, written with ``write_settings``. Scenarios without shaping terms ignore it."""
+        scale = check_shaping_scale(scale)
+        if self.shaping_terms:
+            base = np.array([float(getattr(self.config, n)) for n in self.shaping_terms], np.float64)
+            self.write_settings(self.setting_columns(self.shaping_terms), base * scale)
+
+    # ------------------------------------------------------------------ settings that change during a run
+    @classmethod
+    def setting_columns(cls, names) -> np.ndarray:
+        """The ``_params`` columns of the settings ``names`` (int64 [K]); ConfigError for a name that
+        is not one of ``settings``."""
+        from ..config import ConfigError
+
+        bad = [n for n in names if n not in cls.settings]
+        if bad:
+            raise ConfigError(unchangeable_message(cls, bad[0]))
+        return np.array([cls.settings[n] for n in names], np.int64)
+
+    @classmethod
+    def check_settings(cls, config: Any, values: dict[str, float]) -> None:
+        """ConfigError unless every ``values[name]`` is a setting of this scenario with a finite value
+        this scenario (configured as ``config``) can take. Subclasses add their limits."""
+        from ..config import ConfigError
+
+        cls.setting_columns(list(values))
+        for name, v in values.items():
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)):
+                raise ConfigError(f"setting {name!r} must be a finite number, got {v!r}")
+
+    def write_settings(self, columns: np.ndarray, values: np.ndarray) -> None:
+        """Write ``values`` (float64 [K] for every world, or [E, K] one row per world) into the
+        ``_params`` columns ``columns`` [K]; the kernels read them from the next reset or step on.
+        A scenario whose kernels read one ``_params`` row for all worlds refuses rows that differ. Nothing
+        to write (no columns) is a no-op, also for scenarios without ``_params``."""
+        if len(columns) == 0:
+            return
+        p = self._params
+        values = np.asarray(values, np.float64)
+        if p.ndim == 2:
+            p[:, columns] = values
+            return
+        if values.ndim == 2:
+            if not (values == values[:1]).all():
+                raise ValueError(f"scenario {self.name!r} reads its settings once for all worlds: "
+                                 "they cannot differ per world")
+            values = values[0]
+        p[columns] = values
 
     # ------------------------------------------------------------------ policies and drawing
     def heuristic(self, obs: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from ..core.backends import make_world
 from ..core.landmarks import Landmarks
 from ..core.neighbours import NeighbourSensor
 from . import coverage_kernels as ck
-from .base import Scenario, ScenarioConfig, check_shaping_scale
+from .base import Scenario, ScenarioConfig
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,11 @@ class Coverage(Scenario):
                "all_covered": ("all_covered", "fraction of episodes ending with every landmark occupied"),
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode")}
     success_stat = "all_covered"
+    # reward weights a curriculum may change during a run (one value for every world: self._params [P])
+    settings = {"occupy_reward": ck.P_OCCUPY, "distance_penalty": ck.P_DIST, "contribution_reward": ck.P_CONTRIB,
+                "collision_penalty": ck.P_COLL, "collision_onset_penalty": ck.P_ONSET,
+                "progress_reward": ck.P_PROGRESS}
+    shaping_terms = ("progress_reward",)
 
     def __init__(self, config: CoverageConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -222,10 +227,6 @@ class Coverage(Scenario):
         """Left and right wheel power."""
         return spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32)
 
-    def set_shaping_scale(self, scale: float) -> None:
-        """Scale ``progress_reward`` by ``scale`` >= 0."""
-        scale = check_shaping_scale(scale)
-        self._params[ck.P_PROGRESS] = self.config.progress_reward * scale
 
     def _check_room(self, arena: float, n_agents: int) -> None:
         """Refuse arenas that cannot hold N landmarks at their spacing or N robots at theirs."""

@@ -11,7 +11,7 @@ from ..config import ConfigError, field, require
 from ..core.backends import make_world
 from ..core.neighbours import NeighbourSensor
 from . import flocking_kernels as fk
-from .base import Scenario, ScenarioConfig, check_shaping_scale
+from .base import Scenario, ScenarioConfig
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,11 @@ class Flocking(Scenario):
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode"),
                "waypoints_reached": ("waypoints", "waypoints the group reached per episode")}
     success_stat = None
+    # reward weights a curriculum may change during a run (one value for every world: self._params [P])
+    settings = {"progress_reward": fk.P_PROGRESS, "waypoint_reward": fk.P_WP_BONUS, "collision_penalty": fk.P_COLL,
+                "collision_onset_penalty": fk.P_ONSET, "alignment_reward": fk.P_ALIGN,
+                "cohesion_penalty": fk.P_COH, "separation_penalty": fk.P_SEP}
+    shaping_terms = ("alignment_reward", "cohesion_penalty", "separation_penalty")
 
     def __init__(self, config: FlockingConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -215,13 +220,6 @@ class Flocking(Scenario):
         """Left and right wheel power."""
         return spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32)
 
-    def set_shaping_scale(self, scale: float) -> None:
-        """Scale ``alignment_reward``, ``cohesion_penalty`` and ``separation_penalty`` by ``scale`` >= 0."""
-        scale = check_shaping_scale(scale)
-        cfg, p = self.config, self._params
-        p[fk.P_ALIGN] = cfg.alignment_reward * scale
-        p[fk.P_COH] = cfg.cohesion_penalty * scale
-        p[fk.P_SEP] = cfg.separation_penalty * scale
 
     def _check_room(self, arena: float, n_agents: int) -> None:
         """Refuse arenas that cannot hold the spawn block or leave no room for waypoints."""

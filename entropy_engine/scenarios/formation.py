@@ -11,7 +11,7 @@ from ..config import ConfigError, field, require
 from ..core.backends import make_world
 from ..core.neighbours import NeighbourSensor
 from . import formation_kernels as fk
-from .base import Scenario, ScenarioConfig, check_shaping_scale
+from .base import Scenario, ScenarioConfig
 
 SHAPES = ("ring", "line", "wedge")   # the order of the observation's one-hot
 WEDGE_HALF_ANGLE = math.radians(40.0)  # angle of each wedge arm to the wedge's axis
@@ -178,6 +178,10 @@ class Formation(Scenario):
                "formed_fraction": ("formed", "fraction of steps with every robot within slot_tolerance of its slot"),
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode")}
     success_stat = None
+    # reward weights a curriculum may change during a run (one value for every world: self._params [P])
+    settings = {"error_penalty": fk.P_ERR, "slot_reward": fk.P_BONUS, "collision_penalty": fk.P_COLL,
+                "collision_onset_penalty": fk.P_ONSET}
+    shaping_terms = ("collision_onset_penalty",)
 
     def __init__(self, config: FormationConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -243,11 +247,6 @@ class Formation(Scenario):
         """Left and right wheel power."""
         return spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32)
 
-    def set_shaping_scale(self, scale: float) -> None:
-        """Scale ``collision_onset_penalty`` (the shaping term; the per-step ``collision_penalty`` is
-        not scaled) by ``scale`` >= 0: a collision curriculum with ``TrainConfig.shaping_warmup``."""
-        scale = check_shaping_scale(scale)
-        self._params[fk.P_ONSET] = self.config.collision_onset_penalty * scale
 
     def _check_room(self, arena: float, n_agents: int) -> None:
         """Refuse arenas in which the largest shape leaves the reference no room, or the robots

@@ -12,7 +12,7 @@ from ..config import ConfigError, field, require
 from ..core.backends import make_world
 from ..core.kernels import CELL
 from . import navigation_kernels as nk
-from .base import Scenario, ScenarioConfig, check_shaping_scale
+from .base import Scenario, ScenarioConfig
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,9 @@ class NavigationConfig(ScenarioConfig):
         0.0, "Penalty per step, times the largest (own speed towards a lidar hit / max_speed) * "
              "(1 - gap / proximity_distance) over rays closer than proximity_distance.")
     goal_obs_scale: float = field(5.0, "Goal vector divisor in metres; farther goals keep direction, norm 1.")
+    active_fraction: float = field(
+        1.0, "Share of the robots that take part in each episode (the first round(f * n_agents), at least 1); "
+             "the others are inactive until the next reset (not simulated, not sensed, no episodes).")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,6 +59,7 @@ class NavigationConfig(ScenarioConfig):
         require(self.spawn_clearance >= 0, "spawn_clearance must be >= 0")
         require(self.min_goal_distance >= 0, "min_goal_distance must be >= 0")
         require(self.proximity_distance >= 0, "proximity_distance must be >= 0")
+        require(0 < self.active_fraction <= 1, f"active_fraction must be in (0, 1], got {self.active_fraction!r}")
 
 
 class Navigation(Scenario):
@@ -119,7 +123,14 @@ class Navigation(Scenario):
     border), robots and goals are placed at random at every reset: robots and goals each on
     distinct cells of a jittered lattice, so that no two robots overlap, no two goals overlap and
     none is within ``spawn_clearance`` of a wall; every goal starts at least ``min_goal_distance``
-    (1 m) from its robot; headings are uniform.
+    (1 m) from its robot; headings are uniform. Only the first ``round(active_fraction * N)`` robots
+    (at least one; all by default) take part; the others stay inactive until the next reset.
+
+    ## Settings that may change during a run, per world (``settings``; curricula)
+
+    ``n_obstacles`` (at most the configured count), ``obstacle_min_length``, ``obstacle_max_length``
+    (at most the configured one), ``min_goal_distance``, ``active_fraction`` and every reward weight;
+    the kernels read each world's values from its row of ``_params`` [E, P].
 
     ## Arguments
 
@@ -135,6 +146,36 @@ class Navigation(Scenario):
     metrics = {"success_rate": ("success", "fraction of agent-episodes that reached their goal"),
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode")}
     success_stat = "success"
+    # settings a curriculum may change during a run, per world (columns of self._params [E, P])
+    settings = {"n_obstacles": nk.P_N_OBST, "obstacle_min_length": nk.P_OBST_MIN,
+                "obstacle_max_length": nk.P_OBST_MAX, "min_goal_distance": nk.P_MIN_GOAL_D,
+                "active_fraction": nk.P_ACTIVE, "progress_reward": nk.P_PROGRESS, "goal_reward": nk.P_GOAL_BONUS,
+                "collision_penalty": nk.P_COLLISION, "time_penalty": nk.P_TIME,
+                "collision_onset_penalty": nk.P_ONSET, "proximity_penalty": nk.P_PROX,
+                "approach_penalty": nk.P_APPROACH}
+    shaping_terms = ("collision_onset_penalty", "proximity_penalty", "approach_penalty")
+    per_world_settings = True
+
+    @classmethod
+    def check_settings(cls, config: NavigationConfig, values: dict[str, float]) -> None:
+        """Beyond finite numbers: at most the configured ``n_obstacles`` walls (the wall arrays hold
+        that many) and an integer count, walls no longer than the configured ``obstacle_max_length``
+        (the spawn room was checked for it), ``0 < obstacle_min_length <= obstacle_max_length``,
+        ``min_goal_distance >= 0``, ``0 < active_fraction <= 1``."""
+        super().check_settings(config, values)
+        get = lambda name: float(values.get(name, getattr(config, name)))   # noqa: E731
+        n = get("n_obstacles")
+        if not (n.is_integer() and 0 <= n <= config.n_obstacles):
+            raise ConfigError(f"setting n_obstacles must be an integer in [0, {config.n_obstacles}] (the configured "
+                              f"n_obstacles is the most walls a world holds), got {values.get('n_obstacles')!r}")
+        lo, hi = get("obstacle_min_length"), get("obstacle_max_length")
+        if not (0 < lo <= hi <= config.obstacle_max_length):
+            raise ConfigError(f"settings need 0 < obstacle_min_length <= obstacle_max_length <= {config.obstacle_max_length} "
+                              f"(the configured obstacle_max_length), got {lo!r} and {hi!r}")
+        if get("min_goal_distance") < 0:
+            raise ConfigError(f"setting min_goal_distance must be >= 0, got {get('min_goal_distance')!r}")
+        if not 0 < get("active_fraction") <= 1:
+            raise ConfigError(f"setting active_fraction must be in (0, 1], got {get('active_fraction')!r}")
 
     def __init__(self, config: NavigationConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -149,7 +190,7 @@ class Navigation(Scenario):
         self._placed = np.zeros(E, np.int64)              # [E] agents placed by the last reset
         n_cells = self._lattice_cells(w.arena) ** 2
         self._order = np.zeros((E, n_cells), np.int64)    # [E, cells] scratch permutation
-        p = np.zeros(nk.N_PARAMS, np.float64)
+        p = np.zeros(nk.N_PARAMS, np.float64)            # one row; every world starts with it
         p[nk.P_ARENA] = w.arena
         p[nk.P_RADIUS] = config.agent_radius
         p[nk.P_GOAL_R] = config.goal_radius
@@ -170,7 +211,9 @@ class Navigation(Scenario):
         p[nk.P_PROX_D] = config.proximity_distance
         p[nk.P_APPROACH] = config.approach_penalty
         p[nk.P_RANGE] = config.lidar_range
-        self._params = p
+        p[nk.P_MIN_GOAL_D] = config.min_goal_distance
+        p[nk.P_ACTIVE] = config.active_fraction
+        self._params = np.repeat(p[None], E, axis=0)      # [E, P] each world's settings (curricula)
 
     def observation_space(self) -> spaces.Box:
         """Lidar in [0, 1] (n_rays), ego velocity / max_speed and scaled ego goal vector in [-1, 1]."""
@@ -181,15 +224,6 @@ class Navigation(Scenario):
     def action_space(self) -> spaces.Box:
         """Left and right wheel power."""
         return spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32)
-
-    def set_shaping_scale(self, scale: float) -> None:
-        """Scale ``collision_onset_penalty``, ``proximity_penalty`` and ``approach_penalty`` (the
-        shaping terms; the per-step ``collision_penalty`` is not scaled) by ``scale`` >= 0."""
-        scale = check_shaping_scale(scale)
-        cfg, p = self.config, self._params
-        p[nk.P_ONSET] = cfg.collision_onset_penalty * scale
-        p[nk.P_PROX] = cfg.proximity_penalty * scale
-        p[nk.P_APPROACH] = cfg.approach_penalty * scale
 
     def _lattice_cells(self, arena: float) -> int:
         r = self.config.agent_radius
@@ -216,7 +250,7 @@ class Navigation(Scenario):
             mask = np.ones(w.num_worlds, np.bool_)
         with w.threads():
             nk.reset_worlds(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
-                            w.active, self.goals, self._order, self._placed, self.config.min_goal_distance)
+                            w.active, self.goals, self._order, self._placed)
         if np.any(self._placed[mask] < w.n_agents):
             bad = int(np.flatnonzero(mask & (self._placed < w.n_agents))[0])
             raise RuntimeError(
@@ -233,8 +267,7 @@ class Navigation(Scenario):
         with w.threads():
             cell_start, cell_items = w.grid()
             nk.respawn_agents(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
-                              w.active, self.goals, w.grid_size, w.phys[CELL], cell_start, cell_items,
-                              self.config.min_goal_distance)
+                              w.active, self.goals, w.grid_size, w.phys[CELL], cell_start, cell_items)
         self.prev_contact[mask] = False
         w.sync(mask.any(axis=1))
         self._refresh()

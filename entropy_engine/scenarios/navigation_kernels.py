@@ -15,11 +15,12 @@ from ..core.grid import cell_span
 from ..core.rng import shuffled_range, uniform
 from ..core.spawn import start_at_rest
 
-# Layout of the float64 ``params`` vector (see Navigation._params).
+# Layout of a row of the float64 ``params`` array [E, N_PARAMS] (see Navigation._params): one row per
+# world, so curricula can give each world its own settings (``Navigation.settings``).
 (P_ARENA, P_RADIUS, P_GOAL_R, P_N_OBST, P_OBST_MIN, P_OBST_MAX, P_OBST_MARGIN, P_OBST_GAP, P_CLEAR,
  P_PROGRESS, P_GOAL_BONUS, P_COLLISION, P_TIME, P_GOAL_SCALE, P_VMAX, P_ONSET, P_PROX, P_PROX_D, P_APPROACH,
- P_RANGE) = range(20)
-N_PARAMS = 20
+ P_RANGE, P_MIN_GOAL_D, P_ACTIVE) = range(22)
+N_PARAMS = 22
 
 
 @njit(cache=True, inline="always")
@@ -105,22 +106,34 @@ def _lattice_place(w, rng, order, walls, n_walls, p, out, jitter, clearance, nea
 
 
 @njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active, goals, order, placed, min_goal_d):
-    """Reset the worlds where mask[w]: new walls, agents and goals (each at least ``min_goal_d`` from
-    its agent). placed[w] = min(agents, goals) placed."""
+def reset_worlds(mask, rng, params, walls, n_walls, pos, vel, theta, omega, active, goals, order, placed):
+    """Reset the worlds where mask[w] with their own settings ``params[w]``: new walls, agents and
+    goals (each at least ``P_MIN_GOAL_D`` from its agent); only the first ``n_active`` agents
+    (``P_ACTIVE`` of them, at least one) take part, the others are inactive until the next reset.
+    placed[w] = min(agents, goals) placed."""
     n_worlds = pos.shape[0]
     n = pos.shape[1]
-    r = p[P_RADIUS]
     for w in prange(n_worlds):
         if not mask[w]:
             continue
+        p = params[w]
+        r = p[P_RADIUS]
         _make_walls(w, rng, walls, n_walls, p)
         a = _lattice_place(w, rng, order, walls, n_walls, p, pos, r, r + p[P_CLEAR], pos, 0.0)
         gj = max(2.0 * r - p[P_GOAL_R], 0.0)
-        b = _lattice_place(w, rng, order, walls, n_walls, p, goals, gj, r + p[P_CLEAR], pos, min_goal_d)
+        b = _lattice_place(w, rng, order, walls, n_walls, p, goals, gj, r + p[P_CLEAR], pos, p[P_MIN_GOAL_D])
         placed[w] = min(a, b)
         for i in range(n):
             start_at_rest(rng, w, i, theta, vel, omega, active)
+        n_active = n_active_agents(p[P_ACTIVE], n)
+        for i in range(n_active, n):
+            active[w, i] = False
+
+
+@njit(cache=True, inline="always")
+def n_active_agents(fraction, n):
+    """Agents that take part in an episode: round(fraction * n), at least 1 and at most n."""
+    return min(n, max(1, int(math.floor(fraction * n + 0.5))))
 
 
 @njit(cache=True)
@@ -167,10 +180,10 @@ def _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, 
 
 
 @njit(cache=True, parallel=True)
-def respawn_agents(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active, goals, g, cell, cell_start,
-                   cell_items, min_goal_d):
-    """Give every agent with mask[w, i] a fresh start and a goal at least ``min_goal_d`` from it,
-    inside its (running) world.
+def respawn_agents(mask, rng, params, walls, n_walls, pos, vel, theta, omega, active, goals, g, cell, cell_start,
+                   cell_items):
+    """Give every agent with mask[w, i] a fresh start and a goal at least ``P_MIN_GOAL_D`` (of the
+    world's ``params[w]``) from it, inside its (running) world.
 
     The world's grid (``cell_start``/``cell_items``, built by the last step or reset) makes each
     placement cost O(1) in the number of robots.
@@ -183,6 +196,8 @@ def respawn_agents(mask, rng, p, walls, n_walls, pos, vel, theta, omega, active,
                 count += 1
         if count == 0:
             continue
+        p = params[w]
+        min_goal_d = p[P_MIN_GOAL_D]
         placed = np.empty(count, np.int64)
         n_placed = 0
         for i in range(n):
@@ -289,16 +304,18 @@ def _reward_one(w, i, pos, vel, theta, goals, active, contact, prev_contact, lid
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def observe(pos, vel, theta, goals, lidar, active, p, obs, dist):
-    """obs[E,N,R+4] = lidar, ego velocity / v_max, ego goal vector (scaled, norm <= 1); dist [E,N]."""
+def observe(pos, vel, theta, goals, lidar, active, params, obs, dist):
+    """obs[E,N,R+4] = lidar, ego velocity / v_max, ego goal vector (scaled, norm <= 1); dist [E,N];
+    world w's settings are params[w]."""
     n = pos.shape[1]
     for k in prange(pos.shape[0] * n):
         w = k // n
-        _observe_one(w, k - w * n, pos, vel, theta, goals, lidar, active, p, obs, dist)
+        _observe_one(w, k - w * n, pos, vel, theta, goals, lidar, active, params[w], obs, dist)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def reward_observe(pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached, stats, obs):
+def reward_observe(pos, vel, theta, goals, active, contact, prev_contact, lidar, params, dist, rew, reached, stats,
+                   obs):
     """Reward and goal test after a step, then the observation, in one parallel region.
 
     dist [E,N] holds the previous distances and is updated, prev_contact [E,N] holds last step's
@@ -307,11 +324,12 @@ def reward_observe(pos, vel, theta, goals, active, contact, prev_contact, lidar,
 
     Clearance terms use the agent's own lidar (post-step, [E,N,R], distance / range from its
     centre): the gap of ray k is ``lidar * range - radius`` metres between the robot's surface and
-    the hit; rays with a gap below ``d0 = proximity_distance`` count.
+    the hit; rays with a gap below ``d0 = proximity_distance`` count. World w's settings are params[w].
     """
     n = pos.shape[1]
     for k in prange(pos.shape[0] * n):
         w = k // n
         i = k - w * n
+        p = params[w]
         _reward_one(w, i, pos, vel, theta, goals, active, contact, prev_contact, lidar, p, dist, rew, reached, stats)
         _observe_one(w, i, pos, vel, theta, goals, lidar, active, p, obs, dist)

@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 # config keys a checkpoint must share with the run that resumes it (shapes of weights and env state)
 STRUCTURAL_KEYS = ("algo", "scenario", "num_worlds", "n_agents", "lstm_hidden_size", "shared_lstm", "net_arch",
-                   "encoder_size")
+                   "encoder_size", "curriculum")
 
 
 class CheckpointError(RuntimeError):

@@ -45,6 +45,9 @@ class TrainConfig:
         0.0, "Curriculum: the scenario's shaping terms (e.g. navigation's collision_onset_penalty, "
              "approach_penalty, proximity_penalty) grow linearly from 0 to their full value over this fraction of total_steps "
              "(0 = full from the start).")
+    curriculum: dict[str, Any] = dataclasses.field(default_factory=dict, metadata={"help": (
+        "Curriculum: stages or levels of the scenario's changeable settings (training/curriculum.py; README: "
+        "Curricula); in a file a [curriculum] table, on the command line JSON. Empty = none.")})
     seed: int = field(0, "Seed of the environment, the network initialisation and the sampling.")
     backend: str = field(
         "numba", "Physics: 'numba' (compiled kernels, threads) or 'pymunk' (the original's Chipmunk2D).")
@@ -135,6 +138,7 @@ class TrainConfig:
                 and 0 < self.video_fps < math.inf,
                 "need video_steps >= 0, video_size >= 16, video_frame_skip >= 1 and 0 < video_fps < inf")
         object.__setattr__(self, "env", _check_env(self))
+        object.__setattr__(self, "curriculum", _check_curriculum(self))
 
     @property
     def num_slots(self) -> int:
@@ -146,6 +150,35 @@ class TrainConfig:
         if self.shaping_warmup <= 0:
             return 1.0
         return min(1.0, steps / (self.shaping_warmup * self.total_steps))
+
+    @property
+    def curriculum_config(self):
+        """The curriculum as a typed ``training.curriculum.CurriculumConfig``, or None."""
+        from .curriculum import parse_curriculum
+
+        return parse_curriculum(self.curriculum)
+
+    @property
+    def curriculum_spec(self):
+        """What the training env runs (``envs.curriculum.CurriculumSpec``), or None without a curriculum."""
+        from .curriculum import build_spec
+
+        cur = self.curriculum_config
+        return None if cur is None else build_spec(cur, self.scenario, self.scenario_config, self.workers)
+
+    @property
+    def scenario_config(self):
+        """The scenario's resolved config object of this run."""
+        from ..scenarios import scenario_class
+
+        return build_config(scenario_class(self.scenario).Config, self.env_kwargs)
+
+    @property
+    def eval_env_kwargs(self) -> dict[str, Any]:
+        """``env_kwargs`` at full difficulty (GIFs): with stages, the last stage's overrides on top."""
+        from .curriculum import hardest_env
+
+        return {**self.env_kwargs, **hardest_env(self.curriculum_config)}
 
     @property
     def rollout_size(self) -> int:
@@ -206,6 +239,16 @@ def _check_env(cfg: TrainConfig) -> dict[str, Any]:
     except ConfigError as exc:
         raise ConfigError(f"scenario {cfg.scenario!r}: {exc}") from None
     return {k: getattr(resolved, k) for k in cfg.env}
+
+
+def _check_curriculum(cfg: TrainConfig) -> dict[str, Any]:
+    """``cfg.curriculum`` parsed and checked against the scenario; returned as plain data ({} = none)."""
+    from .curriculum import build_spec, curriculum_dict, parse_curriculum
+
+    cur = parse_curriculum(cfg.curriculum)
+    if cur is not None:
+        build_spec(cur, cfg.scenario, cfg.scenario_config, cfg.workers)
+    return curriculum_dict(cur)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -278,6 +321,25 @@ PRESETS: dict[str, dict[str, Any]] = {
                        clip_range=0.2, target_kl=0.03, ent_coef=0.001, vf_coef=0.5, max_grad_norm=0.5,
                        env=dict(comm_dim=3, comm_range=5.0, comm_combine="nearest")),
 }
+# a navigation task that training from scratch finds hard (README: "Curricula"): 20 robots per world among
+# 12 interior walls of up to 4 m, goals at least 6 m away; the default preset's network, update and rewards
+_HARD_NAV = dict(PRESETS["default"], num_worlds=8, n_agents=20, total_steps=4_000_000, max_episode_steps=400,
+                 env=dict(PRESETS["default"]["env"], n_obstacles=12, obstacle_max_length=4.0, min_goal_distance=6.0))
+PRESETS["hard_navigation"] = _HARD_NAV
+# the same task with a staged curriculum: fewer walls, nearer goals and fewer robots first; each stage is
+# left when 80 % of its last 400 agent-episodes reached their goal, or after 1M agent-steps
+PRESETS["hard_navigation_staged"] = dict(_HARD_NAV, curriculum=dict(stages=[
+    dict(env=dict(n_obstacles=2, min_goal_distance=2.0, active_fraction=0.5), threshold=0.8, window=400,
+         max_steps=1_000_000),
+    dict(env=dict(n_obstacles=6, min_goal_distance=4.0, active_fraction=0.75), threshold=0.8, window=400,
+         max_steps=1_000_000),
+    dict(env=dict(n_obstacles=12, min_goal_distance=6.0, active_fraction=1.0)),
+]))
+# the same task with automatic level sampling over 18 levels (walls x goal distance x robots taking part),
+# by learnability p(1-p) of success per level, 10 % uniform
+PRESETS["hard_navigation_levels"] = dict(_HARD_NAV, curriculum=dict(levels=dict(
+    grid=dict(n_obstacles=[0, 6, 12], min_goal_distance=[1.5, 4.0, 6.0], active_fraction=[0.5, 1.0]),
+    uniform_share=0.1, stats_window=200)))
 DEFAULT_PRESET = "default"
 
 
@@ -331,7 +393,8 @@ def _layer(base: TrainConfig, values: Mapping[str, Any], where: str = "config") 
     values = dict(values)
     if "scenario" in values and values["scenario"] != base.scenario:
         # the base's scenario keys belong to another scenario (e.g. a preset's navigation keys)
-        base = dataclasses.replace(base, scenario=values["scenario"], env={}) if _known(values["scenario"]) else base
+        base = (dataclasses.replace(base, scenario=values["scenario"], env={}, curriculum={})
+                if _known(values["scenario"]) else base)
     if isinstance(values.get("env"), Mapping):
         values["env"] = {**base.env, **values["env"]}
     return build_config(TrainConfig, values, base=base)

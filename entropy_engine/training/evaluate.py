@@ -25,9 +25,9 @@ def evaluate(policy: Any, episodes: int = 100, num_worlds: int = 10, seed: int =
              deterministic: bool = True, cfg: TrainConfig | None = None) -> dict[str, Any]:
     """Run ``episodes`` world-episodes of ``policy`` (a ``RecurrentPolicy``-like object, or the string
     ``"heuristic"`` for the scenario's scripted policy) on the scenario of ``cfg`` (default: the
-    policy's own stored config)."""
+    policy's own stored config, at full difficulty: a staged curriculum's last stage)."""
     if cfg is None:
-        cfg = stored_config(getattr(policy, "config", None))
+        cfg = full_difficulty(getattr(policy, "config", None))
     W = max(1, min(num_worlds, episodes))
     quota = np.full(W, episodes // W)
     quota[: episodes % W] += 1
@@ -59,6 +59,20 @@ def evaluate(policy: Any, episodes: int = 100, num_worlds: int = 10, seed: int =
     return res
 
 
+def full_difficulty(stored: Any, env: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+    """A run's stored config for evaluation: a staged curriculum's last stage's settings on top of its
+    ``env`` table (levels: the ``env`` table is the full task), then ``env`` (e.g. ``--env``) and the
+    other ``overrides`` (``stored_config``)."""
+    from .curriculum import hardest_env
+
+    base = stored_config(stored)
+    scenario = overrides.get("scenario")
+    hardest = hardest_env(base.curriculum_config) if scenario in (None, base.scenario) else {}
+    table = {**hardest, **(env or {})}
+    # evaluation runs fixed settings: the curriculum is not checked against them (nor run)
+    return stored_config(stored, env=table or None, curriculum={}, **overrides)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="Run folder (its final model) or model file (.pt, or SB3 .zip); "
                                      "'heuristic' evaluates the scenario's scripted policy.")
@@ -69,7 +83,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=None, help="With 'heuristic': evaluate on this preset's settings "
                                                        "(scenario, robots, episode length, env table).")
     parser.add_argument("--env", dest="env", action="append", default=None, metavar="KEY=VALUE",
-                        help="A scenario config key over the run's (repeatable), e.g. --env n_obstacles=6.")
+                        help="A scenario config key over the run's (repeatable), e.g. --env n_obstacles=6. A run "
+                             "with staged curriculum is evaluated on its last stage unless these say otherwise.")
     parser.add_argument("--num-worlds", type=int, default=10, help="Worlds run side by side.")
     parser.add_argument("--seed", type=int, default=12345, help="Evaluation seed.")
     parser.add_argument("--stochastic", action="store_true", help="Sample actions instead of the mean.")
@@ -112,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"entropy eval: error: {exc}", file=sys.stderr)
             return 2
         stored = policy.config
-    cfg = stored_config(stored, scenario=args.scenario, n_agents=args.n_agents,
-                        env=parse_env_options(args.env) if args.env else None)
+    cfg = full_difficulty(stored, parse_env_options(args.env) if args.env else None, scenario=args.scenario,
+                          n_agents=args.n_agents)
     res = evaluate(policy, args.episodes, args.num_worlds, args.seed, deterministic=not args.stochastic, cfg=cfg)
     res["model"] = str(args.path)
     shown = [k for k in res if isinstance(res[k], float)] + ["agent_episodes"]

@@ -127,7 +127,7 @@ class NativeTrainer:
         self._pool = (ThreadPoolExecutor(self.update_threads - 1, initializer=torch.set_num_threads,
                                          initargs=(self.threads,)) if self.update_threads > 1 else None)
         self.env = make_batch_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, on_goal="respawn",
-                                  workers=cfg.workers, **cfg.env_kwargs)
+                                  workers=cfg.workers, curriculum=cfg.curriculum_spec, **cfg.env_kwargs)
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)   # network initialisation
@@ -152,6 +152,11 @@ class NativeTrainer:
         self.lstm_state = self.model.initial_state(self.env.num_slots, self.device)
         self.starts = torch.ones(self.env.num_slots, device=self.device)
 
+    @property
+    def curriculum(self):
+        """The env's ``envs.curriculum.Curriculum`` (None: worlds in worker processes)."""
+        return getattr(self.env, "curriculum", None)
+
     def _env_rng(self) -> np.ndarray | None:
         sc = getattr(self.env, "scenario", None)      # None: worlds in worker processes
         return None if sc is None else sc.rng
@@ -167,6 +172,7 @@ class NativeTrainer:
                 "numpy_rng": {"key": str(key), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                               "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
                 "env_rng": None if rng is None else torch.from_numpy(rng.view(np.int64).copy()),
+                "curriculum": None if self.curriculum is None else self.curriculum.state(),
                 "config": config_dict(self.cfg)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -179,6 +185,8 @@ class NativeTrainer:
         n = state["numpy_rng"]
         np.random.set_state((n["key"], n["keys"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]),
                              float(n["cached_gaussian"])))
+        if self.curriculum is not None and state.get("curriculum") is not None:
+            self.curriculum.load_state(state["curriculum"])
         rng, saved = self._env_rng(), state.get("env_rng")
         if rng is not None and saved is not None and tuple(saved.shape) == rng.shape:
             rng[:] = saved.numpy().view(rng.dtype)
@@ -322,6 +330,8 @@ class NativeTrainer:
                 metrics["time/time_elapsed"] = elapsed
                 metrics["time/total_timesteps"] = float(self.num_timesteps)
                 metrics.update(self.stats.pop())
+                if self.curriculum is not None:
+                    metrics.update(self.curriculum.metrics())
                 self.log(self.num_timesteps, metrics)
             if on_iteration is not None:
                 on_iteration(self)
@@ -330,5 +340,5 @@ class NativeTrainer:
         return self
 
     def save(self, run_dir: str | Path) -> Path:
-        """Write the final model to ``run_dir/models/model.pt``."""
+        """Write the final model to ``run_dir/models/model.pt`` (its config records the curriculum)."""
         return save_model(self.model, Path(run_dir) / "models" / MODEL_FILE, config_dict(self.cfg))

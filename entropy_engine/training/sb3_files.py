@@ -50,9 +50,11 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
                          float(n["cached_gaussian"])))
 
 
-def write_sb3_file(model: Any, path: str | Path, config: dict[str, Any], kind: str) -> None:
+def write_sb3_file(model: Any, path: str | Path, config: dict[str, Any], kind: str,
+                   curriculum: dict[str, Any] | None = None) -> None:
     """``model.save(path)`` plus ``entropy_engine.json`` (``kind``: 'model' or 'checkpoint', which
-    also records the counters and RNG states a resumed run needs). Refuses non-finite weights."""
+    also records the counters and RNG states a resumed run needs, and the curriculum's state).
+    Refuses non-finite weights."""
     from .guards import TrainingDiverged
     from .safe_files import describe, nonfinite_entries
 
@@ -69,7 +71,7 @@ def write_sb3_file(model: Any, path: str | Path, config: dict[str, Any], kind: s
                          "episode_num": int(model._episode_num),
                          "ep_info_buffer": [{k: float(v) for k, v in ep.items()} for ep in model.ep_info_buffer or ()],
                          "ep_success_buffer": [float(x) for x in model.ep_success_buffer or ()],
-                         "rng": _rng_state()}
+                         "rng": _rng_state(), "curriculum": curriculum}
     model.save(str(path))
     add_sb3_meta(path, meta)
 
@@ -119,7 +121,7 @@ def load_sb3_policy(path: str | Path) -> tuple[Any, dict[str, Any]]:
     return policy, config
 
 
-def restore_sb3_checkpoint(path: str | Path, model: Any, config: dict[str, Any]) -> None:
+def restore_sb3_checkpoint(path: str | Path, model: Any, config: dict[str, Any]) -> dict[str, Any]:
     """Apply the checkpoint at ``path`` to ``model`` (a fresh ``RecurrentPPO`` built from the run's
     config ``config``) and restore the RNG states.
 
@@ -141,3 +143,4 @@ def restore_sb3_checkpoint(path: str | Path, model: Any, config: dict[str, Any])
     model.ep_info_buffer = deque((dict(ep) for ep in st["ep_info_buffer"]), maxlen=model._stats_window_size)
     model.ep_success_buffer = deque(st["ep_success_buffer"], maxlen=model._stats_window_size)
     _set_rng_state(st["rng"])
+    return st

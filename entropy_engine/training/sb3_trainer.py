@@ -52,6 +52,18 @@ def _writer(log: LogFn):
     return MonitorWriter()
 
 
+def engine_of(venv: Any) -> Any:
+    """The ``BatchEnv`` (or worker-process env) under an SB3 VecEnv and its wrappers."""
+    while not hasattr(venv, "engine") and hasattr(venv, "venv"):
+        venv = venv.venv
+    return getattr(venv, "engine", None)
+
+
+def curriculum_of(venv: Any) -> Any:
+    """The curriculum (``envs.curriculum.Curriculum``) of an SB3 VecEnv's engine, or None."""
+    return getattr(engine_of(venv), "curriculum", None)
+
+
 def _env_callback(shaping_scale: Callable[[int], float] | None = None):
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -80,6 +92,10 @@ def _env_callback(shaping_scale: Callable[[int], float] | None = None):
             for key, value in self.episodes.means().items():
                 if key in self.episodes.metrics:
                     self.logger.record(f"env/{key}", value)
+            cur = curriculum_of(self.training_env)
+            if cur is not None:
+                for key, value in cur.metrics().items():
+                    self.logger.record(key, value)
 
     return EnvMetrics()
 
@@ -118,7 +134,8 @@ def make_env(cfg: TrainConfig):
 
     if cfg.env_kwargs.get("comm_dim", 0) and cfg.env_kwargs.get("comm_vocab", 0):
         raise ConfigError(SB3_TOKENS_ERROR.format(vocab=cfg.env_kwargs["comm_vocab"]))
-    return vec_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, workers=cfg.workers, **cfg.env_kwargs)
+    return vec_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, workers=cfg.workers,
+                   curriculum=cfg.curriculum_spec, **cfg.env_kwargs)
 
 
 def attach_logging(model, log: LogFn | None) -> None:
@@ -134,7 +151,9 @@ def save_sb3_checkpoint(model, path: str | Path, cfg: TrainConfig) -> Path:
     from .config import config_dict
     from .sb3_files import write_sb3_file
 
-    return save_checkpoint(path, lambda tmp: write_sb3_file(model, tmp, config_dict(cfg), "checkpoint"))
+    cur = curriculum_of(model.get_env())
+    return save_checkpoint(path, lambda tmp: write_sb3_file(model, tmp, config_dict(cfg), "checkpoint",
+                                                            curriculum=None if cur is None else cur.state()))
 
 
 def load_sb3_checkpoint(path: str | Path, env, cfg: TrainConfig, trust_pickle: bool = False, model=None):
@@ -151,7 +170,10 @@ def load_sb3_checkpoint(path: str | Path, env, cfg: TrainConfig, trust_pickle: b
     if trust_pickle and read_sb3_zip(path).meta is None:
         return _load_legacy_sb3_checkpoint(path, env, cfg)
     model = model if model is not None else make_model(cfg, env)
-    restore_sb3_checkpoint(path, model, config_dict(cfg))
+    saved = restore_sb3_checkpoint(path, model, config_dict(cfg))
+    cur = curriculum_of(env)
+    if cur is not None and saved.get("curriculum") is not None:
+        cur.load_state(saved["curriculum"])
     return model
 
 

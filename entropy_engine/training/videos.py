@@ -47,7 +47,7 @@ class RunVideos:
         from ..render.gif import record_episode
 
         cfg = self.cfg
-        env = episode_env(cfg.scenario, cfg.n_agents, cfg.seed, **cfg.env_kwargs)
+        env = episode_env(cfg.scenario, cfg.n_agents, cfg.seed, **cfg.eval_env_kwargs)   # the hardest stage
         steps = min(cfg.video_steps or env.max_steps, env.max_steps)
         return record_episode(env, policy, steps=steps, size=cfg.video_size,
                               frame_skip=cfg.video_frame_skip, caption=caption, seed=cfg.seed)

@@ -246,8 +246,18 @@ def _run(args: argparse.Namespace, signals: Any, state: _State) -> int:
 def _monitor(cfg: TrainConfig, paths: Any, args: argparse.Namespace, start_step: int):
     from ..runs.monitor import Monitor
 
-    return Monitor(paths.root, cfg.total_steps, start_step, config_dict(cfg), tensorboard=cfg.tensorboard,
-                   wandb=cfg.wandb, console=args.console)
+    mon = Monitor(paths.root, cfg.total_steps, start_step, config_dict(cfg), tensorboard=cfg.tensorboard,
+                  wandb=cfg.wandb, console=args.console)
+    hook = getattr(args, "on_log", None)       # a sweep trial also reports every line to Ray Tune
+    if hook is not None:
+        log = mon.log
+
+        def log_and_hook(step: int, metrics: Any) -> None:
+            log(step, metrics)
+            hook(step, metrics)
+
+        mon.log = log_and_hook
+    return mon
 
 
 def _start(mon: Any, notes: list[str], videos: Any, resumed_at: int | None) -> None:

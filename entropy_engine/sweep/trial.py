@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
 TRIAL_FILE = "trial.json"
+ATTEMPTS_FILE = "attempts.log"
 TIME_ATTR = "steps"
 
 
@@ -97,6 +99,8 @@ def run_trial(config: dict[str, Any]) -> None:
     name = tune.get_context().get_trial_name()
     run_dir = Path(config["sweep_dir"]) / "runs" / name
     argv = train_argv(spec, point, seed, run_dir, assigned_cpus(spec.cpus_per_trial))
+    with open(Path(config["sweep_dir"]) / ATTEMPTS_FILE, "a") as f:     # one line per start (retries show)
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {name} start\n")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / TRIAL_FILE).write_text(json.dumps(
         {"trial": name, "point": point, "label": point_label(point), "seed": seed, "metric": spec.metric,

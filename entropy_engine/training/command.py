@@ -214,6 +214,13 @@ def _preflight(cfg: TrainConfig, run_dir: Path) -> None:
     from .model_file import find_model
 
     resolve_device(cfg.device)
+    if cfg.ray_workers:
+        from ..optional import optional_import
+
+        try:
+            optional_import("ray", "ray_workers", "sweep", "ray[tune]")
+        except ImportError as exc:
+            raise ConfigError(str(exc)) from None
     if cfg.prev_model and not any((run_dir / "checkpoints" / n).is_file() for n in ("checkpoint.zip", PREV_NAME)):
         try:
             find_model(cfg.prev_model)
@@ -284,7 +291,14 @@ def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos
     from .policy import RecurrentPolicy
     from .run_length import time_limit
 
-    trainer = NativeTrainer(cfg)
+    if cfg.ray_workers > 0:
+        from .ray_workers import RayTrainer
+
+        trainer = RayTrainer(cfg)
+        notes.append(f"{cfg.ray_workers} Ray workers, each with {cfg.num_worlds // cfg.ray_workers} worlds and a "
+                     "policy replica; gradients averaged every minibatch")
+    else:
+        trainer = NativeTrainer(cfg)
     notes.append(f"Native trainer on {trainer.device}: update in {trainer.update_dtype}, "
                  f"{trainer.threads} torch thread(s), minibatches split over {trainer.update_threads} thread(s), "
                  f"simulation on {cfg.threads or 'automatic'} thread(s)")

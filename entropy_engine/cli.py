@@ -1,4 +1,4 @@
-"""The ``entropy`` command line: ``entropy {train,eval,play,bench} ...``.
+"""The ``entropy`` command line: ``entropy {train,eval,play,bench,sweep} ...``.
 
 Each subcommand lives in its own module exposing ``configure(parser)`` and ``run(args) -> int``;
 modules are imported only when their subcommand runs, so ``entropy bench`` never imports torch.
@@ -16,6 +16,7 @@ COMMANDS = {
     "eval": ("entropy_engine.training.evaluate", "Evaluate a trained policy with decentralised execution."),
     "play": ("entropy_engine.render.play", "Watch a trained swarm in a window, or write a GIF."),
     "bench": ("entropy_engine.bench", "Measure simulation speed in agent-steps per second."),
+    "sweep": ("entropy_engine.sweep.command", "Sweep settings and seeds over many runs on Ray Tune."),
 }
 
 

@@ -214,6 +214,13 @@ def _preflight(cfg: TrainConfig, run_dir: Path) -> None:
     from .model_file import find_model
 
     resolve_device(cfg.device)
+    if cfg.ray_workers:
+        from ..optional import optional_import
+
+        try:
+            optional_import("ray", "ray_workers", "sweep", "ray[tune]")
+        except ImportError as exc:
+            raise ConfigError(str(exc)) from None
     if cfg.prev_model and not any((run_dir / "checkpoints" / n).is_file() for n in ("checkpoint.zip", PREV_NAME)):
         try:
             find_model(cfg.prev_model)
@@ -246,8 +253,18 @@ def _run(args: argparse.Namespace, signals: Any, state: _State) -> int:
 def _monitor(cfg: TrainConfig, paths: Any, args: argparse.Namespace, start_step: int):
     from ..runs.monitor import Monitor
 
-    return Monitor(paths.root, cfg.total_steps, start_step, config_dict(cfg), tensorboard=cfg.tensorboard,
-                   wandb=cfg.wandb, console=args.console)
+    mon = Monitor(paths.root, cfg.total_steps, start_step, config_dict(cfg), tensorboard=cfg.tensorboard,
+                  wandb=cfg.wandb, console=args.console)
+    hook = getattr(args, "on_log", None)       # a sweep trial also reports every line to Ray Tune
+    if hook is not None:
+        log = mon.log
+
+        def log_and_hook(step: int, metrics: Any) -> None:
+            log(step, metrics)
+            hook(step, metrics)
+
+        mon.log = log_and_hook
+    return mon
 
 
 def _start(mon: Any, notes: list[str], videos: Any, resumed_at: int | None) -> None:
@@ -274,7 +291,14 @@ def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos
     from .policy import RecurrentPolicy
     from .run_length import time_limit
 
-    trainer = NativeTrainer(cfg)
+    if cfg.ray_workers > 0:
+        from .ray_workers import RayTrainer
+
+        trainer = RayTrainer(cfg)
+        notes.append(f"{cfg.ray_workers} Ray workers, each with {cfg.num_worlds // cfg.ray_workers} worlds and a "
+                     "policy replica; gradients averaged every minibatch")
+    else:
+        trainer = NativeTrainer(cfg)
     notes.append(f"Native trainer on {trainer.device}: update in {trainer.update_dtype}, "
                  f"{trainer.threads} torch thread(s), minibatches split over {trainer.update_threads} thread(s), "
                  f"simulation on {cfg.threads or 'automatic'} thread(s)")

@@ -102,6 +102,12 @@ class TrainConfig:
         1, "Native: split each minibatch over this many threads that run forward and backward side by side "
            "(data parallel on CPU cores; 1 or 2 give deterministic results). Experimental: on the 2-core "
            "reference machine 2 threads were faster in-process but not in a full run (README of training/).")
+    ray_workers: int = field(
+        0, "Native: train on this many processes under Ray (0 = this process), each with num_worlds/K worlds, "
+           "batch_size/K samples per minibatch and a policy replica; gradients are averaged every minibatch "
+           "(torch.distributed, gloo). A run resumes with the same count.")
+    ray_address: Optional[str] = field(
+        None, "ray_workers: the Ray cluster to run them on (HOST:PORT or 'auto'; None = a local Ray on this machine).")
     time_limit_s: float = field(0.0, "Stop training after this many seconds of wall-clock time (0 = no limit).")
     log_every: int = field(1, "Log metrics every this many updates.")
     checkpoint_every: int = field(50_000, "Rolling checkpoint interval in agent-steps (0 = off).")
@@ -133,6 +139,12 @@ class TrainConfig:
                 f"threads and torch_threads must be >= 0 (0 = automatic), got {self.threads!r} and "
                 f"{self.torch_threads!r}")
         require(self.update_threads >= 1, f"update_threads must be >= 1, got {self.update_threads!r}")
+        require(self.ray_workers >= 0, f"ray_workers must be >= 0, got {self.ray_workers!r}")
+        if self.ray_workers > 0:
+            require(self.num_worlds % self.ray_workers == 0 and self.batch_size % self.ray_workers == 0,
+                    f"ray_workers ({self.ray_workers}) must divide num_worlds ({self.num_worlds}) and batch_size "
+                    f"({self.batch_size}): each worker takes an equal share")
+            require(self.algo == "native", "ray_workers needs algo 'native'")
         require(0.0 <= self.shaping_warmup <= 1.0, f"shaping_warmup must be in [0, 1], got {self.shaping_warmup!r}")
         require(self.video_steps >= 0 and self.video_size >= 16 and self.video_frame_skip >= 1
                 and 0 < self.video_fps < math.inf,

@@ -142,6 +142,7 @@ class NativeTrainer:
         self.num_timesteps = 0
         self.n_updates = 0
         self.stats = EpisodeMetrics(self.env.metrics)
+        self.grad_sync: Any = None     # ray_workers: averages each minibatch's gradients over the processes
         self._reset_env()
 
     # ------------------------------------------------------------------ state
@@ -307,7 +308,8 @@ class NativeTrainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         metrics = ppo_update(self.model, self.optimizer, buf.sequences(T), cfg, self.gen,
-                             bf16=self.update_dtype == "bfloat16", pool=self._pool, parts=self.update_threads)
+                             bf16=self.update_dtype == "bfloat16", pool=self._pool, parts=self.update_threads,
+                             sync=self.grad_sync)
         t2 = time.perf_counter()
         check_update(self.num_timesteps, metrics, self.model.named_parameters(), lr)
         self.n_updates += 1

@@ -121,7 +121,7 @@ def _parallel_parts(model: ActorCritic, mb: dict[str, torch.Tensor], state: torc
 
 def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[str, torch.Tensor], cfg: Any,
                generator: torch.Generator | None = None, bf16: bool | None = None,
-               pool: ThreadPoolExecutor | None = None, parts: int = 1) -> dict[str, float]:
+               pool: ThreadPoolExecutor | None = None, parts: int = 1, sync: Any = None) -> dict[str, float]:
     """``cfg.n_epochs`` passes of minibatch PPO over sequences ``data`` (from RolloutBuffer.sequences).
 
     ``bf16``: run the forward pass under bfloat16 autocast (None: ``cfg.update_dtype == "bfloat16"``).
@@ -130,6 +130,12 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
     gradients adding up in the shared parameters: data parallelism over the cores of one machine.
     With 2 parts the result is deterministic (float addition of two terms commutes) and equals the
     1-part update up to float rounding.
+
+    ``sync`` (data parallelism over processes, ``ray_workers``): every minibatch's gradients are
+    averaged over the processes (``sync.gradients``) before the clip and the optimizer step, and
+    target_kl decides on the processes' mean KL (``sync.mean``). Each epoch then has exactly
+    ``round(samples / batch_size)`` minibatches in every process (the sequence count, cut at episode
+    starts, differs between processes), so that the processes' collective calls pair up.
     """
     # the network's input (observations, and their change for obs_delta models), built once rather than
     # in every minibatch of every epoch
@@ -148,8 +154,9 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
     for _ in range(cfg.n_epochs):
         perm = torch.randperm(n_seq, generator=generator, device=generator.device if generator is not None
                               else "cpu").to(data["inputs"].device)
-        for i in range(0, n_seq, per_batch):
-            idx = perm[i:i + per_batch]
+        batches = (torch.tensor_split(perm, n_batches) if sync is not None
+                   else [perm[i:i + per_batch] for i in range(0, n_seq, per_batch)])
+        for idx in batches:
             mb = {k: v.index_select(1, idx) for k, v in data.items() if k != "states"}
             state = data["states"].index_select(2, idx)
             if cfg.normalize_advantage:
@@ -159,13 +166,16 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
                 results = [_minibatch_part(model, mb, state, cfg, amp, 1.0)]
             else:
                 results = _parallel_parts(model, mb, state, cfg, amp, pool, parts)
+            if sync is not None:
+                sync.gradients(model.parameters())
             nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             step = {k: sum(r[k] for r in results) for k in results[0]}
             for k, v in step.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             count += 1
-            if cfg.target_kl > 0 and float(step["approx_kl"]) > 1.5 * cfg.target_kl:
+            kl = float(step["approx_kl"]) if sync is None else sync.mean(float(step["approx_kl"]))
+            if cfg.target_kl > 0 and kl > 1.5 * cfg.target_kl:
                 stop = True
                 break
         if stop:

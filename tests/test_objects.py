@@ -54,13 +54,12 @@ def _scene(seed, n_agents=10, n_obj=4, num_worlds=3, arena=7.0, walls=True, max_
 def test_step_matches_the_numpy_reference(seed, schedule):
     """Random robots and objects among walls, random actions, 40 steps: every step of the compiled
     world equals ``object_step_reference`` from the same state (1e-3 m: float32 storage between
-    the passes against float64), velocities too; the scenes have robot-object, object-object and
-    object-wall contacts."""
+    the passes against float64), object velocities too; robots touch objects in these scenes."""
     w, rng = _scene(seed)
     w.schedule_override = schedule
     cfg = w.config
     w.refresh_lidar()
-    touching = [0, 0]
+    touching = 0
     for t in range(40):
         act = rng.uniform(-1, 1, (w.num_worlds, w.n_agents, 2)).astype(np.float32)
         ob = w.objects
@@ -79,10 +78,8 @@ def test_step_matches_the_numpy_reference(seed, schedule):
             np.testing.assert_allclose(w.vel[e][a], vel[a], atol=1e-2)
             assert (w.contact[e][a] == contact[a]).mean() > 0.95
             d = np.linalg.norm(w.pos[e][:, None] - ob.pos[e][None], axis=-1) - ob.radius[e][None] - w.radius
-            touching[0] += int((d[a][:, ob.active[e]] < 0.02).sum())
-            od = np.linalg.norm(ob.pos[e][:, None] - ob.pos[e][None], axis=-1) - ob.radius[e][:, None] - ob.radius[e]
-            touching[1] += int((od[np.ix_(ob.active[e], ob.active[e])] < 0.02).sum() - ob.active[e].sum())
-    assert touching[0] > 5 and touching[1] >= 0
+            touching += int((d[a][:, ob.active[e]] < 0.02).sum())
+    assert touching > 5   # robots did touch objects (the object branches of the solver were exercised)
 
 
 def _vel_after_drive(w, e):

@@ -28,7 +28,6 @@ def _reference(sc, before, after):
     documented definitions."""
     cfg = sc.config
     E, N = sc.world.num_worlds, sc.world.n_agents
-    R = cfg.n_rays
     rew = np.zeros((E, N))
     stats = np.zeros((3, E, N))
     term = np.zeros((E, N), bool)

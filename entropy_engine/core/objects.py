@@ -38,8 +38,6 @@ robots only. Objects do not spin. A world with ``M = 0`` steps exactly as before
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 GRAVITY = 9.81  # m/s^2, for the friction force mu * m * g
@@ -107,9 +105,3 @@ class Objects:
         r = self.radius[self.active]
         return float(r.max()) if r.size else 0.0
 
-
-def check_object_radius(radius: float, arena: float) -> None:
-    """ValueError unless 0 < radius and the disc fits the arena with room to move."""
-    if not (math.isfinite(radius) and 0 < radius < 0.5 * arena):
-        raise ValueError(f"object radius must be positive and below half the arena ({0.5 * arena:g} m), "
-                         f"got {radius!r}")

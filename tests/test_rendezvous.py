@@ -198,6 +198,10 @@ def test_the_heuristic_speaks_the_protocol():
     act2 = env.heuristic_actions().reshape(2, 10, 5)
     relays = act2[..., 4] > 0
     assert relays.sum() > 2 and np.isclose(act2[relays & (act2[..., 4] < 1), 4], 0.9).all()
+    from entropy_engine.policies import HeuristicPolicy
+
+    via_policy, _ = HeuristicPolicy(env).act(env.obs)            # entropy eval / play take this path
+    np.testing.assert_array_equal(via_policy, env.heuristic_actions())
     mute = BatchEnv("rendezvous", 2, 10, seed=0, comm_dim=0)
     mute.reset()
     assert mute.heuristic_actions().shape == (20, 2)

@@ -399,8 +399,8 @@ def test_token_spaces_and_bad_tokens_are_refused_and_change_nothing():
 
     env = BatchEnv(num_worlds=2, n_agents=3, seed=0, **TOKENS)
     assert env.act_dim == 4 and env.obs_dim == 36 + 2 * 3 + 1 and env.tokens == (2, 3)
-    np.testing.assert_array_equal(env.action_space.low[2:], 0) and np.testing.assert_array_equal(
-        env.action_space.high[2:], 2)
+    np.testing.assert_array_equal(env.action_space.low[2:], 0)
+    np.testing.assert_array_equal(env.action_space.high[2:], 2)
     assert isinstance(env.agent_action_space, spaces.Dict)
     assert env.agent_action_space["message"] == spaces.MultiDiscrete([3, 3])
     assert env.agent_action_space["move"].shape == (2,)

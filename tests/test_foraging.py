@@ -38,7 +38,8 @@ def _reference_step(sc, before, after):
                 r += cfg.carry_progress_reward * (before["nest_dist"][e, i] - d_nest)
             j = before["target"][e, i]
             if j >= 0 and after["free"][e, j] and pk == 0:
-                r += cfg.search_progress_reward * (before["target_dist"][e, i] - np.hypot(*(after["item_pos"][e, j] - p)))
+                d_item = np.hypot(*(after["item_pos"][e, j] - p))
+                r += cfg.search_progress_reward * (before["target_dist"][e, i] - d_item)
             onset = after["contact"][e, i] and not before["contact"][e, i]
             r -= cfg.collision_penalty * after["contact"][e, i] + cfg.collision_onset_penalty * onset
             rew[e, i] = r

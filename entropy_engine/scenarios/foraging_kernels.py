@@ -99,7 +99,8 @@ def agent_phase(with_reward, pos, vel, theta, active, contact, prev_contact, lid
                 rr += p[P_CARRY] * (nest_dist[w, i] - d_nest)
             j = target[w, i]
             if j >= 0 and free[w, j] and picked[w, i] == 0:
-                d_item = math.sqrt((np.float64(item_pos[w, j, 0]) - px) ** 2 + (np.float64(item_pos[w, j, 1]) - py) ** 2)
+                d_item = math.sqrt((np.float64(item_pos[w, j, 0]) - px) ** 2
+                                   + (np.float64(item_pos[w, j, 1]) - py) ** 2)
                 rr += p[P_SEARCH] * (target_dist[w, i] - d_item)
             onset = contact[w, i] and not prev_contact[w, i]
             if contact[w, i]:

@@ -423,3 +423,20 @@ def test_ray_workers_checkpoint_resumes_exactly(tmp_path):
         b.close()
     finally:
         ray.shutdown()
+
+
+@pytest.mark.slow
+def test_optuna_sweep_with_asha_runs_every_point_once_per_seed(tmp_path):
+    """Optuna's TPE proposes 2 points, each trained with both seeds (the Repeater), ASHA watching."""
+    sweep = _sweep_file(tmp_path, total=2048, sweep='searcher = "optuna"\nnum_samples = 2\nscheduler = "asha"\n'
+                                                   'grace_steps = 512',
+                        search="learning_rate = { loguniform = [0.0001, 0.01] }")
+    out = tmp_path / "out"
+    r = _entropy("sweep", str(sweep), "--out", str(out), timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    infos = [json.loads(p.read_text()) for p in (out / "runs").glob("*/trial.json")]
+    assert len(infos) == 4 and sorted(i["seed"] for i in infos) == [0, 0, 1, 1]
+    rates = {i["point"]["learning_rate"] for i in infos}
+    assert len(rates) == 2 and all(1e-4 <= x <= 1e-2 for x in rates)
+    rows = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ") and "rank" not in line]
+    assert len(rows) == 2 and all("| 2/2 |" in row for row in rows)

@@ -121,8 +121,12 @@ def _plots(out: Path, trials: list[dict[str, Any]], rows: list[dict[str, Any]], 
         ax.plot(xs, [float(np.mean(means[x])) for x in xs], "o-", color="C1", label=f"mean over the other fields")
         if not numeric:
             ax.set_xticks(range(len(cats)), cats)
-        elif xs and min(xs) > 0 and max(xs) / min(xs) > 20:
-            ax.set_xscale("log")
+        else:
+            if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
+                ax.set_xscale("log")
+            if 0 < len(xs) <= 8:               # few values: label exactly those
+                ax.set_xticks(xs, [f"{x:.4g}" for x in xs])
+                ax.minorticks_off()
         ax.set_xlabel(key)
         ax.set_ylabel(metric)
         ax.legend(fontsize=7)

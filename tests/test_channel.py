@@ -475,3 +475,36 @@ def test_worker_processes_match_batchenv_with_tokens():
                 np.testing.assert_array_equal(x, y)
         with pytest.raises(ValueError, match="must be whole numbers"):
             env.step(np.full((8, 4), 0.5))
+
+
+@pytest.mark.parametrize("case", ["nearest", "everything", "noise"])
+def test_silent_robots_send_nothing_and_talkers_match_the_reference(case):
+    """``talkers=n``: the world's last robots (a scenario's scripted ones) move through the grid but
+    have no radio. The talkers receive what the reference gives when the silent robots' messages are
+    never valid (same world, same per-link random draws)."""
+    from types import SimpleNamespace
+    cfg = ChannelConfig(comm_dim=3, **CASES[case])
+    E, N, n, arena = 3, 30, 20, 8.0
+    w = _world(E, N, arena, seed=4)
+    ch = Channel(w, cfg, seed=4, talkers=n)
+    ref = ChannelReference(cfg, E, N)
+    rng = np.random.default_rng(7)
+    heard_silent = False
+    for t in range(4):
+        msgs = rng.uniform(-1, 1, (E, n, cfg.comm_dim)).astype(np.float32)
+        out = ch.step(msgs)
+        padded = np.concatenate([msgs, np.zeros((E, N - n, cfg.comm_dim), np.float32)], axis=1)
+        view = SimpleNamespace(num_worlds=E, pos=w.pos, theta=w.theta, active=w.active & ch.senders,
+                               walls=w.walls, n_walls=w.n_walls)
+        expect = ref.step(ch.keys, padded, view)
+        np.testing.assert_allclose(out[:, :n], expect[:, :n], atol=2e-6, rtol=0, err_msg=f"step {t}")
+        # the silent robots were in range of talkers: leaving them out changed what was heard
+        full = ChannelReference(cfg, E, N).step(ch.keys, padded, w) if cfg.comm_delay == 0 else None
+        if full is not None and not np.allclose(full[:, :n], expect[:, :n]):
+            heard_silent = True
+        w.pos[:] = np.clip(w.pos + rng.normal(0, 0.3, w.pos.shape), 0.2, arena - 0.2).astype(np.float32)
+        w.active[:] = rng.random(w.active.shape) >= 0.1
+    assert out[:, :n, -1].any()
+    assert heard_silent or cfg.comm_delay > 0
+    with pytest.raises(ValueError, match="talkers must be between 1"):
+        Channel(w, cfg, talkers=N + 1)

@@ -179,9 +179,26 @@ def test_scripted_robots_are_robots_but_not_agents():
     assert pz.state_space.shape == (4 * 72,)
 
 
-def test_communication_with_scripted_robots_is_refused_clearly():
-    with pytest.raises(ValueError, match="does not support scenarios with scripted robots"):
-        BatchEnv("pursuit", 1, 4, comm_dim=2)
+def test_pursuers_talk_and_evaders_have_no_radio():
+    """With a channel the pursuers (learners) talk among themselves; the scripted evaders send
+    nothing, so a pursuer that hears everyone in range hears exactly the other active pursuers."""
+    env = BatchEnv("pursuit", 2, 4, seed=0, comm_dim=2, comm_range=50.0, comm_combine="nearest", comm_k=8)
+    obs = env.reset()
+    D0 = env.scenario.obs_dim
+    assert env.observation_space.shape == (D0 + env.channel.channel.width,) and obs.shape[0] == 8
+    acts = np.zeros((8, 4), np.float32)
+    acts[:, 2:] = 0.5                                   # every pursuer sends (0.5, 0.5)
+    for _ in range(3):
+        obs, *_ = env.step(acts)
+    ch = env.channel.channel
+    assert ch.talkers == 4 and ch.senders.tolist() == [True] * 4 + [False] * env.scenario.n_scripted
+    heard_slots = obs[:, D0:-1].reshape(8, 8, 2 + 3)    # [slot, k, (2 values, x, y, 1 = a sender)]
+    n_heard = heard_slots[..., -1].sum(axis=1)
+    assert env.scenario.learner_active.all()
+    assert np.all(n_heard == 3)                         # the 3 other pursuers, never an evader
+    np.testing.assert_allclose(heard_slots[heard_slots[..., -1] > 0][:, :2], 0.5)
+    from pettingzoo.test import parallel_api_test
+    parallel_api_test(ee.parallel_env("pursuit", n_agents=4, seed=0, comm_dim=2), num_cycles=30)
 
 
 def test_same_seed_same_trajectory():

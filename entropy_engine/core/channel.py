@@ -237,14 +237,23 @@ class Channel:
             ``grid_size``, ``phys``).
         config: a ``ChannelConfig`` (any scenario config) with ``comm_dim > 0``.
         seed: seed of the per-world loss/noise streams (None: fresh entropy).
+        talkers: the world's first ``talkers`` robots have radios (None: all). The others (a
+            scenario's scripted robots) send nothing and what they receive is not read; they still
+            move through the grid, so the arrays cover every robot of the world.
     """
 
-    def __init__(self, world, config, seed: int | None = None):
+    def __init__(self, world, config, seed: int | None = None, talkers: int | None = None):
         if config.comm_dim < 1:
             raise ValueError(f"a Channel needs comm_dim >= 1, got {config.comm_dim!r}")
         self.world = world
         self.config = config
         E, N = world.num_worlds, world.n_agents
+        self.talkers = N if talkers is None else int(talkers)
+        if not 1 <= self.talkers <= N:
+            raise ValueError(f"talkers must be between 1 and the world's {N} robots, got {talkers!r}")
+        self.senders = np.arange(N) < self.talkers              # [N] robots whose messages are sent
+        # [E, N, comm_dim] the talkers' messages padded with the silent robots' zeros (None: all talk)
+        self._padded = np.zeros((E, N, int(config.comm_dim)), np.float32) if self.talkers < N else None
         self.dim = int(config.comm_dim)                        # message entries an agent sends
         self.vocab = V = int(config.comm_vocab)                # 0: continuous values; V: tokens 0 .. V-1
         C = int(config.comm_values)                            # values on the air (one-hots for tokens)
@@ -293,21 +302,30 @@ class Channel:
             self.valid[:, worlds] = False
             self.out[worlds] = 0
         if agents is not None:
+            if self._padded is not None and agents.shape[1] == self.talkers:   # the talkers' [E, talkers]
+                agents = np.pad(agents, ((0, 0), (0, self.world.n_agents - self.talkers)))
             self.valid[:, agents] = False
             self.out[agents] = 0
 
     def step(self, messages: np.ndarray, grid=None) -> np.ndarray:
-        """Send ``messages`` [E, N, comm_dim] (float32, finite, already clipped to [-1, 1]; with
-        ``comm_vocab`` tokens as whole numbers in 0 .. V-1, already checked) from the active
-        agents, deliver those sent ``comm_delay`` steps ago and return ``out`` [E, N, width].
-        ``grid``: the world's grid of the current positions, or None to rebuild it."""
+        """Send ``messages`` [E, talkers, comm_dim] (float32, finite, already clipped to [-1, 1];
+        with ``comm_vocab`` tokens as whole numbers in 0 .. V-1, already checked) from the active
+        talkers, deliver those sent ``comm_delay`` steps ago and return ``out`` [E, N, width] (every
+        robot's row; a silent robot's is never read). ``grid``: the world's grid of the current
+        positions, or None to rebuild it."""
         w = self.world
         T = self.delay + 1
+        if self._padded is not None:
+            self._padded[:, :self.talkers] = messages
+            messages = self._padded
         if self.vocab:
             self._send_tokens(messages)
         else:
             np.copyto(self.msgs[self.head], messages)
-        np.copyto(self.valid[self.head], w.active)
+        if self._padded is None:
+            np.copyto(self.valid[self.head], w.active)
+        else:
+            np.logical_and(w.active, self.senders, out=self.valid[self.head])
         rs = (self.head - self.delay) % T
         cell_start, cell_items = w.grid() if grid is None else grid
         cfg = self.config

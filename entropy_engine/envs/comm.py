@@ -99,12 +99,10 @@ class EngineChannel:
 
     def __init__(self, scenario, seed: int | None):
         cfg = scenario.config
-        if scenario.n_scripted:
-            raise ValueError(f"the communication channel (comm_dim > 0) does not support scenarios with scripted "
-                             f"robots yet ({type(scenario).__name__} has {scenario.n_scripted} per world); use comm_dim=0")
         self.scenario = scenario
-        self.channel = Channel(scenario.world, cfg, seed)
-        E, N = scenario.world.num_worlds, scenario.world.n_agents
+        E, N = scenario.world.num_worlds, scenario.n_learners
+        # the learners talk; a scenario's scripted robots (its last ones) have no radio
+        self.channel = Channel(scenario.world, cfg, seed, talkers=N)
         self.obs_dim0, self.act_dim0 = D0, A0 = scenario.obs_dim, scenario.act_dim
         self.observation_space, self.action_space = with_channel(scenario.observation_space(),
                                                                  scenario.action_space(), cfg)
@@ -124,11 +122,11 @@ class EngineChannel:
         """After the scenario's step: run the channel and join the observations."""
         out = self.channel.step(self.actions[..., self.act_dim0:])
         self.obs[..., :self.obs_dim0] = self.scenario.obs
-        self.obs[..., self.obs_dim0:] = out
+        self.obs[..., self.obs_dim0:] = out[:, :self.obs.shape[1]]
 
     def restart(self, worlds: np.ndarray | None = None, agents: np.ndarray | None = None) -> None:
         """After a reset of ``worlds`` [E] (all when both are None) or a respawn of ``agents`` [E, N]:
         their messages are forgotten and they start with an empty received block."""
         self.channel.clear(worlds, agents)
         self.obs[..., :self.obs_dim0] = self.scenario.obs
-        self.obs[..., self.obs_dim0:] = self.channel.out
+        self.obs[..., self.obs_dim0:] = self.channel.out[:, :self.obs.shape[1]]

@@ -267,7 +267,7 @@ class Renderer:
     def _draw_links(self, surf, pos, active) -> np.ndarray:
         """Grey lines between the agents that can hear each other; returns the pairs [L, 2]."""
         w, wi, cfg = self.world, self.world_index, self.channel.config
-        links = comm_links(pos, active, np.asarray(w.walls[wi, :int(w.n_walls[wi])]), cfg.comm_range,
+        links = comm_links(pos, active & self.channel.senders, np.asarray(w.walls[wi, :int(w.n_walls[wi])]), cfg.comm_range,
                            cfg.comm_occlusion)
         pix = self.world_to_pixel(pos)
         for i, j in links:

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from entropy_engine.config import ConfigError, build_config
-from entropy_engine.scenarios import scenario_class
+from entropy_engine.scenarios import SCENARIOS, scenario_class
 from entropy_engine.training.config import TrainConfig
 
 
 # ----------------------------------------------------------------------------- settings
-@pytest.mark.parametrize("scenario", ["navigation", "flocking"])
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_channel_settings_on_every_scenario(scenario):
     cfg = build_config(scenario_class(scenario).Config,
                        {"comm_dim": "4", "comm_range": "2.5", "comm_combine": "nearest", "comm_k": "3",
@@ -17,8 +17,9 @@ def test_channel_settings_on_every_scenario(scenario):
     assert (cfg.comm_dim, cfg.comm_range, cfg.comm_combine, cfg.comm_k) == (4, 2.5, "nearest", 3)
     assert (cfg.comm_noise, cfg.comm_dropout, cfg.comm_delay, cfg.comm_occlusion) == (0.1, 0.2, 2, True)
     assert cfg.comm_obs_width == 3 * (4 + 3) + 1
-    assert build_config(scenario_class(scenario).Config, {}).comm_dim == 0     # off by default
-    assert build_config(scenario_class(scenario).Config, {"comm_dim": 5}).comm_obs_width == 6   # mean: C + count
+    # off by default, except where the task needs it (rendezvous: one robot sees the goal)
+    assert build_config(scenario_class(scenario).Config, {}).comm_dim == (3 if scenario == "rendezvous" else 0)
+    assert build_config(scenario_class(scenario).Config, {"comm_dim": 5, "comm_combine": "mean"}).comm_obs_width == 6   # C + count
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -186,10 +187,10 @@ from entropy_engine import BatchEnv  # noqa: E402
 COMM = dict(comm_dim=4, comm_range=3.0)
 
 
-@pytest.mark.parametrize("scenario", ["navigation", "flocking"])
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_spaces_gain_the_channel_for_every_scenario(scenario):
-    plain = BatchEnv(scenario, num_worlds=2, n_agents=6, seed=0)
-    env = BatchEnv(scenario, num_worlds=2, n_agents=6, seed=0, **COMM)
+    plain = BatchEnv(scenario, num_worlds=2, n_agents=6, seed=0, comm_dim=0)
+    env = BatchEnv(scenario, num_worlds=2, n_agents=6, seed=0, comm_combine="mean", **COMM)
     assert env.act_dim == plain.act_dim + 4 and env.obs_dim == plain.obs_dim + 5
     assert env.action_space.shape == (env.act_dim,) and env.observation_space.shape == (env.obs_dim,)
     np.testing.assert_array_equal(env.action_space.low[plain.act_dim:], -1.0)
@@ -197,8 +198,9 @@ def test_spaces_gain_the_channel_for_every_scenario(scenario):
     np.testing.assert_array_equal(env.observation_space.low[:plain.obs_dim], plain.observation_space.low)
     obs = env.reset()
     assert obs.shape == (12, env.obs_dim) and not obs[:, plain.obs_dim:].any()   # nothing heard yet
-    heur = env.heuristic_actions()                    # scenario heuristics still work: zero messages
-    assert heur.shape == (12, env.act_dim) and not heur[:, plain.act_dim:].any()
+    heur = env.heuristic_actions()                    # scenario heuristics still work: zero messages,
+    assert heur.shape == (12, env.act_dim)            # unless the heuristic talks (rendezvous)
+    assert env.scenario.heuristic_uses_channel or not heur[:, plain.act_dim:].any()
     for _ in range(5):
         obs, *_ = env.step(env.heuristic_actions())
         assert env.observation_space.contains(obs[0])

@@ -5,6 +5,9 @@ averaging's bookkeeping without Ray. The slow ones run a local Ray on this machi
 with 2 seeds whose driver is killed mid-sweep (after one trial's worker was killed too) and rerun;
 a trial that always fails, retried a bounded number of times; a 2-worker run killed and resumed
 through the CLI; and a 2-worker checkpoint that resumes exactly (two resumes agree bit for bit).
+Two more run on a 2-node cluster simulated on this machine (``ray.cluster_utils.Cluster``): a
+sweep with ``--address`` whose trials run on both nodes, and ``--ray-workers 2 --ray-address``
+with one rank on each node.
 """
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ averaging's bookkeeping without Ray. The slow ones run a local Ray on this machi
 with 2 seeds whose driver is killed mid-sweep (after one trial's worker was killed too) and rerun;
 a trial that always fails, retried a bounded number of times; a 2-worker run killed and resumed
 through the CLI; and a 2-worker checkpoint that resumes exactly (two resumes agree bit for bit).
+Two more run on a 2-node cluster simulated on this machine (``ray.cluster_utils.Cluster``): a
+sweep with ``--address`` whose trials run on both nodes, and ``--ray-workers 2 --ray-address``
+with one rank on each node.
 """
 from __future__ import annotations
 
@@ -440,3 +443,104 @@ def test_optuna_sweep_with_asha_runs_every_point_once_per_seed(tmp_path):
     assert len(rates) == 2 and all(1e-4 <= x <= 1e-2 for x in rates)
     rows = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ") and "rank" not in line]
     assert len(rows) == 2 and all("| 2/2 |" in row for row in rows)
+
+
+# ----------------------------------------------------------------------------- on a 2-node Ray cluster (slow)
+def _cluster_pids(session_dir: str) -> set[int]:
+    """Live processes of a Ray session: those naming its folder on their command line (GCS, raylets,
+    monitors) and all their descendants (the raylets' workers rename themselves ``ray::...``)."""
+    parent, pids = {}, set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if stat[0] == "Z":
+            continue
+        parent[int(proc.name)] = int(stat[1])
+        if session_dir.encode() in cmd:
+            pids.add(int(proc.name))
+    grown = True
+    while grown:
+        more = {pid for pid, ppid in parent.items() if ppid in pids} - pids
+        pids |= more
+        grown = bool(more)
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    """A Ray cluster of two nodes with 1 CPU each on this machine (``ray.cluster_utils.Cluster``):
+    the head and one worker node, each with its own raylet; yields it and its two node ids. Shut
+    down at the end, with every process it started."""
+    from ray.cluster_utils import Cluster
+
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + old if old else "")   # the raylets' workers import us
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        worker = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        nodes = {cluster.head_node.node_id, worker.node_id}
+        assert len(nodes) == 2
+        yield cluster, nodes
+    finally:
+        session = cluster.head_node.get_session_dir_path()
+        started = _cluster_pids(session)
+        cluster.shutdown()
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+    for _ in range(100):                  # nothing of the cluster is left running
+        left = {pid for pid in started if _alive(pid)} | _cluster_pids(session)
+        if not left:
+            break
+        time.sleep(0.1)
+    assert len(started) >= 4 and not left, (started, left)
+
+
+@pytest.mark.slow
+def test_sweep_with_address_runs_trials_on_both_nodes_of_a_cluster(tmp_path, two_node_cluster):
+    """``entropy sweep --address`` on a 2-node cluster (1 CPU each): 2 trials at once of 1 CPU each
+    can only run one per node, so the 4 trials' ``trial.json`` name both nodes; all finish and the
+    report holds both points with both seeds."""
+    cluster, nodes = two_node_cluster
+    sweep = _sweep_file(tmp_path, total=2048, search="learning_rate = [0.0003, 0.001]")
+    out = tmp_path / "out"
+    r = _entropy("sweep", str(sweep), "--out", str(out), "--address", cluster.address, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    runs = sorted((out / "runs").glob("p*"))
+    assert [run.name for run in runs] == [f"p{p:03d}_s{s}" for p in range(2) for s in (0, 1)]
+    assert all(_finished(run) for run in runs)
+    used = {json.loads((run / "trial.json").read_text())["node"] for run in runs}
+    assert used == nodes, (used, nodes)
+    rows = [line for line in (out / "results.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| rank")]
+    assert len(rows) == 2 and all("| 2/2 | 2,048 | finished |" in row for row in rows), rows
+
+
+@pytest.mark.slow
+def test_ray_workers_with_ray_address_put_one_worker_on_each_node(tmp_path, two_node_cluster):
+    """``entropy train --ray-workers 2 --ray-address`` on the 2-node cluster: each 1-CPU worker takes
+    a whole node, so rank 0 and rank 1 run on different nodes (gloo across the two raylets); the run
+    trains to its step total and saves its model."""
+    cluster, nodes = two_node_cluster
+    out = tmp_path / "run"
+    r = _entropy(*_tiny_train(out, 4096, "--ray-workers", "2", "--threads", "1", "--ray-address", cluster.address),
+                 timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    text = " ".join((r.stdout + r.stderr).split())
+    placed = __import__("re").search(r"Ray node of each rank: (\w+), (\w+)", text)
+    assert placed is not None, text[-3000:]
+    assert set(placed.groups()) == nodes, (placed.groups(), nodes)
+    assert "Final model saved" in r.stdout and "after 4096 steps" in r.stdout
+    assert (out / "models" / "model.pt").is_file()

@@ -1,7 +1,7 @@
 """One trial of a sweep: an ordinary ``entropy train`` run in ``<sweep>/runs/<trial>``.
 
 The trial builds the ``entropy train`` command line of its point and seed, writes it to
-``trial.json`` in its run folder (with the point, the seed and the sweep's metric), and runs it in
+``trial.json`` in its run folder (with the point, the seed, the sweep's metric and the Ray node id), and runs it in
 the Ray worker through the same code as the command (``training.command.run``): config checks,
 run-folder lock, checkpoints, GIFs, ``metrics.csv``, TensorBoard. Every logged line is also
 reported to Ray Tune (``steps`` = agent-steps, the ASHA time axis). A trial started again (a retry
@@ -85,6 +85,7 @@ def run_trial(config: dict[str, Any]) -> None:
     """The Ray Tune trainable (a function: Tune calls it in a worker process, again on retry)."""
     import argparse
 
+    import ray
     from ray import tune
 
     from ..config import build_config
@@ -104,7 +105,7 @@ def run_trial(config: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / TRIAL_FILE).write_text(json.dumps(
         {"trial": name, "point": point, "label": point_label(point), "seed": seed, "metric": spec.metric,
-         "command": "entropy " + shlex.join(argv)}, indent=1))
+         "node": ray.get_runtime_context().get_node_id(), "command": "entropy " + shlex.join(argv)}, indent=1))
     reporter = _Reporter(spec.metric, tune.report)
     paths = run_layout(run_dir)
     if final_model(paths) is not None and not checkpoint_files(paths):      # finished before the driver died

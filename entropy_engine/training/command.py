@@ -296,7 +296,8 @@ def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos
 
         trainer = RayTrainer(cfg)
         notes.append(f"{cfg.ray_workers} Ray workers, each with {cfg.num_worlds // cfg.ray_workers} worlds and a "
-                     "policy replica; gradients averaged every minibatch")
+                     "policy replica; gradients averaged every minibatch; Ray node of each rank: "
+                     + ", ".join(trainer.nodes))
     else:
         trainer = NativeTrainer(cfg)
     notes.append(f"Native trainer on {trainer.device}: update in {trainer.update_dtype}, "

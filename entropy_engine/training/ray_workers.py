@@ -112,9 +112,11 @@ class Worker:
         return self.trainer.env.obs_dim, self.trainer.env.act_dim
 
     def describe(self) -> dict[str, Any]:
+        import ray
+
         t = self.trainer
         return {"device": str(t.device), "update_dtype": t.update_dtype, "threads": t.threads,
-                "update_threads": t.update_threads}
+                "update_threads": t.update_threads, "node": ray.get_runtime_context().get_node_id()}
 
     def iteration(self, local_total: int) -> dict[str, float]:
         metrics = self.trainer.train_iteration(local_total)
@@ -186,7 +188,9 @@ class RayTrainer:
         host, port = ray.get(self.workers[0].rendezvous.remote())
         dims = ray.get([w.setup.remote(host, port) for w in self.workers])
         obs_dim, act_dim = dims[0]
-        info = ray.get(self.workers[0].describe.remote())
+        infos = ray.get([w.describe.remote() for w in self.workers])
+        info = infos[0]
+        self.nodes = [i["node"] for i in infos]         # the Ray node id of each rank
         self.device = resolve_device(cfg.device)
         self.update_dtype = resolve_update_dtype(cfg.update_dtype, self.device)
         self.threads, self.update_threads = info["threads"], info["update_threads"]

@@ -118,7 +118,7 @@ def _plots(out: Path, trials: list[dict[str, Any]], rows: list[dict[str, Any]], 
             if not math.isnan(t["score"]):
                 means.setdefault(x_of(t["point"][key]), []).append(t["score"])
         xs = sorted(means)
-        ax.plot(xs, [float(np.mean(means[x])) for x in xs], "o-", color="C1", label=f"mean over the other fields")
+        ax.plot(xs, [float(np.mean(means[x])) for x in xs], "o-", color="C1", label="mean over the other fields")
         if not numeric:
             ax.set_xticks(range(len(cats)), cats)
         else:

@@ -313,3 +313,10 @@ def test_preset_trains_evaluates_and_plays(tmp_path, capsys):
     assert main(["play", str(run), "--gif", str(gif), "--size", "64"]) == 0
     assert read_gif(gif).shape[1:] == (64, 64, 3)
     assert "in_zone_fraction" in capsys.readouterr().out
+
+
+def test_the_talking_heuristic_refuses_tokens_clearly():
+    env = BatchEnv("rendezvous", 1, 5, seed=0, comm_vocab=4)
+    env.reset()
+    with pytest.raises(ValueError, match="cannot send comm_vocab=4 tokens"):
+        env.heuristic_actions()

@@ -87,6 +87,9 @@ def heuristic_with_channel(heuristic, obs: np.ndarray, config, uses_channel: boo
     """A scenario heuristic (which knows only the scenario's own observation and actions) on
     observations that may carry a received block: it sees the scenario's part and sends zeros;
     one that ``uses_channel`` (``Scenario.heuristic_uses_channel``) sees all and sends its own."""
+    if uses_channel and config.comm_dim and config.comm_vocab:
+        raise ValueError(f"this scenario's heuristic talks in continuous message values and cannot send "
+                         f"comm_vocab={config.comm_vocab} tokens; evaluate it with comm_vocab=0")
     if config.comm_dim == 0 or uses_channel:
         return heuristic(obs)
     act = np.asarray(heuristic(obs[..., :obs.shape[-1] - config.comm_obs_width]), np.float32)   # + token 0

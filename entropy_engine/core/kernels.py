@@ -257,11 +257,11 @@ def _hit_rays(out, w, i, lo, hi, th_c, th_s, ray_cs, ox, oy, kind, ax, ay, bx, b
 
 
 @njit(cache=True, inline="always")
-def _lidar(w, i, pos, theta, walls, n_walls, phys, g, cell_start, cell_items, ray_cs, out):
-    """Raw lidar distances of agent i (metres, capped at the range) into out[w, i, :]."""
+def lidar_walls(w, i, pos, theta, walls, n_walls, rng, ray_cs, out):
+    """Start agent i's raw lidar: every ray at the range ``rng``, then the walls' hits. Returns the
+    ray origin and heading (ox, oy, theta, cos, sin) for the bodies' pass (``_lidar``, and the lidar of
+    worlds with objects in ``object_kernels``)."""
     n_rays = ray_cs.shape[0]
-    rng = phys[RANGE]
-    r = phys[RADIUS]
     for k in range(n_rays):
         out[w, i, k] = rng
     ox = pos[w, i, 0]
@@ -284,6 +284,16 @@ def _lidar(w, i, pos, theta, walls, n_walls, phys, g, cell_start, cell_items, ra
             span += 2.0 * math.pi
         lo = a1 if span >= 0.0 else a1 + span
         _hit_rays(out, w, i, lo, lo + abs(span), th_c, th_s, ray_cs, ox, oy, 0, ax, ay, bx, by, 0.0)
+    return ox, oy, th, th_c, th_s
+
+
+@njit(cache=True, inline="always")
+def _lidar(w, i, pos, theta, walls, n_walls, phys, g, cell_start, cell_items, ray_cs, out):
+    """Raw lidar distances of agent i (metres, capped at the range) into out[w, i, :]."""
+    n_rays = ray_cs.shape[0]
+    rng = phys[RANGE]
+    r = phys[RADIUS]
+    ox, oy, th, th_c, th_s = lidar_walls(w, i, pos, theta, walls, n_walls, rng, ray_cs, out)
     x0, x1, y0, y1 = cell_span(ox, oy, rng + r, phys[CELL], g)  # robots whose disc the range can reach
     for yy in range(y0, y1 + 1):
         for xx in range(x0, x1 + 1):

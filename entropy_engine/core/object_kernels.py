@@ -19,7 +19,7 @@ from numba import njit, prange
 from .geometry import fast_atan2, segment_distance
 from .grid import cell_span
 from .kernels import (ARENA, CELL, CONTACT_TOL, DT, MASS, RADIUS, RANGE, V_MAX, WALL_FAR, WALL_NEAR, WALL_SLOP,
-                      WALL_STUCK, _hit_rays, build_grid, build_islands, phase_drive, phase_settle, wall_depth_disc,
+                      WALL_STUCK, _hit_rays, build_grid, build_islands, lidar_walls, phase_drive, phase_settle, wall_depth_disc,
                       wall_fix_disc)
 
 MAX_BODY_CONTACTS = 32  # contact candidates kept per body and step
@@ -272,28 +272,7 @@ def lidar_bodies(w, i, pos, theta, active, walls, n_walls, phys, ophys, g, bpos,
             out[w, i, k] = 1.0
         return
     rng = phys[RANGE]
-    for k in range(n_rays):
-        out[w, i, k] = rng
-    ox = pos[w, i, 0]
-    oy = pos[w, i, 1]
-    th = theta[w, i]
-    th_c = math.cos(th)
-    th_s = math.sin(th)
-    for k in range(n_walls[w]):
-        ax = walls[w, k, 0]
-        ay = walls[w, k, 1]
-        bx = walls[w, k, 2]
-        by = walls[w, k, 3]
-        if segment_distance(ox, oy, ax, ay, bx, by) >= rng:
-            continue
-        a1 = fast_atan2(ay - oy, ax - ox) - th
-        span = fast_atan2(by - oy, bx - ox) - th - a1
-        if span >= math.pi:
-            span -= 2.0 * math.pi
-        elif span < -math.pi:
-            span += 2.0 * math.pi
-        lo = a1 if span >= 0.0 else a1 + span
-        _hit_rays(out, w, i, lo, lo + abs(span), th_c, th_s, ray_cs, ox, oy, 0, ax, ay, bx, by, 0.0)
+    ox, oy, th, th_c, th_s = lidar_walls(w, i, pos, theta, walls, n_walls, rng, ray_cs, out)
     x0, x1, y0, y1 = cell_span(ox, oy, rng + ophys[O_RMAX], phys[CELL], g)
     for yy in range(y0, y1 + 1):
         for xx in range(x0, x1 + 1):

@@ -21,6 +21,7 @@ from ..config import ConfigError
 BACKENDS: dict[str, str | Callable[..., Any]] = {
     "numba": "entropy_engine.core.world:World",
     "pymunk": "entropy_engine.core.pymunk_world:PymunkWorld",
+    "cuda": "entropy_engine.gpu.world:CudaWorld",
 }
 
 

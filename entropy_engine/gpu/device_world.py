@@ -1,0 +1,131 @@
+"""The world's arrays on the GPU and the launches of one step: ``DeviceWorld``.
+
+``DeviceWorld`` mirrors ``core.world.World``: the same arrays (``pos``, ``vel``, ``theta``, ``omega``,
+``active``, ``walls``, ``n_walls``, ``lidar``, ``contact`` and the step's scratch), with the same
+shapes and dtypes, as numba CUDA device arrays, stepped by ``gpu.kernels``. Nothing here copies to
+or from the host except ``upload``/``download``, which the host-synced backend (``gpu.world``) and
+the tests call; the device env (``gpu.env``) keeps everything on the GPU.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import kernels as K
+from .target import cuda, simulated
+
+THREADS = 256   # threads per block of the agent schedule's launches
+
+
+class DeviceWorld:
+    """Device copies of a ``core.state.WorldState``'s arrays (``host``: its shapes and constants)."""
+
+    STATE = ("pos", "vel", "theta", "omega", "active", "walls", "n_walls", "lidar", "contact")
+
+    def __init__(self, host) -> None:
+        from . import kernels as gk
+
+        self.k = gk
+        cu = cuda()
+        self.host = host
+        E, N = host.num_worlds, host.n_agents
+        self.num_worlds, self.n_agents = E, N
+        self.grid_size = host.grid_size
+        self.iterations = int(host.config.collision_iterations)
+        for name in self.STATE:
+            setattr(self, name, cu.to_device(getattr(host, name)))
+        self.phys = cu.to_device(host.phys)
+        self.ray_cs = cu.to_device(host.ray_cs)
+        f32 = np.float32
+        g = host.grid_size
+        self.start = cu.device_array((E, N, 2), f32)
+        self.moved = cu.device_array((E, N, 2), f32)
+        self.tmp = cu.device_array((E, N, 2), f32)
+        self.cell_start = cu.to_device(np.zeros((E, g * g + 1), np.int32))
+        self.cell_fill = cu.to_device(np.zeros((E, g * g), np.int32))
+        self.cell_items = cu.to_device(np.zeros((E, N), np.int32))
+        self.agent_cell = cu.to_device(np.zeros((E, N), np.int32))
+        self.nbr = cu.to_device(np.zeros((E, N, K.MAX_CONTACTS), np.int32))
+        self.n_nbr = cu.to_device(np.zeros((E, N), np.int32))
+        self.near_wall = cu.to_device(np.zeros((E, N), np.int8))
+        self.schedule_override: str | None = None   # 'world' or 'agent' to force a schedule (tests)
+        self._all = cu.to_device(np.ones(E, np.bool_))
+
+    @property
+    def schedule(self) -> str:
+        """'world' (a block per world) for worlds of at most ``kernels.BLOCK_MAX`` agents, else 'agent'."""
+        if self.schedule_override is not None:
+            return self.schedule_override
+        return "world" if self.n_agents <= self.k.BLOCK_MAX else "agent"
+
+    def _block(self) -> int:
+        return min(self.k.BLOCK_MAX, 32 * ((self.n_agents + 31) // 32))
+
+    def _agents(self) -> tuple[int, int]:
+        total = self.num_worlds * self.n_agents
+        return (total + THREADS - 1) // THREADS, THREADS
+
+    # ------------------------------------------------------------------ host <-> device
+    def upload(self, names=STATE) -> None:
+        """Copy the host arrays ``names`` to the device."""
+        for name in names:
+            getattr(self, name).copy_to_device(getattr(self.host, name))
+
+    def download(self, names=("pos", "vel", "theta", "omega", "lidar", "contact")) -> None:
+        """Copy the device arrays ``names`` back into the host's."""
+        for name in names:
+            getattr(self, name).copy_to_host(getattr(self.host, name))
+
+    # ------------------------------------------------------------------ the step
+    def step(self, actions) -> None:
+        """One step of every world; ``actions`` a device array [E, N, 2] in [-1, 1]."""
+        if self.schedule == "world":
+            self.k.step_worlds[self.num_worlds, self._block()](
+                actions, self.pos, self.vel, self.theta, self.omega, self.active, self.walls, self.n_walls,
+                self.phys, self.grid_size, self.iterations, self.ray_cs, self.start, self.moved, self.tmp,
+                self.cell_start, self.cell_fill, self.cell_items, self.nbr, self.n_nbr, self.near_wall, self.lidar,
+                self.contact)
+            return
+        k, (blocks, threads) = self.k, self._agents()
+        k.drive_all[blocks, threads](actions, self.pos, self.vel, self.theta, self.omega, self.active, self.phys,
+                                     self.start, self.moved, self.contact)
+        self.build_grid()
+        k.contacts_all[blocks, threads](self.pos, self.active, self.walls, self.n_walls, self.phys, self.grid_size,
+                                        self.cell_start, self.cell_items, self.nbr, self.n_nbr, self.near_wall)
+        for it in range(self.iterations):
+            src, dst = (self.pos, self.tmp) if it % 2 == 0 else (self.tmp, self.pos)
+            k.push_all[blocks, threads](src, dst, self.active, self.walls, self.n_walls, self.phys, self.start,
+                                        self.nbr, self.n_nbr, self.near_wall, self.contact)
+        if self.iterations % 2 == 1:
+            k.copy_pushed[blocks, threads](self.tmp, self.pos, self.n_nbr)
+        k.settle_all[blocks, threads](self.pos, self.vel, self.active, self.walls, self.n_walls, self.phys,
+                                      self.start, self.moved, self.contact)
+        self.build_grid()
+        k.lidar_all[blocks, threads](self.pos, self.theta, self.active, self.walls, self.n_walls, self.phys,
+                                     self.grid_size, self.cell_start, self.cell_items, self.ray_cs, self.lidar)
+
+    def build_grid(self) -> None:
+        """Every world's grid from the current positions, in parallel (the agent schedule's build;
+        the same CSR arrays as ``core.kernels.build_grid``)."""
+        k = self.k
+        cs = self.cell_start
+        cells = cs.shape[0] * cs.shape[1]
+        k.zero_int[(cells + THREADS - 1) // THREADS, THREADS](cs)
+        blocks, threads = self._agents()
+        k.grid_count[blocks, threads](self.pos, self.active, self.phys, self.grid_size, cs, self.agent_cell)
+        k.grid_scan[self.num_worlds, 32 if simulated() else k.SCAN_THREADS](cs, self.cell_fill)
+        k.grid_scatter[blocks, threads](self.agent_cell, self.cell_fill, self.cell_items)
+        m = self.num_worlds * (cs.shape[1] - 1)
+        k.grid_sort[(m + THREADS - 1) // THREADS, THREADS](cs, self.cell_items)
+
+    def refresh_lidar(self, worlds=None) -> None:
+        """Grid and lidar of the worlds where the device mask ``worlds`` [E] is True (default all)."""
+        mask = self._all if worlds is None else worlds
+        if self.schedule == "world":
+            self.k.lidar_worlds[self.num_worlds, self._block()](
+                mask, self.pos, self.theta, self.active, self.walls, self.n_walls, self.phys, self.grid_size,
+                self.ray_cs, self.cell_start, self.cell_fill, self.cell_items, self.lidar)
+            return
+        self.build_grid()
+        blocks, threads = self._agents()
+        self.k.lidar_all[blocks, threads](self.pos, self.theta, self.active, self.walls, self.n_walls, self.phys,
+                                          self.grid_size, self.cell_start, self.cell_items, self.ray_cs, self.lidar)

@@ -1,0 +1,41 @@
+"""The ``cuda`` world backend: the physics step on an NVIDIA GPU behind the host arrays of ``WorldState``.
+
+``CudaWorld`` is a ``core.state.WorldState`` like the numba and pymunk backends, so every scenario,
+env, the PettingZoo and SB3 wrappers, GIFs and ``entropy play`` run on it unchanged
+(``--backend cuda`` / ``WorldConfig(backend="cuda")``): each step uploads the state the scenario
+may have written (a reset, a respawn, an agent that left), steps it on the GPU (``DeviceWorld``)
+and downloads positions, velocities, headings, lidar and contacts for the scenario's kernels.
+Those copies are what this backend costs; the device env (``gpu.env.DeviceNavigationEnv``, used by
+``entropy train --backend cuda --device cuda`` and ``entropy bench --backend cuda``) keeps the whole
+loop on the GPU instead. Worlds with movable objects are refused (their solver has no GPU driver yet).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import ConfigError
+from ..core.params import WorldConfig
+from ..core.state import WorldState
+from .target import cuda, require
+
+
+class CudaWorld(WorldState):
+    """``num_worlds`` worlds of ``n_agents`` agents stepped on the GPU (see the module docstring)."""
+
+    def __init__(self, config: WorldConfig, num_worlds: int, n_agents: int, max_walls: int, max_objects: int = 0):
+        if max_objects:
+            raise ConfigError("the cuda backend does not simulate movable objects yet; use backend 'numba' for "
+                              "scenarios with objects (transport)")
+        require()
+        super().__init__(config, num_worlds, n_agents, max_walls)
+        from .device_world import DeviceWorld
+
+        self.device = DeviceWorld(self)
+        self._actions = cuda().device_array((self.num_worlds, self.n_agents, 2), np.float32)
+
+    def step(self, actions: np.ndarray) -> None:
+        dev = self.device
+        dev.upload(("pos", "vel", "theta", "omega", "active", "walls", "n_walls"))
+        self._actions.copy_to_device(np.ascontiguousarray(actions, np.float32))
+        dev.step(self._actions)
+        dev.download()

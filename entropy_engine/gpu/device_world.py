@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import kernels as K
-from .target import cuda, simulated
+from .target import download, simulated, to_device, upload
 
-THREADS = 256   # threads per block of the agent schedule's launches
+THREADS = 32 if simulated() else 256   # threads per block of the agent schedule's launches
 
 
 class DeviceWorld:
@@ -25,30 +25,29 @@ class DeviceWorld:
         from . import kernels as gk
 
         self.k = gk
-        cu = cuda()
         self.host = host
         E, N = host.num_worlds, host.n_agents
         self.num_worlds, self.n_agents = E, N
         self.grid_size = host.grid_size
         self.iterations = int(host.config.collision_iterations)
         for name in self.STATE:
-            setattr(self, name, cu.to_device(getattr(host, name)))
-        self.phys = cu.to_device(host.phys)
-        self.ray_cs = cu.to_device(host.ray_cs)
+            setattr(self, name, to_device(getattr(host, name)))
+        self.phys = to_device(host.phys)
+        self.ray_cs = to_device(host.ray_cs)
         f32 = np.float32
         g = host.grid_size
-        self.start = cu.device_array((E, N, 2), f32)
-        self.moved = cu.device_array((E, N, 2), f32)
-        self.tmp = cu.device_array((E, N, 2), f32)
-        self.cell_start = cu.to_device(np.zeros((E, g * g + 1), np.int32))
-        self.cell_fill = cu.to_device(np.zeros((E, g * g), np.int32))
-        self.cell_items = cu.to_device(np.zeros((E, N), np.int32))
-        self.agent_cell = cu.to_device(np.zeros((E, N), np.int32))
-        self.nbr = cu.to_device(np.zeros((E, N, K.MAX_CONTACTS), np.int32))
-        self.n_nbr = cu.to_device(np.zeros((E, N), np.int32))
-        self.near_wall = cu.to_device(np.zeros((E, N), np.int8))
+        self.start = to_device(np.zeros((E, N, 2), f32))
+        self.moved = to_device(np.zeros((E, N, 2), f32))
+        self.tmp = to_device(np.zeros((E, N, 2), f32))
+        self.cell_start = to_device(np.zeros((E, g * g + 1), np.int32))
+        self.cell_fill = to_device(np.zeros((E, g * g), np.int32))
+        self.cell_items = to_device(np.zeros((E, N), np.int32))
+        self.agent_cell = to_device(np.zeros((E, N), np.int32))
+        self.nbr = to_device(np.zeros((E, N, K.MAX_CONTACTS), np.int32))
+        self.n_nbr = to_device(np.zeros((E, N), np.int32))
+        self.near_wall = to_device(np.zeros((E, N), np.int8))
         self.schedule_override: str | None = None   # 'world' or 'agent' to force a schedule (tests)
-        self._all = cu.to_device(np.ones(E, np.bool_))
+        self._all = to_device(np.ones(E, np.bool_))
 
     @property
     def schedule(self) -> str:
@@ -58,22 +57,25 @@ class DeviceWorld:
         return "world" if self.n_agents <= self.k.BLOCK_MAX else "agent"
 
     def _block(self) -> int:
+        if simulated():   # each simulated thread is a Python thread: no idle ones
+            return self.n_agents
         return min(self.k.BLOCK_MAX, 32 * ((self.n_agents + 31) // 32))
 
     def _agents(self) -> tuple[int, int]:
         total = self.num_worlds * self.n_agents
-        return (total + THREADS - 1) // THREADS, THREADS
+        n = min(THREADS, total)
+        return (total + n - 1) // n, n
 
     # ------------------------------------------------------------------ host <-> device
     def upload(self, names=STATE) -> None:
         """Copy the host arrays ``names`` to the device."""
         for name in names:
-            getattr(self, name).copy_to_device(getattr(self.host, name))
+            upload(getattr(self, name), getattr(self.host, name))
 
     def download(self, names=("pos", "vel", "theta", "omega", "lidar", "contact")) -> None:
         """Copy the device arrays ``names`` back into the host's."""
         for name in names:
-            getattr(self, name).copy_to_host(getattr(self.host, name))
+            download(getattr(self, name), getattr(self.host, name))
 
     # ------------------------------------------------------------------ the step
     def step(self, actions) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import types
-from typing import Any, Callable
+from typing import Any
 
 from ..config import ConfigError
 
@@ -87,7 +87,40 @@ def _global_names(code: types.CodeType) -> set[str]:
     return names
 
 
-def kernel(fn: Callable) -> Any:
-    """A CUDA kernel (``numba.cuda.jit``) compiled on first use; its njit callees are rebound by the
-    caller with ``device``."""
-    return cuda().jit(fn)
+# ----------------------------------------------------------------------------- arrays
+# On a GPU the arrays are numba device arrays (torch tensors view them through
+# ``__cuda_array_interface__``, without copies); in the simulator they are numpy arrays (which its
+# kernels take and write back) and torch views them with ``torch.from_numpy``.
+def to_device(host):
+    """A device copy of the numpy array ``host``."""
+    return host.copy() if simulated() else cuda().to_device(host)
+
+
+def upload(dst, src) -> None:
+    """dst (device) <- src (host numpy array of the same shape)."""
+    if simulated():
+        dst[...] = src
+    else:
+        dst.copy_to_device(src)
+
+
+def download(src, dst) -> None:
+    """dst (host numpy array) <- src (device)."""
+    if simulated():
+        dst[...] = src
+    else:
+        src.copy_to_host(dst)
+
+
+def torch_view(arr):
+    """A torch tensor sharing ``arr``'s memory (on the GPU, or the CPU in the simulator)."""
+    import torch
+
+    if simulated():
+        return torch.from_numpy(arr)
+    return torch.as_tensor(arr, device="cuda")
+
+
+def synchronize() -> None:
+    if not simulated():
+        cuda().synchronize()

@@ -16,7 +16,7 @@ import numpy as np
 from ..config import ConfigError
 from ..core.params import WorldConfig
 from ..core.state import WorldState
-from .target import cuda, require
+from .target import require, to_device, upload
 
 
 class CudaWorld(WorldState):
@@ -31,11 +31,11 @@ class CudaWorld(WorldState):
         from .device_world import DeviceWorld
 
         self.device = DeviceWorld(self)
-        self._actions = cuda().device_array((self.num_worlds, self.n_agents, 2), np.float32)
+        self._actions = to_device(np.zeros((self.num_worlds, self.n_agents, 2), np.float32))
 
     def step(self, actions: np.ndarray) -> None:
         dev = self.device
         dev.upload(("pos", "vel", "theta", "omega", "active", "walls", "n_walls"))
-        self._actions.copy_to_device(np.ascontiguousarray(actions, np.float32))
+        upload(self._actions, np.asarray(actions, np.float32))
         dev.step(self._actions)
         dev.download()

@@ -188,6 +188,7 @@ class Navigation(Scenario):
         self.dist = np.zeros((E, N), np.float32)          # [E, N] distance to goal after last step
         self.prev_contact = np.zeros((E, N), np.bool_)    # [E, N] contact flags of the last step
         self._placed = np.zeros(E, np.int64)              # [E] agents placed by the last reset
+        self._respawned = np.zeros((E, N), np.int64)     # [E, N] scratch: agents respawned so far (respawn)
         n_cells = self._lattice_cells(w.arena) ** 2
         self._order = np.zeros((E, n_cells), np.int64)    # [E, cells] scratch permutation
         p = np.zeros(nk.N_PARAMS, np.float64)            # one row; every world starts with it
@@ -267,7 +268,7 @@ class Navigation(Scenario):
         with w.threads():
             cell_start, cell_items = w.grid()
             nk.respawn_agents(mask, self.rng, self._params, w.walls, w.n_walls, w.pos, w.vel, w.theta, w.omega,
-                              w.active, self.goals, w.grid_size, w.phys[CELL], cell_start, cell_items)
+                              w.active, self.goals, w.grid_size, w.phys[CELL], cell_start, cell_items, self._respawned)
         self.prev_contact[mask] = False
         w.sync(mask.any(axis=1))
         self._refresh()

@@ -105,29 +105,33 @@ def _lattice_place(w, rng, order, walls, n_walls, p, out, jitter, clearance, nea
     return placed
 
 
+@njit(cache=True)
+def reset_world(w, rng, params, walls, n_walls, pos, vel, theta, omega, active, goals, order, placed):
+    """Reset world ``w`` with its own settings ``params[w]``: new walls, agents and goals (each at
+    least ``P_MIN_GOAL_D`` from its agent); only the first ``n_active`` agents (``P_ACTIVE`` of them,
+    at least one) take part, the others are inactive until the next reset. placed[w] = min(agents,
+    goals) placed. (The CPU driver is ``reset_worlds``; the GPU's is in ``gpu.navigation``.)"""
+    n = pos.shape[1]
+    p = params[w]
+    r = p[P_RADIUS]
+    _make_walls(w, rng, walls, n_walls, p)
+    a = _lattice_place(w, rng, order, walls, n_walls, p, pos, r, r + p[P_CLEAR], pos, 0.0)
+    gj = max(2.0 * r - p[P_GOAL_R], 0.0)
+    b = _lattice_place(w, rng, order, walls, n_walls, p, goals, gj, r + p[P_CLEAR], pos, p[P_MIN_GOAL_D])
+    placed[w] = min(a, b)
+    for i in range(n):
+        start_at_rest(rng, w, i, theta, vel, omega, active)
+    n_active = n_active_agents(p[P_ACTIVE], n)
+    for i in range(n_active, n):
+        active[w, i] = False
+
+
 @njit(cache=True, parallel=True)
 def reset_worlds(mask, rng, params, walls, n_walls, pos, vel, theta, omega, active, goals, order, placed):
-    """Reset the worlds where mask[w] with their own settings ``params[w]``: new walls, agents and
-    goals (each at least ``P_MIN_GOAL_D`` from its agent); only the first ``n_active`` agents
-    (``P_ACTIVE`` of them, at least one) take part, the others are inactive until the next reset.
-    placed[w] = min(agents, goals) placed."""
-    n_worlds = pos.shape[0]
-    n = pos.shape[1]
-    for w in prange(n_worlds):
-        if not mask[w]:
-            continue
-        p = params[w]
-        r = p[P_RADIUS]
-        _make_walls(w, rng, walls, n_walls, p)
-        a = _lattice_place(w, rng, order, walls, n_walls, p, pos, r, r + p[P_CLEAR], pos, 0.0)
-        gj = max(2.0 * r - p[P_GOAL_R], 0.0)
-        b = _lattice_place(w, rng, order, walls, n_walls, p, goals, gj, r + p[P_CLEAR], pos, p[P_MIN_GOAL_D])
-        placed[w] = min(a, b)
-        for i in range(n):
-            start_at_rest(rng, w, i, theta, vel, omega, active)
-        n_active = n_active_agents(p[P_ACTIVE], n)
-        for i in range(n_active, n):
-            active[w, i] = False
+    """``reset_world`` for every world where mask[w], in parallel."""
+    for w in prange(pos.shape[0]):
+        if mask[w]:
+            reset_world(w, rng, params, walls, n_walls, pos, vel, theta, omega, active, goals, order, placed)
 
 
 @njit(cache=True, inline="always")
@@ -179,41 +183,50 @@ def _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, 
     return x, y
 
 
-@njit(cache=True, parallel=True)
-def respawn_agents(mask, rng, params, walls, n_walls, pos, vel, theta, omega, active, goals, g, cell, cell_start,
-                   cell_items):
-    """Give every agent with mask[w, i] a fresh start and a goal at least ``P_MIN_GOAL_D`` (of the
-    world's ``params[w]``) from it, inside its (running) world.
+@njit(cache=True)
+def respawn_world(w, mask, rng, params, walls, n_walls, pos, vel, theta, omega, active, goals, g, cell, cell_start,
+                  cell_items, placed):
+    """Give every agent of world ``w`` with mask[w, i] a fresh start and a goal at least
+    ``P_MIN_GOAL_D`` (of the world's ``params[w]``) from it, inside its (running) world.
 
     The world's grid (``cell_start``/``cell_items``, built by the last step or reset) makes each
-    placement cost O(1) in the number of robots.
+    placement cost O(1) in the number of robots; ``placed`` [E, N] is scratch (the agents respawned
+    so far, which the grid does not hold yet). (CPU driver: ``respawn_agents``; GPU: ``gpu.navigation``.)
     """
+    n = pos.shape[1]
+    p = params[w]
+    min_goal_d = p[P_MIN_GOAL_D]
+    row = placed[w]
+    n_placed = 0
+    for i in range(n):
+        if not mask[w, i]:
+            continue
+        x, y = _free_point(w, rng, p, walls, n_walls, pos, active, mask, row, n_placed, g, cell,
+                           cell_start, cell_items, True, 0.0, 0.0, 0.0)
+        pos[w, i, 0] = x
+        pos[w, i, 1] = y
+        row[n_placed] = i
+        n_placed += 1
+        gx, gy = _free_point(w, rng, p, walls, n_walls, pos, active, mask, row, n_placed, g, cell,
+                             cell_start, cell_items, False, x, y, min_goal_d)
+        goals[w, i, 0] = gx
+        goals[w, i, 1] = gy
+        start_at_rest(rng, w, i, theta, vel, omega, active)
+
+
+@njit(cache=True, parallel=True)
+def respawn_agents(mask, rng, params, walls, n_walls, pos, vel, theta, omega, active, goals, g, cell, cell_start,
+                   cell_items, placed):
+    """``respawn_world`` for every world with an agent to respawn, in parallel."""
     n_worlds, n = pos.shape[0], pos.shape[1]
     for w in prange(n_worlds):
-        count = 0
+        any_ = False
         for i in range(n):
             if mask[w, i]:
-                count += 1
-        if count == 0:
-            continue
-        p = params[w]
-        min_goal_d = p[P_MIN_GOAL_D]
-        placed = np.empty(count, np.int64)
-        n_placed = 0
-        for i in range(n):
-            if not mask[w, i]:
-                continue
-            x, y = _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, g, cell,
-                               cell_start, cell_items, True, 0.0, 0.0, 0.0)
-            pos[w, i, 0] = x
-            pos[w, i, 1] = y
-            placed[n_placed] = i
-            n_placed += 1
-            gx, gy = _free_point(w, rng, p, walls, n_walls, pos, active, mask, placed, n_placed, g, cell,
-                                 cell_start, cell_items, False, x, y, min_goal_d)
-            goals[w, i, 0] = gx
-            goals[w, i, 1] = gy
-            start_at_rest(rng, w, i, theta, vel, omega, active)
+                any_ = True
+        if any_:
+            respawn_world(w, mask, rng, params, walls, n_walls, pos, vel, theta, omega, active, goals, g, cell,
+                          cell_start, cell_items, placed)
 
 
 @njit(cache=True, inline="always")

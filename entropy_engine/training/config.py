@@ -50,7 +50,8 @@ class TrainConfig:
         "Curricula); in a file a [curriculum] table, on the command line JSON. Empty = none.")})
     seed: int = field(0, "Seed of the environment, the network initialisation and the sampling.")
     backend: str = field(
-        "numba", "Physics: 'numba' (compiled kernels, threads) or 'pymunk' (the original's Chipmunk2D).")
+        "numba", "Physics: 'numba' (compiled kernels, threads), 'pymunk' (the original's Chipmunk2D) or 'cuda' "
+                 "(an NVIDIA GPU; with device 'cuda' the navigation env runs wholly on the GPU: gpu/README.md).")
     pymunk_lidar: Literal["compiled", "pymunk"] = field(
         "compiled", "pymunk backend: lidar by the compiled ray kernels or by pymunk segment queries.")
     workers: int = field(
@@ -135,6 +136,8 @@ class TrainConfig:
             require(ok, f"{name} must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {v!r}")
         require(self.encoder_size >= 0, f"encoder_size must be >= 0, got {self.encoder_size!r}")
         require(self.workers >= 0, f"workers must be >= 0, got {self.workers!r}")
+        require(not (self.backend == "cuda" and self.workers > 1),
+                f"backend 'cuda' steps every world on one GPU in this process: workers must be 0 or 1, got {self.workers}")
         require(self.threads >= 0 and self.torch_threads >= 0,
                 f"threads and torch_threads must be >= 0 (0 = automatic), got {self.threads!r} and "
                 f"{self.torch_threads!r}")

@@ -114,6 +114,29 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def make_train_env(cfg: TrainConfig, device: torch.device):
+    """The training env: the navigation env wholly on the GPU (``gpu.env``) for ``backend='cuda'`` with a
+    CUDA device (or numba's CUDA simulator), where the run needs nothing it lacks (channels, curricula
+    with stages or levels, other scenarios); else ``BatchEnv`` (in worker processes with ``workers > 1``),
+    whose worlds run on ``cfg.backend``."""
+    if cfg.backend == "cuda" and device_env_fits(cfg):
+        from ..gpu.target import simulated
+
+        if device.type == "cuda" or simulated():
+            from ..gpu.env import DeviceNavigationEnv
+
+            return DeviceNavigationEnv(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, **cfg.env_kwargs)
+    return make_batch_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, on_goal="respawn",
+                          workers=cfg.workers, curriculum=cfg.curriculum_spec, **cfg.env_kwargs)
+
+
+def device_env_fits(cfg: TrainConfig) -> bool:
+    """Whether ``gpu.env.DeviceNavigationEnv`` can run this config's env (navigation, no channel, no
+    stages or levels)."""
+    return (cfg.scenario == "navigation" and not cfg.env_kwargs.get("comm_dim", 0) and cfg.curriculum_spec is None
+            and cfg.workers <= 1)
+
+
 class NativeTrainer:
     def __init__(self, cfg: TrainConfig, log: LogFn | None = None):
         self.cfg = cfg
@@ -126,8 +149,8 @@ class NativeTrainer:
         # OpenMP's thread count is per thread: each pool thread sets torch's (and oneDNN's) to ours
         self._pool = (ThreadPoolExecutor(self.update_threads - 1, initializer=torch.set_num_threads,
                                          initargs=(self.threads,)) if self.update_threads > 1 else None)
-        self.env = make_batch_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, on_goal="respawn",
-                                  workers=cfg.workers, curriculum=cfg.curriculum_spec, **cfg.env_kwargs)
+        self.env = make_train_env(cfg, self.device)
+        self.on_device = bool(getattr(self.env, "on_device", False))   # gpu.env: torch tensors in and out
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)   # network initialisation
@@ -141,14 +164,14 @@ class NativeTrainer:
                                     cfg.lstm_hidden_size, cfg.seq_len, self.device, prev_obs=cfg.obs_delta > 0)
         self.num_timesteps = 0
         self.n_updates = 0
-        self.stats = EpisodeMetrics(self.env.metrics)
+        self.stats = self.env.episode_metrics() if self.on_device else EpisodeMetrics(self.env.metrics)
         self.grad_sync: Any = None     # ray_workers: averages each minibatch's gradients over the processes
         self._reset_env()
 
     # ------------------------------------------------------------------ state
     def _reset_env(self) -> None:
         obs = self.env.reset()
-        self.obs = torch.as_tensor(obs.copy(), device=self.device)
+        self.obs = obs.clone() if self.on_device else torch.as_tensor(obs.copy(), device=self.device)
         self.prev_obs = self.obs.clone()        # each slot's previous observation (obs_delta policies)
         self.lstm_state = self.model.initial_state(self.env.num_slots, self.device)
         self.starts = torch.ones(self.env.num_slots, device=self.device)
@@ -159,6 +182,8 @@ class NativeTrainer:
         return getattr(self.env, "curriculum", None)
 
     def _env_rng(self) -> np.ndarray | None:
+        if self.on_device:
+            return self.env.rng_state()
         sc = getattr(self.env, "scenario", None)      # None: worlds in worker processes
         return None if sc is None else sc.rng
 
@@ -191,6 +216,8 @@ class NativeTrainer:
         rng, saved = self._env_rng(), state.get("env_rng")
         if rng is not None and saved is not None and tuple(saved.shape) == rng.shape:
             rng[:] = saved.numpy().view(rng.dtype)
+            if self.on_device:
+                self.env.set_rng_state(rng)
         else:   # worker processes: a fresh stream per resume point, still a function of the seed
             self.env.seed(int(np.random.SeedSequence([self.cfg.seed, self.n_updates]).generate_state(1)[0]))
         self._reset_env()
@@ -256,21 +283,34 @@ class NativeTrainer:
             buf.actions[t].copy_(action)
             buf.logp[t].copy_(logp)
             buf.values[t].copy_(value)
-            obs, reward, terminated, truncated, info = env.step(sent.cpu().numpy())
-            done = terminated | truncated
-            rew = torch.as_tensor(reward, device=dev)
-            if truncated.any():
-                idx = np.flatnonzero(truncated)
-                idx_t = torch.as_tensor(idx, device=dev)
-                term_obs = torch.as_tensor(info["terminal_obs"][idx], device=dev)
-                v_term = model.value(term_obs, new_state.index_select(2, idx_t), self.obs.index_select(0, idx_t))
-                rew = rew.clone()
-                rew[idx_t] += cfg.gamma * v_term
-            buf.rewards[t].copy_(rew)
-            done_t = torch.as_tensor(done, device=dev)
-            buf.dones[t].copy_(done_t)
-            if done.any():
-                self.stats.add(info, done)
+            if self.on_device:   # everything stays on the GPU; one sync per step (any truncation?)
+                obs, rew, terminated, truncated, info = env.step(sent)
+                done_t = terminated | truncated
+                if bool(truncated.any()):
+                    idx_t = truncated.nonzero().squeeze(1)
+                    term_obs = info["terminal_obs"].index_select(0, idx_t)
+                    v_term = model.value(term_obs, new_state.index_select(2, idx_t), self.obs.index_select(0, idx_t))
+                    rew = rew.clone()
+                    rew[idx_t] += cfg.gamma * v_term
+                buf.rewards[t].copy_(rew)
+                buf.dones[t].copy_(done_t)
+                self.stats.add(info, done_t)
+            else:
+                obs, reward, terminated, truncated, info = env.step(sent.cpu().numpy())
+                done = terminated | truncated
+                rew = torch.as_tensor(reward, device=dev)
+                if truncated.any():
+                    idx = np.flatnonzero(truncated)
+                    idx_t = torch.as_tensor(idx, device=dev)
+                    term_obs = torch.as_tensor(info["terminal_obs"][idx], device=dev)
+                    v_term = model.value(term_obs, new_state.index_select(2, idx_t), self.obs.index_select(0, idx_t))
+                    rew = rew.clone()
+                    rew[idx_t] += cfg.gamma * v_term
+                buf.rewards[t].copy_(rew)
+                done_t = torch.as_tensor(done, device=dev)
+                buf.dones[t].copy_(done_t)
+                if done.any():
+                    self.stats.add(info, done)
             self.prev_obs.copy_(self.obs)
             self.obs.copy_(torch.as_tensor(obs, device=dev))
             self.starts.copy_(done_t)

@@ -1,0 +1,77 @@
+"""GPU speed: the physics step, the device env and end-to-end training on one NVIDIA GPU.
+
+``entropy bench --backend cuda`` runs ``run_gpu_bench``: each case is timed with the GPU
+synchronised before the clock is read, after a warm-up (compilation), as the median of five
+stretches; agent-steps/s = worlds x agents x steps / seconds. It prints a table and writes JSON.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+
+def _timed(fn: Callable[[], None], sync: Callable[[], None], seconds: float, stretches: int = 5) -> float:
+    """Median seconds per call over ``stretches`` stretches of about ``seconds / stretches`` each."""
+    fn()
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    one = max(time.perf_counter() - t0, 1e-6)
+    calls = max(1, int(seconds / stretches / one))
+    per = []
+    for _ in range(stretches):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        sync()
+        per.append((time.perf_counter() - t0) / calls)
+    return statistics.median(per)
+
+
+def physics_case(num_worlds: int, n_agents: int, seconds: float = 3.0, schedule: str | None = None,
+                 **config: Any) -> dict[str, Any]:
+    """The physics step alone (``DeviceWorld.step``) on a navigation layout, random actions fixed on the GPU."""
+    from ..scenarios import make_scenario
+    from .device_world import DeviceWorld
+    from .target import cuda
+
+    t0 = time.perf_counter()
+    sc = make_scenario("navigation", num_worlds, n_agents, 0, **config)
+    sc.reset()
+    dev = DeviceWorld(sc.world)
+    if schedule is not None:
+        dev.schedule_override = schedule
+    rs = np.random.default_rng(0)
+    act = cuda().to_device(rs.uniform(-1, 1, (num_worlds, n_agents, 2)).astype(np.float32))
+    setup = time.perf_counter() - t0
+    sec = _timed(lambda: dev.step(act), cuda().synchronize, seconds)
+    n = num_worlds * n_agents
+    return {"case": "physics", "num_worlds": num_worlds, "n_agents": n_agents, "n_rays": sc.config.n_rays,
+            "schedule": dev.schedule, "step_ms": sec * 1e3, "agent_steps_per_s": n / sec, "setup_s": setup}
+
+
+def cpu_case(num_worlds: int, n_agents: int, seconds: float = 3.0, **config: Any) -> dict[str, Any]:
+    """The numba backend's physics step on the same layout, for the ratio."""
+    from ..scenarios import make_scenario
+
+    sc = make_scenario("navigation", num_worlds, n_agents, 0, **config)
+    sc.reset()
+    rs = np.random.default_rng(0)
+    act = rs.uniform(-1, 1, (num_worlds, n_agents, 2)).astype(np.float32)
+    sec = _timed(lambda: sc.world.step(act), lambda: None, seconds)
+    n = num_worlds * n_agents
+    return {"case": "physics_numba_cpu", "num_worlds": num_worlds, "n_agents": n_agents, "n_rays": sc.config.n_rays,
+            "schedule": sc.world.schedule, "step_ms": sec * 1e3, "agent_steps_per_s": n / sec}
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| case | worlds x agents | schedule | ms per step | agent-steps/s |", "|---|---|---|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['num_worlds']} x {r['n_agents']} | {r.get('schedule', '')} | "
+                     f"{r['step_ms']:.3f} | {r['agent_steps_per_s']:.3g} |")
+    return "\n".join(lines)

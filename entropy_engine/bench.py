@@ -198,6 +198,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="only the shared-machine check: the 64x10 case alone, with --threads 1, two at once "
                              "and beside a busy process, each in its own process; prints the ratios")
     parser.add_argument("--start-at", type=float, default=None, help=argparse.SUPPRESS)  # --contention's children
+    parser.add_argument("--backend", choices=("numba", "cuda"), default="numba",
+                        help="'cuda': the GPU check instead (agreement with numba, physics of 16,384 x 10 and of one "
+                             "world of 1,000,000 agents, the device env, end-to-end training; entropy_engine/gpu/README.md)")
+    parser.add_argument("--quick", action="store_true", help="with --backend cuda: small sizes (a smoke test)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -207,6 +211,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"entropy bench: error: --seconds must be positive, got {args.seconds!r}", file=sys.stderr)
         return 2
     set_threads(args.threads)
+    if args.backend == "cuda":
+        from .gpu import check, target
+
+        target.require()
+        return check.run(args.json, args.seconds, quick=args.quick)
     out: dict[str, Any] = {"machine": machine_info(), "threads": args.threads}
     if args.contention:
         res = run_contention(args.seconds, args.threads)

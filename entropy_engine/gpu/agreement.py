@@ -14,7 +14,8 @@ import numpy as np
 
 
 def compare_worlds(scenario: str = "navigation", num_worlds: int = 2, n_agents: int = 8, steps: int = 10,
-                   seed: int = 3, schedule: str | None = None, push: float = 0.5, **config: Any) -> dict[str, float]:
+                   seed: int = 3, schedule: str | None = None, push: float = 0.5, worlds_per_block: int | None = None,
+                   **config: Any) -> dict[str, float]:
     """Step ``scenario`` on both backends with the same random actions (biased forward by ``push``
     so that robots meet walls and each other); returns the worst differences over all steps."""
     from ..scenarios import make_scenario
@@ -22,8 +23,8 @@ def compare_worlds(scenario: str = "navigation", num_worlds: int = 2, n_agents: 
 
     cpu = make_scenario(scenario, num_worlds, n_agents, seed, **config)
     gpu = make_scenario(scenario, num_worlds, n_agents, seed, backend="cuda", **config)
-    if schedule is not None:
-        gpu.world.device.schedule_override = schedule
+    gpu.world.device.schedule_override = schedule
+    gpu.world.device.worlds_per_block = worlds_per_block
     cpu.reset()
     gpu.reset()
     a, b = cpu.world, gpu.world

@@ -75,3 +75,56 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['case']} | {r['num_worlds']} x {r['n_agents']} | {r.get('schedule', '')} | "
                      f"{r['step_ms']:.3f} | {r['agent_steps_per_s']:.3g} |")
     return "\n".join(lines)
+
+
+def env_case(num_worlds: int, n_agents: int, seconds: float = 3.0, **config: Any) -> dict[str, Any]:
+    """``DeviceNavigationEnv.step`` (physics, reward, observation, respawns, resets, bookkeeping) with
+    fixed random actions already on the GPU."""
+    import torch
+
+    from .env import DeviceNavigationEnv
+    from .target import synchronize
+
+    env = DeviceNavigationEnv("navigation", num_worlds, n_agents, seed=0, **config)
+    env.reset()
+    gen = torch.Generator(device=env.device).manual_seed(0)
+    act = torch.rand((env.num_slots, env.act_dim), generator=gen, device=env.device) * 2 - 1
+    sec = _timed(lambda: env.step(act), synchronize, seconds)
+    return {"case": "env", "num_worlds": num_worlds, "n_agents": n_agents, "n_rays": env.config.n_rays,
+            "schedule": env.world.schedule, "step_ms": sec * 1e3, "agent_steps_per_s": env.num_slots / sec}
+
+
+# end-to-end training on the GPU: the ``seed`` preset's network (LSTM 256 per head, 64-unit MLP) with an update
+# sized for 40,960 slots (minibatches of 65,536 agent-steps, 4 epochs)
+TRAIN_CASE = dict(num_worlds=4096, n_agents=10, n_steps=64, seq_len=32, batch_size=65536, n_epochs=4)
+
+
+def train_case(iterations: int = 3, **overrides: Any) -> dict[str, Any]:
+    """agent-steps/s of ``NativeTrainer`` on the device env (rollout + update), the first iteration
+    (compilation, allocation) left out."""
+    from ..training.config import PRESETS, TrainConfig, build_config
+    from ..training.native import NativeTrainer
+    from .target import simulated, synchronize
+
+    spec = dict(PRESETS["seed"], **TRAIN_CASE, backend="cuda", device="cuda", total_steps=10 ** 12)
+    spec.update(overrides)
+    if simulated():
+        spec["device"] = "cpu"
+    cfg = build_config(TrainConfig, spec)
+    tr = NativeTrainer(cfg)
+    tr.train_iteration()
+    synchronize()
+    t0, s0 = time.perf_counter(), tr.num_timesteps
+    rollout = update = 0.0
+    for _ in range(iterations):
+        m = tr.train_iteration()
+        rollout += m["time/rollout_s"]
+        update += m["time/update_s"]
+    synchronize()
+    sec = time.perf_counter() - t0
+    steps = tr.num_timesteps - s0
+    return {"case": "train", "num_worlds": cfg.num_worlds, "n_agents": cfg.n_agents, "n_rays": tr.env.config.n_rays,
+            "schedule": tr.env.world.schedule, "step_ms": sec / (steps / tr.env.num_slots) * 1e3,
+            "agent_steps_per_s": steps / sec, "rollout_s": rollout, "update_s": update, "agent_steps": steps,
+            "network": f"lstm {cfg.lstm_hidden_size} (shared {cfg.shared_lstm}), mlp {cfg.net_arch}",
+            "update": f"n_steps {cfg.n_steps}, batch {cfg.batch_size}, epochs {cfg.n_epochs}"}

@@ -1,7 +1,10 @@
-"""The one-command GPU check: ``python -m entropy_engine.gpu.check [--json FILE]``.
+"""The one-command GPU check: ``entropy bench --backend cuda [--json FILE]`` (or ``python -m entropy_engine.gpu.check``).
 
-On a machine with an NVIDIA GPU: the agreement of the cuda backend with numba on small worlds
-(both schedules), then the speed cases of ``gpu.bench``. Prints a table; writes everything as JSON.
+On a machine with an NVIDIA GPU: the agreement of the cuda backend with numba on small worlds (both
+schedules, 40 steps), then the speed cases of ``gpu.bench``: the physics step of 16,384 worlds x 10
+agents and of one world of 1,000,000 agents (each schedule), the device env, end-to-end training
+(``gpu.bench.TRAIN_CASE``) and the numba CPU backend beside them. Prints a table; writes everything
+as JSON. ``--quick`` uses small sizes (a smoke test, also in numba's CUDA simulator).
 """
 from __future__ import annotations
 
@@ -17,7 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="gpu_check.json")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: agreement physics env train")
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the command")
     args = ap.parse_args(argv)
+    return run(args.json, args.seconds, args.skip, args.quick)
+
+
+def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
     import numba
 
     from . import bench
@@ -31,25 +39,33 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - reported, not hidden
         out["gpu"] = f"unknown ({exc})"
     print(f"python {out['python']}, numba {out['numba']}, gpu {out['gpu']}", flush=True)
-    if "agreement" not in args.skip:
+    if "agreement" not in skip:
         for sched in ("world", "agent"):
             t0 = time.perf_counter()
-            r = compare_worlds("navigation", 4, 12, 40, schedule=sched, n_obstacles=4)
+            r = compare_worlds("navigation", 4, 12, 5 if quick else 40, schedule=sched, n_obstacles=4)
             r["seconds"] = time.perf_counter() - t0
             out[f"agreement_{sched}"] = r
             print(f"agreement ({sched}): {r}", flush=True)
     rows = []
-    if "physics" not in args.skip:
-        for E, N, sched in ((16384, 10, None), (1, 1_000_000, None), (1024, 10, None)):
-            r = bench.physics_case(E, N, args.seconds, schedule=sched)
-            rows.append(r)
-            print(r, flush=True)
-        r = bench.cpu_case(64, 10, args.seconds)
+
+    def add(r):
         rows.append(r)
         print(r, flush=True)
+
+    big, huge = (8, 10) if quick else (16384, 10), (1, 2000) if quick else (1, 1_000_000)
+    if "physics" not in skip:
+        for (E, N) in (big, huge):
+            for sched in ("world", "agent") if N <= 128 else ("agent",):
+                add(bench.physics_case(E, N, seconds, schedule=sched))
+        add(bench.cpu_case(64, 10, seconds))
+    if "env" not in skip:
+        add(bench.env_case(*big, seconds))
+    if "train" not in skip:
+        add(bench.train_case(**(dict(num_worlds=4, n_steps=32, batch_size=640, iterations=1) if quick else {})))
     out["rows"] = rows
-    with open(args.json, "w") as f:
-        json.dump(out, f, indent=1)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(out, f, indent=1)
     print(bench.format_table(rows))
     return 0
 

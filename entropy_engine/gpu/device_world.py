@@ -47,19 +47,21 @@ class DeviceWorld:
         self.n_nbr = to_device(np.zeros((E, N), np.int32))
         self.near_wall = to_device(np.zeros((E, N), np.int8))
         self.schedule_override: str | None = None   # 'world' or 'agent' to force a schedule (tests)
+        self.worlds_per_block: int | None = None    # world schedule: worlds per block (None: as many as fit)
         self._all = to_device(np.ones(E, np.bool_))
 
     @property
     def schedule(self) -> str:
-        """'world' (a block per world) for worlds of at most ``kernels.BLOCK_MAX`` agents, else 'agent'."""
+        """'world' (whole worlds per block) for worlds of at most ``kernels.BLOCK_MAX`` agents, else 'agent'."""
         if self.schedule_override is not None:
             return self.schedule_override
         return "world" if self.n_agents <= self.k.BLOCK_MAX else "agent"
 
-    def _block(self) -> int:
-        if simulated():   # each simulated thread is a Python thread: no idle ones
-            return self.n_agents
-        return min(self.k.BLOCK_MAX, 32 * ((self.n_agents + 31) // 32))
+    def _world_blocks(self) -> tuple[int, int]:
+        """(blocks, threads) of the world schedule: ``BLOCK_MAX // N`` whole worlds per block (one in
+        the simulator, where each thread is a Python thread)."""
+        per = self.worlds_per_block or (1 if simulated() else max(1, self.k.BLOCK_MAX // self.n_agents))
+        return (self.num_worlds + per - 1) // per, per * self.n_agents
 
     def _agents(self) -> tuple[int, int]:
         total = self.num_worlds * self.n_agents
@@ -81,7 +83,7 @@ class DeviceWorld:
     def step(self, actions) -> None:
         """One step of every world; ``actions`` a device array [E, N, 2] in [-1, 1]."""
         if self.schedule == "world":
-            self.k.step_worlds[self.num_worlds, self._block()](
+            self.k.step_worlds[self._world_blocks()](
                 actions, self.pos, self.vel, self.theta, self.omega, self.active, self.walls, self.n_walls,
                 self.phys, self.grid_size, self.iterations, self.ray_cs, self.start, self.moved, self.tmp,
                 self.cell_start, self.cell_fill, self.cell_items, self.nbr, self.n_nbr, self.near_wall, self.lidar,
@@ -123,7 +125,7 @@ class DeviceWorld:
         """Grid and lidar of the worlds where the device mask ``worlds`` [E] is True (default all)."""
         mask = self._all if worlds is None else worlds
         if self.schedule == "world":
-            self.k.lidar_worlds[self.num_worlds, self._block()](
+            self.k.lidar_worlds[self._world_blocks()](
                 mask, self.pos, self.theta, self.active, self.walls, self.n_walls, self.phys, self.grid_size,
                 self.ray_cs, self.cell_start, self.cell_fill, self.cell_items, self.lidar)
             return

@@ -4,9 +4,10 @@ The phases themselves are ``core.kernels``' njit functions compiled as device fu
 (``gpu.target.device``): the arithmetic of a step is the CPU backend's. Two schedules, like the CPU
 drivers in ``core.step``:
 
-- ``step_worlds`` (worlds of up to ``BLOCK_MAX`` agents): one thread block per world, a thread per
-  agent, ``syncthreads`` between the phases and the grid built by the block's first thread
-  (``kernels.build_grid``, the CPU's counting sort). One launch steps every world.
+- ``step_worlds`` (worlds of up to ``BLOCK_MAX`` agents): a thread per agent, as many whole worlds per
+  thread block as fit in ``BLOCK_MAX`` threads (12 worlds of 10), ``syncthreads`` between the phases
+  and each world's grid built by its first agent's thread (``kernels.build_grid``, the CPU's
+  counting sort). One launch steps every world.
 - the agent schedule (larger worlds, up to one world of a million agents): every phase is a launch
   over all ``world x agent`` threads, and the grid is built in parallel (``grid_*``: counts by
   atomics, a scan per world, a scatter by atomics, then each cell's ids sorted ascending, which is
@@ -25,7 +26,7 @@ from ..core.grid import cell_of
 from .target import cuda, device
 
 cu = cuda()
-BLOCK_MAX = 256      # worlds of at most this many agents: a block per world (step_worlds)
+BLOCK_MAX = 128      # worlds of at most this many agents: whole worlds per block (step_worlds)
 SCAN_THREADS = 1024  # threads of the per-world scan of grid cell counts
 
 d_drive = device(K.phase_drive)
@@ -41,55 +42,63 @@ d_cell_of = device(cell_of)
 @cu.jit
 def step_worlds(actions, pos, vel, theta, omega, active, walls, n_walls, phys, g, iterations, ray_cs,
                 start, moved, tmp, cell_start, cell_fill, cell_items, nbr, n_nbr, near_wall, lidar, contact):
-    """One step of world ``blockIdx.x`` (see ``core.step.step_by_world`` for the arrays)."""
-    w = cu.blockIdx.x
-    t = cu.threadIdx.x
-    bd = cu.blockDim.x
+    """One step of the ``blockDim.x // N`` worlds of block ``blockIdx.x``, a thread per agent (see
+    ``core.step.step_by_world`` for the arrays). Every thread reaches every barrier."""
     n = pos.shape[1]
-    for i in range(t, n, bd):
+    t = cu.threadIdx.x
+    per_block = cu.blockDim.x // n
+    lw = t // n
+    w = cu.blockIdx.x * per_block + lw
+    i = t - lw * n
+    ok = lw < per_block and w < pos.shape[0]
+    if ok:
         d_drive(w, i, actions, pos, vel, theta, omega, active, phys, start, moved, contact)
     cu.syncthreads()
-    if t == 0:
+    if ok and i == 0:
         d_build_grid(w, pos, active, phys, g, cell_start, cell_fill, cell_items)
     cu.syncthreads()
-    for i in range(t, n, bd):
+    if ok:
         d_contacts(w, i, pos, active, walls, n_walls, phys, g, cell_start, cell_items, nbr, n_nbr, near_wall)
     cu.syncthreads()
+    pushed = ok and n_nbr[w, i] > 0
     for it in range(iterations):
         src = pos if it % 2 == 0 else tmp
         dst = tmp if it % 2 == 0 else pos
-        for i in range(t, n, bd):
-            if n_nbr[w, i] > 0:
-                d_push(w, i, src, dst, active, walls, n_walls, phys, start, nbr, n_nbr, near_wall, contact)
+        if pushed:
+            d_push(w, i, src, dst, active, walls, n_walls, phys, start, nbr, n_nbr, near_wall, contact)
         cu.syncthreads()
-    if iterations % 2 == 1:
-        for i in range(t, n, bd):
-            if n_nbr[w, i] > 0:
-                pos[w, i, 0] = tmp[w, i, 0]
-                pos[w, i, 1] = tmp[w, i, 1]
+    if pushed and iterations % 2 == 1:
+        pos[w, i, 0] = tmp[w, i, 0]
+        pos[w, i, 1] = tmp[w, i, 1]
     cu.syncthreads()
-    for i in range(t, n, bd):
+    if ok:
         d_settle(w, i, pos, vel, active, walls, n_walls, phys, start, moved, contact)
     cu.syncthreads()
-    if t == 0:
+    if ok and i == 0:
         d_build_grid(w, pos, active, phys, g, cell_start, cell_fill, cell_items)
     cu.syncthreads()
-    for i in range(t, n, bd):
+    if ok:
         d_lidar(w, i, pos, theta, active, walls, n_walls, phys, g, cell_start, cell_items, ray_cs, lidar)
 
 
 @cu.jit
 def lidar_worlds(mask, pos, theta, active, walls, n_walls, phys, g, ray_cs, cell_start, cell_fill, cell_items,
                  lidar):
-    """The grid and lidar of world ``blockIdx.x`` where ``mask[w]`` (after a reset or respawn)."""
-    w = cu.blockIdx.x
-    if not mask[w]:
-        return
+    """The grid and lidar of the worlds of block ``blockIdx.x`` (as ``step_worlds``) where ``mask[w]``
+    (after a reset or respawn)."""
+    n = pos.shape[1]
     t = cu.threadIdx.x
-    if t == 0:
+    per_block = cu.blockDim.x // n
+    lw = t // n
+    w = cu.blockIdx.x * per_block + lw
+    i = t - lw * n
+    ok = lw < per_block and w < pos.shape[0]
+    if ok:
+        ok = mask[w]
+    if ok and i == 0:
         d_build_grid(w, pos, active, phys, g, cell_start, cell_fill, cell_items)
     cu.syncthreads()
-    for i in range(t, pos.shape[1], cu.blockDim.x):
+    if ok:
         d_lidar(w, i, pos, theta, active, walls, n_walls, phys, g, cell_start, cell_items, ray_cs, lidar)
 
 

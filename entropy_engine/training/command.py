@@ -303,6 +303,12 @@ def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos
     notes.append(f"Native trainer on {trainer.device}: update in {trainer.update_dtype}, "
                  f"{trainer.threads} torch thread(s), minibatches split over {trainer.update_threads} thread(s), "
                  f"simulation on {cfg.threads or 'automatic'} thread(s)")
+    if getattr(trainer, "on_device", False):
+        notes.append("Environment on the GPU (backend cuda: physics, rewards, resets and episode bookkeeping as CUDA "
+                     "kernels; observations and actions never leave the device)")
+    elif cfg.backend == "cuda":
+        notes.append("Physics on the GPU (backend cuda), scenario and episodes on the CPU: state copied each step "
+                     "(the whole-GPU env takes navigation with a CUDA device, no channel, no stages or levels)")
     try:
         def policy() -> RecurrentPolicy:   # a copy: RecurrentPolicy switches its model to eval mode
             return RecurrentPolicy(copy.deepcopy(trainer.model), config_dict(cfg))

@@ -425,10 +425,16 @@ def _known(scenario: Any) -> bool:
 def stored_config(stored: Mapping[str, Any] | None, **overrides: Any) -> TrainConfig:
     """A run's ``TrainConfig`` from its stored form (a model's config, or ``config.yaml``; None or {}:
     the field defaults), with ``overrides`` layered on top (None values are ignored; an ``env``
-    table merges key by key). Evaluation, ``entropy play`` and GIFs reach the scenario through this
+    table merges key by key). A run trained on the ``cuda`` backend is replayed on ``numba`` where
+    there is no GPU. Evaluation, ``entropy play`` and GIFs reach the scenario through this
     and ``TrainConfig.env_kwargs``, as training does."""
     cfg = build_config(TrainConfig, dict(stored or {}))
     values = {k: v for k, v in overrides.items() if v is not None}
+    if cfg.backend == "cuda" and "backend" not in values:
+        from ..gpu.target import available
+
+        if not available():   # a model trained on a GPU runs anywhere: the backends simulate the same physics
+            values["backend"] = "numba"
     return _layer(cfg, values, "override") if values else cfg
 
 

@@ -55,6 +55,7 @@ def evaluate(policy: Any, episodes: int = 100, num_worlds: int = 10, seed: int =
         starts = np.repeat(world_done, n_agents)
     res: dict[str, Any] = {m: v for m, v in collected.means().items() if m != "mean_return"}
     res.update(episodes=int(episodes), agent_episodes=collected.count, scenario=cfg.scenario, n_agents=n_agents,
+               backend=cfg.backend,
                deterministic=bool(deterministic), seed=int(seed))
     return res
 
@@ -86,6 +87,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="A scenario config key over the run's (repeatable), e.g. --env n_obstacles=6. A run "
                              "with staged curriculum is evaluated on its last stage unless these say otherwise.")
     parser.add_argument("--num-worlds", type=int, default=10, help="Worlds run side by side.")
+    parser.add_argument("--backend", default=None, help="Physics backend to evaluate on (default: the run's; a run "
+                                                        "trained on 'cuda' is replayed on 'numba' where there is no GPU).")
     parser.add_argument("--seed", type=int, default=12345, help="Evaluation seed.")
     parser.add_argument("--stochastic", action="store_true", help="Sample actions instead of the mean.")
     parser.add_argument("--trust-pickle", dest="trust_pickle", action="store_true",
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         stored = policy.config
     cfg = full_difficulty(stored, parse_env_options(args.env) if args.env else None, scenario=args.scenario,
-                          n_agents=args.n_agents)
+                          n_agents=args.n_agents, backend=args.backend)
     res = evaluate(policy, args.episodes, args.num_worlds, args.seed, deterministic=not args.stochastic, cfg=cfg)
     res["model"] = str(args.path)
     shown = [k for k in res if isinstance(res[k], float)] + ["agent_episodes"]

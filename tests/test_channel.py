@@ -346,6 +346,8 @@ def test_vocab_settings():
             build_config(scenario_class("navigation").Config, {"comm_dim": 2, "comm_vocab": bad})
     with pytest.raises(ConfigError, match="comm_vocab.*integer"):
         build_config(scenario_class("navigation").Config, {"comm_dim": 2, "comm_vocab": 2.5})
+    with pytest.raises(ConfigError, match="comm_vocab=4 needs a channel .* comm_dim >= 1"):
+        build_config(scenario_class("navigation").Config, {"comm_vocab": 4})
 
 
 TOKEN_CASES = {

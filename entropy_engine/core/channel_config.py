@@ -42,6 +42,8 @@ class ChannelConfig:
         require(self.comm_dim >= 0, f"comm_dim must be >= 0 (0 = no channel), got {self.comm_dim!r}")
         require(self.comm_vocab == 0 or self.comm_vocab >= 2,
                 f"comm_vocab must be 0 (continuous messages) or a vocabulary of >= 2 tokens, got {self.comm_vocab!r}")
+        require(self.comm_vocab == 0 or self.comm_dim > 0,
+                f"comm_vocab={self.comm_vocab} needs a channel to carry its tokens: set comm_dim >= 1 (0 = no channel)")
         require(self.comm_k >= 1, f"comm_k must be >= 1, got {self.comm_k!r}")
         require(self.comm_delay >= 0, f"comm_delay must be >= 0 steps, got {self.comm_delay!r}")
         for name in ("comm_range", "comm_noise", "comm_dropout"):

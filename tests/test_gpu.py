@@ -53,17 +53,17 @@ def test_agent_schedule_and_parallel_grid_match_numba():
     assert r["contacts"] > 0
 
 
-def _run_pair(steps, **kw):
-    from entropy_engine.gpu.env import DeviceNavigationEnv
+def _run_pair(steps, scenario="navigation", **kw):
+    from entropy_engine.gpu.env import DeviceEnv
 
     E, N = 3, 6
-    a = BatchEnv("navigation", E, N, seed=7, **kw)
-    b = DeviceNavigationEnv("navigation", E, N, seed=7, **kw)
+    a = BatchEnv(scenario, E, N, seed=7, **kw)
+    b = DeviceEnv(scenario, E, N, seed=7, **kw)
     assert np.abs(a.reset() - b.reset().numpy()).max() <= TOL
     a.set_shaping_scale(0.5)
     b.set_shaping_scale(0.5)
     rs = np.random.default_rng(0)
-    seen = {"terminated": 0, "truncated": 0}
+    seen = {"terminated": 0, "truncated": 0, **{key: 0 for key in a.info_keys}}
     for _ in range(steps):
         act = np.clip(rs.uniform(-1, 1, (E * N, 2)) + 0.4, -1, 1).astype(np.float32)
         o1, r1, te1, tr1, i1 = a.step(act)
@@ -72,14 +72,16 @@ def _run_pair(steps, **kw):
         np.testing.assert_array_equal(tr1, tr2.numpy())
         np.testing.assert_allclose(o2.numpy(), o1, atol=TOL)
         np.testing.assert_allclose(r2.numpy(), r1, atol=TOL)
-        np.testing.assert_array_equal(i1["collided"], i2["collided"].numpy())
+        for key in a.info_keys:
+            np.testing.assert_array_equal(i1[key], i2[key].numpy())
+            seen[key] += int(i1[key].sum())
         d = te1 | tr1
         if d.any():
             np.testing.assert_allclose(i2["terminal_obs"].numpy()[d], i1["terminal_obs"][d], atol=TOL)
             np.testing.assert_array_equal(i2["episode_length"].numpy()[d], i1["episode_length"][d])
             np.testing.assert_allclose(i2["episode_return"].numpy()[d], i1["episode_return"][d], atol=TOL)
-            for name in ("success", "collisions"):
-                np.testing.assert_array_equal(i2["episode_" + name].numpy()[d], i1["episode_" + name][d])
+            for name in a.stat_names:
+                np.testing.assert_allclose(i2["episode_" + name].numpy()[d], i1["episode_" + name][d], atol=TOL)
         seen["terminated"] += int(te1.sum())
         seen["truncated"] += int(tr1.sum())
     return seen
@@ -91,10 +93,17 @@ def test_device_env_matches_batch_env_through_respawns_and_resets():
     assert seen["terminated"] > 0 and seen["truncated"] > 0, seen   # a respawn and a world reset were compared
 
 
-def test_device_env_refuses_bad_input_and_what_it_lacks():
-    from entropy_engine.gpu.env import DeviceNavigationEnv
+def test_flocking_device_env_matches_batch_env_with_neighbours_and_waypoints():
+    """Flocking on the GPU: the neighbour sensor, the per-world phase (centroid, polarisation, waypoint
+    redraws) and the per-agent reward agree with the CPU env through world resets."""
+    seen = _run_pair(14, "flocking", max_steps=12, waypoint_radius=4.0, waypoint_min_distance=1.0)
+    assert seen["truncated"] > 0 and seen["waypoint_reached"] > 0, seen
 
-    env = DeviceNavigationEnv("navigation", 2, 3, seed=0)
+
+def test_device_env_refuses_bad_input_and_what_it_lacks():
+    from entropy_engine.gpu.env import DeviceEnv
+
+    env = DeviceEnv("navigation", 2, 3, seed=0)
     with pytest.raises(RuntimeError, match="reset"):
         env.step(torch.zeros(6, 2))
     env.reset()
@@ -104,10 +113,10 @@ def test_device_env_refuses_bad_input_and_what_it_lacks():
     bad[3, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         env.step(bad)
-    with pytest.raises(ConfigError, match="navigation scenario only"):
-        DeviceNavigationEnv("flocking", 2, 3)
+    with pytest.raises(ConfigError, match="the device env runs .*'flocking', 'navigation'.*got 'coverage'"):
+        DeviceEnv("coverage", 2, 3)
     with pytest.raises(ConfigError, match="comm_dim"):
-        DeviceNavigationEnv("navigation", 2, 3, comm_dim=2)
+        DeviceEnv("navigation", 2, 3, comm_dim=2)
 
 
 def test_cuda_backend_refuses_objects_and_explains_a_missing_gpu(monkeypatch):
@@ -160,20 +169,21 @@ def test_device_episode_metrics_match_the_host_collector():
 
 
 @pytest.mark.slow
-def test_training_on_the_device_env_follows_the_cpu_run():
-    """Two PPO iterations of the default preset's network on the device env give the CPU run's metrics."""
+@pytest.mark.parametrize("preset", ["default", "flocking"])
+def test_training_on_the_device_env_follows_the_cpu_run(preset):
+    """Two PPO iterations of a preset's network on the device env give the CPU run's metrics."""
     from entropy_engine.training.config import PRESETS, TrainConfig, build_config
     from entropy_engine.training.native import NativeTrainer
 
     logs = {}
     obs = {}
     for backend in ("numba", "cuda"):
-        cfg = build_config(TrainConfig, dict(PRESETS["default"], num_worlds=2, n_agents=4, n_steps=32, seq_len=16,
+        cfg = build_config(TrainConfig, dict(PRESETS[preset], num_worlds=2, n_agents=4, n_steps=32, seq_len=16,
                                              batch_size=128, total_steps=512, backend=backend, max_episode_steps=20,
                                              threads=1, torch_threads=1))
         seen = []
         tr = NativeTrainer(cfg, log=lambda s, m: seen.append(m))
-        assert type(tr.env).__name__ == ("DeviceNavigationEnv" if backend == "cuda" else "BatchEnv")
+        assert type(tr.env).__name__ == ("DeviceEnv" if backend == "cuda" else "BatchEnv")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tr.learn()
@@ -184,7 +194,9 @@ def test_training_on_the_device_env_follows_the_cpu_run():
     np.testing.assert_allclose(obs["cuda"], obs["numba"], atol=TOL)
     assert len(logs["numba"]) == len(logs["cuda"]) == 2
     for a, b in zip(logs["numba"], logs["cuda"]):
-        for key in ("rollout/ep_rew_mean", "env/success_rate", "env/episodes", "train/value_loss"):
+        keys = [k for k in a if k.startswith(("env/", "rollout/")) or k == "train/value_loss"]
+        assert "env/episodes" in keys and keys == [k for k in b if k in keys]
+        for key in keys:
             assert abs(a[key] - b[key]) <= 1e-3 * max(1.0, abs(a[key])), (key, a[key], b[key])
 
 

@@ -78,14 +78,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def env_case(num_worlds: int, n_agents: int, seconds: float = 3.0, **config: Any) -> dict[str, Any]:
-    """``DeviceNavigationEnv.step`` (physics, reward, observation, respawns, resets, bookkeeping) with
+    """``DeviceEnv.step`` (physics, reward, observation, respawns, resets, bookkeeping) with
     fixed random actions already on the GPU."""
     import torch
 
-    from .env import DeviceNavigationEnv
+    from .env import DeviceEnv
     from .target import synchronize
 
-    env = DeviceNavigationEnv("navigation", num_worlds, n_agents, seed=0, **config)
+    env = DeviceEnv("navigation", num_worlds, n_agents, seed=0, **config)
     env.reset()
     gen = torch.Generator(device=env.device).manual_seed(0)
     act = torch.rand((env.num_slots, env.act_dim), generator=gen, device=env.device) * 2 - 1

@@ -1,16 +1,18 @@
-"""``DeviceNavigationEnv``: the navigation env with every array on the GPU, for training and benchmarks.
+"""``DeviceEnv``: a scenario's training env with every array on the GPU, for training and benchmarks.
 
-The same episodes as ``envs.batch.BatchEnv("navigation", ..., on_goal="respawn", autoreset=True)``
-(the training env): the physics step (``gpu.device_world``), the scenario's reward, observation,
-respawns and resets (``gpu.navigation``) and the episode bookkeeping (``gpu.env_kernels``) are CUDA
-kernels compiled from the CPU code, and the per-world random streams are the CPU's, so a seed gives
-the same layouts and, within float rounding, the same trajectories. ``step`` takes the actions as a
-torch tensor on the GPU and returns torch tensors that view the env's device arrays (no copies to the
-host; overwritten by the next step), like ``BatchEnv`` returns views of its numpy arrays.
+The same episodes as ``envs.batch.BatchEnv(scenario, ..., on_goal="respawn", autoreset=True)`` (the
+training env): the physics step (``gpu.device_world``), the scenario's reward, observation, respawns
+and resets (its adapter: ``gpu.navigation.NavigationOnDevice``, ``gpu.flocking.FlockingOnDevice``)
+and the episode bookkeeping (``gpu.env_kernels``) are CUDA kernels compiled from the CPU code, and
+the per-world random streams are the CPU's, so a seed gives the same layouts and, within float
+rounding, the same trajectories. ``step`` takes the actions as a torch tensor on the GPU and returns
+torch tensors that view the env's device arrays (no copies to the host; overwritten by the next
+step), like ``BatchEnv`` returns views of its numpy arrays.
 
-What it does not do (use ``BatchEnv`` with ``backend="cuda"`` or ``"numba"`` for these): other
-scenarios, communication channels, curricula beyond the shaping ramp, ``on_goal="deactivate"`` and
-``autoreset=False`` (evaluation runs on the CPU env; a model file does not depend on where it trained).
+Scenarios on the GPU: ``DEVICE_SCENARIOS``. What it does not do (use ``BatchEnv`` with
+``backend="cuda"`` or ``"numba"`` for these): the other scenarios, communication channels, curricula
+beyond the shaping ramp, ``on_goal="deactivate"`` and ``autoreset=False`` (evaluation runs on the
+CPU env; a model file does not depend on where it trained).
 """
 from __future__ import annotations
 
@@ -19,24 +21,47 @@ from typing import Any
 import numpy as np
 
 from ..config import ConfigError
-from ..core.kernels import CELL
 from ..core.rng import seed_states
 from .target import download, require, simulated, synchronize, to_device, torch_view, upload
 
 THREADS = 32 if simulated() else 256
+# scenario -> "module:adapter class" (imported when used)
+DEVICE_SCENARIOS = {"navigation": "navigation:NavigationOnDevice", "flocking": "flocking:FlockingOnDevice"}
 
 
-class DeviceNavigationEnv:
-    """E worlds x N agents of the navigation scenario on the GPU (see the module docstring)."""
+class Launch:
+    """Launch shapes over a world's agents or over its worlds."""
+
+    def __init__(self, num_worlds: int, n_agents: int) -> None:
+        self.num_worlds, self.num_slots = num_worlds, num_worlds * n_agents
+
+    def agents(self) -> tuple[int, int]:
+        n = min(THREADS, self.num_slots)
+        return (self.num_slots + n - 1) // n, n
+
+    def worlds(self) -> tuple[int, int]:
+        n = min(THREADS, self.num_worlds)
+        return (self.num_worlds + n - 1) // n, n
+
+
+def _adapter(scenario: str):
+    import importlib
+
+    module, _, name = DEVICE_SCENARIOS[scenario].partition(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), name)
+
+
+class DeviceEnv:
+    """E worlds x N agents of a scenario on the GPU (see the module docstring)."""
 
     on_device = True
 
     def __init__(self, scenario: str = "navigation", num_worlds: int = 8, n_agents: int = 10,
                  seed: int | None = None, **config: Any):
-        if scenario != "navigation":
-            raise ConfigError(f"the device env runs the navigation scenario only, got {scenario!r}; other "
-                              "scenarios run on the GPU through BatchEnv with backend 'cuda' (physics on the "
-                              "GPU, scenario on the CPU)")
+        if scenario not in DEVICE_SCENARIOS:
+            raise ConfigError(f"the device env runs {sorted(DEVICE_SCENARIOS)}, got {scenario!r}; other scenarios "
+                              "run on the GPU through BatchEnv with backend 'cuda' (physics on the GPU, scenario on "
+                              "the CPU)")
         config.pop("backend", None)
         if config.get("comm_dim", 0):
             raise ConfigError("the device env has no communication channel yet: comm_dim must be 0 "
@@ -45,43 +70,34 @@ class DeviceNavigationEnv:
         import torch
 
         from ..scenarios import make_scenario
-        from . import env_kernels, navigation
+        from . import env_kernels
         from .device_world import DeviceWorld
 
-        self._nk, self._ek = navigation, env_kernels
-        self.host = sc = make_scenario("navigation", num_worlds, n_agents, seed, **config)   # numba: layouts, spaces
-        self.config = sc.config
-        self.num_worlds = E = sc.world.num_worlds
-        self.n_agents = N = sc.n_learners
+        self._ek = env_kernels
+        self.host = host = make_scenario(scenario, num_worlds, n_agents, seed, **config)   # numba: layouts, spaces
+        if host.n_scripted:
+            raise ConfigError(f"the device env has no scripted robots yet ({scenario!r} has {host.n_scripted})")
+        self.config = host.config
+        self.num_worlds = E = host.world.num_worlds
+        self.n_agents = N = host.n_learners
         self.num_slots = S = E * N
-        self.observation_space, self.action_space = sc.observation_space(), sc.action_space()
+        self.observation_space, self.action_space = host.observation_space(), host.action_space()
         self.agent_action_space = self.action_space
         self.tokens = None
         self.obs_dim = D = int(self.observation_space.shape[0])
         self.act_dim = A = int(self.action_space.shape[0])
-        self.max_steps = sc.max_steps
-        self.stat_names = tuple(sc.episode_stats)
-        self.success_stat = sc.success_stat
-        self.metrics = dict(sc.metrics)
-        self.info_keys = tuple(sc.info_keys)
+        self.max_steps = host.max_steps
+        self.stat_names = tuple(host.episode_stats)
+        self.success_stat = host.success_stat
+        self.metrics = dict(host.metrics)
+        self.info_keys = tuple(host.info_keys)
         K = len(self.stat_names)
         self.device = torch.device("cpu" if simulated() else "cuda")
-        self.world = DeviceWorld(sc.world)
+        self.world = DeviceWorld(host.world)
+        self.launch = Launch(E, N)
+        self.sc = sc = _adapter(scenario)(host, self.world, self.launch)
         f32, b = np.float32, np.bool_
         new = to_device
-        # the scenario's state (navigation.Navigation's arrays)
-        self.rng = new(sc.rng)
-        self.params = new(sc._params)
-        self.goals = new(sc.goals)
-        self.dist = new(sc.dist)
-        self.prev_contact = new(sc.prev_contact)
-        self.order = new(sc._order)
-        self.placed = new(sc._placed)
-        self.respawned = new(sc._respawned)
-        self.obs_d = new(np.zeros((E, N, D), f32))
-        self.reward_d = new(np.zeros((E, N), f32))
-        self.reached = new(np.zeros((E, N), b))
-        self.stats = new(np.zeros((K, E, N), f32))
         # the episode engine's state (envs.batch.BatchEnv's arrays)
         self.t = new(np.zeros(E, np.int64))
         self.ep_return = new(np.zeros((E, N), f32))
@@ -96,69 +112,45 @@ class DeviceNavigationEnv:
         self.out_return = new(np.zeros((E, N), f32))
         self.out_length = new(np.zeros((E, N), np.int64))
         self.out_stats = new(np.zeros((K, E, N), f32))
-        self.info_reached = new(np.zeros((E, N), b))
-        self.info_contact = new(np.zeros((E, N), b))
+        self.info_d = {key: new(np.zeros((E, N), b)) for key in self.info_keys}   # copies of sc.info[key]
         self.actions_d = new(np.zeros((E, N, A), f32))
         self._all = new(np.ones(E, b))
         # torch views over the slots (no copies)
         tv = torch_view
-        self.obs = tv(self.obs_d).view(S, D)
-        self.reward = tv(self.reward_d).view(S)
+        self.obs = tv(sc.obs).view(S, D)
+        self.reward = tv(sc.reward).view(S)
         self.terminated = tv(self.terminated_d).view(S)
         self.truncated = tv(self.truncated_d).view(S)
         self.actions = tv(self.actions_d).view(S, A)
-        self._params_t = tv(self.params)
-        self.info = {"reached_goal": tv(self.info_reached).view(S), "collided": tv(self.info_contact).view(S),
-                     "terminal_obs": tv(self.terminal_obs_d).view(S, D), "world_done": tv(self.world_done),
-                     "episode_return": tv(self.out_return).view(S), "episode_length": tv(self.out_length).view(S)}
+        self._params_t = tv(sc.params)
+        self.info = {key: tv(arr).view(S) for key, arr in self.info_d.items()}
+        self.info.update({"terminal_obs": tv(self.terminal_obs_d).view(S, D), "world_done": tv(self.world_done),
+                          "episode_return": tv(self.out_return).view(S), "episode_length": tv(self.out_length).view(S)})
         for j, name in enumerate(self.stat_names):
             self.info["episode_" + name] = tv(self.out_stats)[j].view(S)
         self._running = (tv(self.ep_return).view(S), tv(self.ep_length).view(S), tv(self.ep_stats).view(K, S))
-        self._cell = float(sc.world.phys[CELL])
-        self._shaping_cols = [sc.settings[name] for name in sc.shaping_terms]
-        self._shaping_base = sc._params[0, self._shaping_cols].copy()
+        self._shaping_cols = [host.settings[name] for name in host.shaping_terms]
+        base = host._params if host._params.ndim == 1 else host._params[0]
+        self._shaping_base = base[self._shaping_cols].copy()
         self._needs_reset = True
-
-    # ------------------------------------------------------------------ launches
-    def _agents(self) -> tuple[int, int]:
-        n = min(THREADS, self.num_slots)
-        return (self.num_slots + n - 1) // n, n
-
-    def _worlds(self) -> tuple[int, int]:
-        n = min(THREADS, self.num_worlds)
-        return (self.num_worlds + n - 1) // n, n
-
-    def _reset_worlds(self, mask) -> None:
-        w = self.world
-        self._nk.reset_worlds[self._worlds()](mask, self.rng, self.params, w.walls, w.n_walls, w.pos, w.vel,
-                                              w.theta, w.omega, w.active, self.goals, self.order, self.placed,
-                                              w.contact, self.prev_contact)
-
-    def _refresh(self, mask) -> None:
-        """Lidar and observations of the worlds where ``mask`` (after resets and respawns)."""
-        w = self.world
-        w.refresh_lidar(mask)
-        self._nk.observe[self._agents()](mask, w.pos, w.vel, w.theta, self.goals, w.lidar, w.active, self.params,
-                                         self.obs_d, self.dist)
 
     # ------------------------------------------------------------------ the env API
     def seed(self, seed: int | None) -> None:
-        upload(self.rng, seed_states(seed, self.num_worlds))
+        upload(self.sc.rng, seed_states(seed, self.num_worlds))
 
     def reset(self, seed: int | None = None):
         """Reset every world; returns the observation view [S, D] (a torch tensor on the GPU)."""
         if seed is not None:
             self.seed(seed)
-        self._reset_worlds(self._all)
-        self._refresh(self._all)
+        self.sc.reset(self._all)
+        self.world.refresh_lidar(self._all)
+        self.sc.observe(self._all)
         for arr in (self.t, self.ep_return, self.ep_length, self.ep_stats):
             torch_view(arr).zero_()
-        placed = torch_view(self.placed)
-        short = placed < self.n_agents
-        if bool(short.any()):
-            bad = int(short.nonzero()[0, 0])
-            raise RuntimeError(f"world {bad}: could place only {int(placed[bad])} of {self.n_agents} agents or "
-                               "goals; the arena is too crowded (raise arena_size or lower n_obstacles)")
+        bad = self.sc.crowded()
+        if bad is not None:
+            raise RuntimeError(f"world {bad}: could not place every agent and goal; the arena is too crowded "
+                               "(raise arena_size or lower n_obstacles)")
         self._needs_reset = False
         return self.obs
 
@@ -176,21 +168,20 @@ class DeviceNavigationEnv:
         if not bool(torch.isfinite(a).all()):
             raise ValueError("actions contain NaN or inf")
         self.actions.copy_(a.reshape(self.num_slots, self.act_dim)).clamp_(-1.0, 1.0)
-        w, nk, ek = self.world, self._nk, self._ek
-        agents, worlds = self._agents(), self._worlds()
+        w, sc, ek = self.world, self.sc, self._ek
+        agents, worlds = self.launch.agents(), self.launch.worlds()
         w.step(self.actions_d)
-        nk.reward_observe[agents](w.pos, w.vel, w.theta, self.goals, w.active, w.contact, self.prev_contact, w.lidar,
-                                  self.params, self.dist, self.reward_d, self.reached, self.stats, self.obs_d)
+        sc.after_step()
+        for key, dst in self.info_d.items():
+            ek.copy_flags[agents](sc.info[key], dst)
         ek.advance_time[worlds](self.t, self.max_steps, self.world_done, self.refresh)
-        ek.bookkeep[agents](self.world_done, w.active, self.reward_d, self.reached, self.stats, w.contact,
-                            self.ep_return, self.ep_length, self.ep_stats, self.terminated_d, self.truncated_d,
-                            self.obs_d, self.terminal_obs_d, self.out_return, self.out_length, self.out_stats,
-                            self.info_reached, self.info_contact, self.respawn_mask)
-        nk.respawn_worlds[worlds](self.respawn_mask, self.rng, self.params, w.walls, w.n_walls, w.pos, w.vel,
-                                  w.theta, w.omega, w.active, self.goals, w.grid_size, self._cell,
-                                  w.cell_start, w.cell_items, self.respawned, self.prev_contact, self.refresh)
-        self._reset_worlds(self.world_done)
-        self._refresh(self.refresh)
+        ek.bookkeep[agents](self.world_done, w.active, sc.reward, sc.terminated, sc.stats, self.ep_return,
+                            self.ep_length, self.ep_stats, self.terminated_d, self.truncated_d, sc.obs,
+                            self.terminal_obs_d, self.out_return, self.out_length, self.out_stats, self.respawn_mask)
+        sc.respawn(self.respawn_mask, self.refresh)
+        sc.reset(self.world_done)
+        w.refresh_lidar(self.refresh)
+        sc.observe(self.refresh)
         return self.obs, self.reward, self.terminated, self.truncated, self.info
 
     def running_episodes(self) -> dict[str, Any]:
@@ -207,7 +198,7 @@ class DeviceNavigationEnv:
 
         s = check_shaping_scale(scale)
         for col, base in zip(self._shaping_cols, self._shaping_base):
-            self._params_t[:, col] = float(base) * s
+            self._params_t[..., col] = float(base) * s
 
     def heuristic_actions(self):
         """The scenario's scripted policy on the current observations, [S, A] (computed on the host)."""
@@ -224,14 +215,15 @@ class DeviceNavigationEnv:
     def rng_state(self) -> np.ndarray:
         """The per-world random streams, as a host copy (for checkpoints)."""
         out = np.zeros(self.num_worlds, np.uint64)
-        download(self.rng, out)
+        download(self.sc.rng, out)
         return out
 
     def set_rng_state(self, state: np.ndarray) -> None:
-        upload(self.rng, np.asarray(state, np.uint64))
+        upload(self.sc.rng, np.asarray(state, np.uint64))
 
     def synchronize(self) -> None:
         synchronize()
 
     def close(self) -> None:
         pass
+

@@ -21,12 +21,13 @@ def advance_time(t, max_steps, world_done, refresh):
 
 
 @cu.jit
-def bookkeep(world_done, active, reward, reached, stats, contact, ep_return, ep_length, ep_stats, terminated,
-             truncated, obs, terminal_obs, out_return, out_length, out_stats, info_reached, info_contact, respawn):
+def bookkeep(world_done, active, reward, ended, stats, ep_return, ep_length, ep_stats, terminated, truncated, obs,
+             terminal_obs, out_return, out_length, out_stats, respawn):
     """One slot (w, i) per thread, as ``envs.batch_kernels.bookkeep`` and ``BatchEnv.step``: running
     episode statistics of live agents, done flags, the terminal observation and the finished episode's
     statistics of done slots, cleared statistics for them and for every slot of a world that ends,
-    and which agents respawn (terminated in a world that goes on)."""
+    and which agents respawn (terminated in a world that goes on). ``ended`` [E, N]: the scenario's
+    termination rule this step."""
     k = cu.grid(1)
     n = reward.shape[1]
     if k >= reward.shape[0] * n:
@@ -34,7 +35,7 @@ def bookkeep(world_done, active, reward, reached, stats, contact, ep_return, ep_
     w = k // n
     i = k % n
     alive = active[w, i]
-    term = reached[w, i] and alive
+    term = ended[w, i] and alive
     if alive:
         ep_return[w, i] += reward[w, i]
         ep_length[w, i] += 1
@@ -43,8 +44,6 @@ def bookkeep(world_done, active, reward, reached, stats, contact, ep_return, ep_
     trunc = world_done[w] and alive and not term
     terminated[w, i] = term
     truncated[w, i] = trunc
-    info_reached[w, i] = reached[w, i]
-    info_contact[w, i] = contact[w, i]
     if term or trunc:
         for d in range(obs.shape[2]):
             terminal_obs[w, i, d] = obs[w, i, d]
@@ -58,3 +57,12 @@ def bookkeep(world_done, active, reward, reached, stats, contact, ep_return, ep_
         for j in range(stats.shape[0]):
             ep_stats[j, w, i] = 0.0
     respawn[w, i] = term and not world_done[w]
+
+
+@cu.jit
+def copy_flags(src, dst):
+    """dst[w, i] = src[w, i] (an info flag kept before resets and respawns change the source)."""
+    k = cu.grid(1)
+    n = src.shape[1]
+    if k < src.shape[0] * n:
+        dst[k // n, k % n] = src[k // n, k % n]

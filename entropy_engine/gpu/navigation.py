@@ -1,4 +1,4 @@
-"""CUDA drivers of the navigation scenario's kernels (``scenarios.navigation_kernels``).
+"""The navigation scenario on the GPU: its CUDA drivers and ``NavigationOnDevice`` (``gpu.env``'s adapter).
 
 Resets, respawns, the reward and the observation are the CPU scenario's njit functions compiled as
 device functions (``gpu.target.device``); a world's resets run on one thread (its random stream is
@@ -6,8 +6,11 @@ sequential), rewards and observations on a thread per agent.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from ..core.kernels import CELL
 from ..scenarios import navigation_kernels as nk
-from .target import cuda, device
+from .target import cuda, device, to_device, torch_view
 
 cu = cuda()
 d_reset_world = device(nk.reset_world)
@@ -70,3 +73,56 @@ def observe(mask, pos, vel, theta, goals, lidar, active, params, obs, dist):
         w = k // n
         if mask[w]:
             d_observe_one(w, k % n, pos, vel, theta, goals, lidar, active, params[w], obs, dist)
+
+
+class NavigationOnDevice:
+    """The navigation scenario's state on the GPU and its launches, for ``gpu.env.DeviceEnv``: the same
+    arrays as ``scenarios.navigation.Navigation`` (copied from ``host`` once)."""
+
+    def __init__(self, host, world, launch) -> None:
+        E, N = world.num_worlds, world.n_agents
+        self.world, self.launch = world, launch
+        new = to_device
+        self.rng = new(host.rng)
+        self.params = new(host._params)
+        self.goals = new(host.goals)
+        self.dist = new(host.dist)
+        self.prev_contact = new(host.prev_contact)
+        self.order = new(host._order)
+        self.placed = new(host._placed)
+        self.respawned = new(host._respawned)
+        self.obs = new(np.zeros(host.obs.shape, np.float32))
+        self.reward = new(np.zeros((E, N), np.float32))
+        self.terminated = new(np.zeros((E, N), np.bool_))   # reached the goal
+        self.stats = new(np.zeros(host.stats.shape, np.float32))
+        self.info = {"reached_goal": self.terminated, "collided": world.contact}
+        self._cell = float(host.world.phys[CELL])
+        self.n_agents = N
+
+    def reset(self, mask) -> None:
+        w = self.world
+        reset_worlds[self.launch.worlds()](mask, self.rng, self.params, w.walls, w.n_walls, w.pos, w.vel, w.theta,
+                                            w.omega, w.active, self.goals, self.order, self.placed, w.contact,
+                                            self.prev_contact)
+
+    def crowded(self) -> int | None:
+        """The first world whose last reset could not place every robot and goal, or None."""
+        short = torch_view(self.placed) < self.n_agents
+        return int(short.nonzero()[0, 0]) if bool(short.any()) else None
+
+    def respawn(self, mask, refresh) -> None:
+        w = self.world
+        respawn_worlds[self.launch.worlds()](mask, self.rng, self.params, w.walls, w.n_walls, w.pos, w.vel, w.theta,
+                                              w.omega, w.active, self.goals, w.grid_size, self._cell, w.cell_start,
+                                              w.cell_items, self.respawned, self.prev_contact, refresh)
+
+    def after_step(self) -> None:
+        w = self.world
+        reward_observe[self.launch.agents()](w.pos, w.vel, w.theta, self.goals, w.active, w.contact,
+                                             self.prev_contact, w.lidar, self.params, self.dist, self.reward,
+                                             self.terminated, self.stats, self.obs)
+
+    def observe(self, mask) -> None:
+        w = self.world
+        observe[self.launch.agents()](mask, w.pos, w.vel, w.theta, self.goals, w.lidar, w.active, self.params,
+                                      self.obs, self.dist)

@@ -5,7 +5,7 @@ env, the PettingZoo and SB3 wrappers, GIFs and ``entropy play`` run on it unchan
 (``--backend cuda`` / ``WorldConfig(backend="cuda")``): each step uploads the state the scenario
 may have written (a reset, a respawn, an agent that left), steps it on the GPU (``DeviceWorld``)
 and downloads positions, velocities, headings, lidar and contacts for the scenario's kernels.
-Those copies are what this backend costs; the device env (``gpu.env.DeviceNavigationEnv``, used by
+Those copies are what this backend costs; the device env (``gpu.env.DeviceEnv``, used by
 ``entropy train --backend cuda --device cuda`` and ``entropy bench --backend cuda``) keeps the whole
 loop on the GPU instead. Worlds with movable objects are refused (their solver has no GPU driver yet).
 """

@@ -16,9 +16,8 @@ import pytest
 import torch
 
 from entropy_engine.config import ConfigError
-from entropy_engine.envs.batch import BatchEnv
 from entropy_engine.gpu import target
-from entropy_engine.gpu.agreement import compare_worlds
+from entropy_engine.gpu.agreement import compare_envs, compare_worlds
 
 TOL = 1e-4
 
@@ -53,51 +52,26 @@ def test_agent_schedule_and_parallel_grid_match_numba():
     assert r["contacts"] > 0
 
 
-def _run_pair(steps, scenario="navigation", **kw):
-    from entropy_engine.gpu.env import DeviceEnv
-
-    E, N = 3, 6
-    a = BatchEnv(scenario, E, N, seed=7, **kw)
-    b = DeviceEnv(scenario, E, N, seed=7, **kw)
-    assert np.abs(a.reset() - b.reset().numpy()).max() <= TOL
-    a.set_shaping_scale(0.5)
-    b.set_shaping_scale(0.5)
-    rs = np.random.default_rng(0)
-    seen = {"terminated": 0, "truncated": 0, **{key: 0 for key in a.info_keys}}
-    for _ in range(steps):
-        act = np.clip(rs.uniform(-1, 1, (E * N, 2)) + 0.4, -1, 1).astype(np.float32)
-        o1, r1, te1, tr1, i1 = a.step(act)
-        o2, r2, te2, tr2, i2 = b.step(torch.from_numpy(act))
-        np.testing.assert_array_equal(te1, te2.numpy())
-        np.testing.assert_array_equal(tr1, tr2.numpy())
-        np.testing.assert_allclose(o2.numpy(), o1, atol=TOL)
-        np.testing.assert_allclose(r2.numpy(), r1, atol=TOL)
-        for key in a.info_keys:
-            np.testing.assert_array_equal(i1[key], i2[key].numpy())
-            seen[key] += int(i1[key].sum())
-        d = te1 | tr1
-        if d.any():
-            np.testing.assert_allclose(i2["terminal_obs"].numpy()[d], i1["terminal_obs"][d], atol=TOL)
-            np.testing.assert_array_equal(i2["episode_length"].numpy()[d], i1["episode_length"][d])
-            np.testing.assert_allclose(i2["episode_return"].numpy()[d], i1["episode_return"][d], atol=TOL)
-            for name in a.stat_names:
-                np.testing.assert_allclose(i2["episode_" + name].numpy()[d], i1["episode_" + name][d], atol=TOL)
-        seen["terminated"] += int(te1.sum())
-        seen["truncated"] += int(tr1.sum())
-    return seen
+def _check_envs(r):
+    for key in ("reset_obs", "obs", "reward", "terminal_obs", "episode_return", "episode_stats"):
+        assert r[key] <= TOL, (key, r)
+    for key in ("done_mismatch", "info_mismatch", "length_mismatch"):
+        assert r[key] == 0, (key, r)
 
 
 def test_device_env_matches_batch_env_through_respawns_and_resets():
-    seen = _run_pair(14, max_steps=12, goal_radius=1.2, n_obstacles=3, collision_onset_penalty=1.0,
+    r = compare_envs("navigation", max_steps=12, goal_radius=1.2, n_obstacles=3, collision_onset_penalty=1.0,
                      proximity_penalty=0.5, approach_penalty=0.5)
-    assert seen["terminated"] > 0 and seen["truncated"] > 0, seen   # a respawn and a world reset were compared
+    _check_envs(r)
+    assert r["terminated"] > 0 and r["truncated"] > 0, r   # a respawn and a world reset were compared
 
 
 def test_flocking_device_env_matches_batch_env_with_neighbours_and_waypoints():
     """Flocking on the GPU: the neighbour sensor, the per-world phase (centroid, polarisation, waypoint
     redraws) and the per-agent reward agree with the CPU env through world resets."""
-    seen = _run_pair(14, "flocking", max_steps=12, waypoint_radius=4.0, waypoint_min_distance=1.0)
-    assert seen["truncated"] > 0 and seen["waypoint_reached"] > 0, seen
+    r = compare_envs("flocking", max_steps=12, waypoint_radius=4.0, waypoint_min_distance=1.0)
+    _check_envs(r)
+    assert r["truncated"] > 0 and r["waypoint_reached"] > 0, r
 
 
 def test_device_env_refuses_bad_input_and_what_it_lacks():
@@ -216,3 +190,20 @@ def test_a_policy_scores_the_same_on_both_backends():
     assert res["numba"]["success_rate"] > 0          # the comparison includes arrivals
     for key in ("success_rate", "collisions_per_agent", "mean_episode_length"):
         assert res["cuda"][key] == pytest.approx(res["numba"][key], abs=1e-6), key
+
+
+def test_without_a_gpu_the_commands_refuse_clearly(tmp_path):
+    """No GPU (CUDA disabled): ``entropy train/bench --backend cuda`` stop with one clear line, and the
+    run folder is never made."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0", NUMBA_DISABLE_CUDA="1")
+    for args in (["train", "--backend", "cuda", "--total-steps", "100", "--out", str(tmp_path / "run")],
+                 ["bench", "--backend", "cuda"]):
+        r = subprocess.run([sys.executable, "-m", "entropy_engine.cli", *args], capture_output=True, text=True,
+                           env=env, timeout=300)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert "backend 'cuda' needs an NVIDIA GPU" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "run").exists()

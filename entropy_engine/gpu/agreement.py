@@ -51,3 +51,50 @@ def compare_worlds(scenario: str = "navigation", num_worlds: int = 2, n_agents: 
         download(dev.cell_items, ci_b)
         out["grid_mismatch"] += int((cs_a != cs_b).sum() + (ci_a != ci_b).sum())
     return out
+
+
+def compare_envs(scenario: str = "navigation", num_worlds: int = 3, n_agents: int = 6, steps: int = 14,
+                 seed: int = 7, push: float = 0.4, shaping: float = 0.5, **config: Any) -> dict[str, Any]:
+    """Step ``BatchEnv`` (numba, on the host) and ``gpu.env.DeviceEnv`` of ``scenario`` from the same seed
+    with the same actions; returns the worst differences of observations, rewards, terminal observations
+    and finished episodes' statistics, the number of done flags, info flags and episode lengths that
+    differ, and how many terminations, truncations and info flags were compared."""
+    import torch
+
+    from ..envs.batch import BatchEnv
+    from .env import DeviceEnv
+
+    a = BatchEnv(scenario, num_worlds, n_agents, seed=seed, **config)
+    b = DeviceEnv(scenario, num_worlds, n_agents, seed=seed, **config)
+    out: dict[str, Any] = {"reset_obs": float(np.abs(a.reset() - b.reset().cpu().numpy()).max()),
+                           "obs": 0.0, "reward": 0.0, "terminal_obs": 0.0, "episode_return": 0.0, "episode_stats": 0.0,
+                           "done_mismatch": 0, "info_mismatch": 0, "length_mismatch": 0,
+                           "terminated": 0, "truncated": 0, "steps": steps}
+    out.update({key: 0 for key in a.info_keys})
+    a.set_shaping_scale(shaping)
+    b.set_shaping_scale(shaping)
+    rs = np.random.default_rng(seed)
+    S, A = a.num_slots, a.act_dim
+    for _ in range(steps):
+        act = np.clip(rs.uniform(-1, 1, (S, A)) + push, -1, 1).astype(np.float32)
+        o1, r1, te1, tr1, i1 = a.step(act)
+        o2, r2, te2, tr2, i2 = b.step(torch.from_numpy(act).to(b.device))
+        host = lambda t: t.cpu().numpy()   # noqa: E731
+        out["done_mismatch"] += int((te1 != host(te2)).sum() + (tr1 != host(tr2)).sum())
+        out["obs"] = max(out["obs"], float(np.abs(o1 - host(o2)).max()))
+        out["reward"] = max(out["reward"], float(np.abs(r1 - host(r2)).max()))
+        for key in a.info_keys:
+            out["info_mismatch"] += int((i1[key] != host(i2[key])).sum())
+            out[key] += int(i1[key].sum())
+        d = te1 | tr1
+        if d.any():
+            out["terminal_obs"] = max(out["terminal_obs"], float(np.abs(i1["terminal_obs"][d] - host(i2["terminal_obs"])[d]).max()))
+            out["episode_return"] = max(out["episode_return"],
+                                        float(np.abs(i1["episode_return"][d] - host(i2["episode_return"])[d]).max()))
+            out["length_mismatch"] += int((i1["episode_length"][d] != host(i2["episode_length"])[d]).sum())
+            for name in a.stat_names:
+                key = "episode_" + name
+                out["episode_stats"] = max(out["episode_stats"], float(np.abs(i1[key][d] - host(i2[key])[d]).max()))
+        out["terminated"] += int(te1.sum())
+        out["truncated"] += int(tr1.sum())
+    return out

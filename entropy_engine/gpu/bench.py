@@ -77,20 +77,21 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def env_case(num_worlds: int, n_agents: int, seconds: float = 3.0, **config: Any) -> dict[str, Any]:
-    """``DeviceEnv.step`` (physics, reward, observation, respawns, resets, bookkeeping) with
-    fixed random actions already on the GPU."""
+def env_case(num_worlds: int, n_agents: int, seconds: float = 3.0, scenario: str = "navigation",
+             **config: Any) -> dict[str, Any]:
+    """``DeviceEnv.step`` of ``scenario`` (physics, sensors, reward, observation, respawns, resets,
+    bookkeeping) with fixed random actions already on the GPU."""
     import torch
 
     from .env import DeviceEnv
     from .target import synchronize
 
-    env = DeviceEnv("navigation", num_worlds, n_agents, seed=0, **config)
+    env = DeviceEnv(scenario, num_worlds, n_agents, seed=0, **config)
     env.reset()
     gen = torch.Generator(device=env.device).manual_seed(0)
     act = torch.rand((env.num_slots, env.act_dim), generator=gen, device=env.device) * 2 - 1
     sec = _timed(lambda: env.step(act), synchronize, seconds)
-    return {"case": "env", "num_worlds": num_worlds, "n_agents": n_agents, "n_rays": env.config.n_rays,
+    return {"case": f"env ({scenario})", "num_worlds": num_worlds, "n_agents": n_agents, "n_rays": env.config.n_rays,
             "schedule": env.world.schedule, "step_ms": sec * 1e3, "agent_steps_per_s": env.num_slots / sec}
 
 

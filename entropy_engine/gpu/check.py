@@ -29,7 +29,7 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
     import numba
 
     from . import bench
-    from .agreement import compare_worlds
+    from .agreement import compare_envs, compare_worlds
     from .target import cuda
 
     out: dict = {"python": sys.version.split()[0], "numba": numba.__version__, "machine": platform.node()}
@@ -46,6 +46,12 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
             r["seconds"] = time.perf_counter() - t0
             out[f"agreement_{sched}"] = r
             print(f"agreement ({sched}): {r}", flush=True)
+        envs = {"navigation": dict(max_steps=12, goal_radius=1.2, n_obstacles=3),
+                "flocking": dict(max_steps=12, waypoint_radius=4.0, waypoint_min_distance=1.0)}
+        for name, kw in envs.items():   # the device env against BatchEnv through respawns and resets
+            r = compare_envs(name, steps=5 if quick else 30, **kw)
+            out[f"agreement_env_{name}"] = r
+            print(f"agreement of the device env ({name}): {r}", flush=True)
     rows = []
 
     def add(r):
@@ -60,6 +66,7 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
         add(bench.cpu_case(64, 10, seconds))
     if "env" not in skip:
         add(bench.env_case(*big, seconds))
+        add(bench.env_case(*big, seconds, scenario="flocking"))
     if "train" not in skip:
         add(bench.train_case(**(dict(num_worlds=4, n_steps=32, batch_size=640, iterations=1) if quick else {})))
     out["rows"] = rows

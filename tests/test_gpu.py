@@ -74,6 +74,14 @@ def test_flocking_device_env_matches_batch_env_with_neighbours_and_waypoints():
     assert r["truncated"] > 0 and r["waypoint_reached"] > 0, r
 
 
+def test_aggregation_device_env_matches_batch_env_with_clusters():
+    """Aggregation on the GPU: union-find clusters over the grid, the coarse cue, the neighbour sensor and
+    the telescoping episode statistics agree with the CPU env through world resets."""
+    r = compare_envs("aggregation", max_steps=12, link_distance=1.5)
+    _check_envs(r)
+    assert r["truncated"] > 0, r
+
+
 def test_device_env_refuses_bad_input_and_what_it_lacks():
     from entropy_engine.gpu.env import DeviceEnv
 
@@ -87,7 +95,7 @@ def test_device_env_refuses_bad_input_and_what_it_lacks():
     bad[3, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         env.step(bad)
-    with pytest.raises(ConfigError, match="the device env runs .*'flocking', 'navigation'.*got 'coverage'"):
+    with pytest.raises(ConfigError, match="the device env runs .*'aggregation', 'flocking', 'navigation'.*got 'coverage'"):
         DeviceEnv("coverage", 2, 3)
     with pytest.raises(ConfigError, match="comm_dim"):
         DeviceEnv("navigation", 2, 3, comm_dim=2)
@@ -143,7 +151,7 @@ def test_device_episode_metrics_match_the_host_collector():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["default", "flocking"])
+@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation"])
 def test_training_on_the_device_env_follows_the_cpu_run(preset):
     """Two PPO iterations of a preset's network on the device env give the CPU run's metrics."""
     from entropy_engine.training.config import PRESETS, TrainConfig, build_config

@@ -1,4 +1,4 @@
-"""Putting robots into a world: the state every scenario gives a robot at its (re)start."""
+"""Putting robots into a world: the state every scenario gives a robot at its (re)start, and the arena's border."""
 from __future__ import annotations
 
 import math
@@ -44,3 +44,13 @@ def place_clear(rng, w, i, arena, edge, spacing, pos, vel, theta, omega, active)
     pos[w, i, 0] = x
     pos[w, i, 1] = y
     start_at_rest(rng, w, i, theta, vel, omega, active)
+
+
+@njit(cache=True)
+def border_walls(w, L, walls, n_walls):
+    """World ``w``'s walls: the four sides of the ``L`` x ``L`` arena."""
+    walls[w, 0, 0], walls[w, 0, 1], walls[w, 0, 2], walls[w, 0, 3] = 0.0, 0.0, L, 0.0
+    walls[w, 1, 0], walls[w, 1, 1], walls[w, 1, 2], walls[w, 1, 3] = L, 0.0, L, L
+    walls[w, 2, 0], walls[w, 2, 1], walls[w, 2, 2], walls[w, 2, 3] = L, L, 0.0, L
+    walls[w, 3, 0], walls[w, 3, 1], walls[w, 3, 2], walls[w, 3, 3] = 0.0, L, 0.0, 0.0
+    n_walls[w] = 4

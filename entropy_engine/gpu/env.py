@@ -2,7 +2,8 @@
 
 The same episodes as ``envs.batch.BatchEnv(scenario, ..., on_goal="respawn", autoreset=True)`` (the
 training env): the physics step (``gpu.device_world``), the scenario's reward, observation, respawns
-and resets (its adapter: ``gpu.navigation.NavigationOnDevice``, ``gpu.flocking.FlockingOnDevice``)
+and resets (its adapter: ``gpu.navigation.NavigationOnDevice``, ``gpu.flocking.FlockingOnDevice``,
+``gpu.aggregation.AggregationOnDevice``)
 and the episode bookkeeping (``gpu.env_kernels``) are CUDA kernels compiled from the CPU code, and
 the per-world random streams are the CPU's, so a seed gives the same layouts and, within float
 rounding, the same trajectories. ``step`` takes the actions as a torch tensor on the GPU and returns
@@ -26,7 +27,8 @@ from .target import download, require, simulated, synchronize, to_device, torch_
 
 THREADS = 32 if simulated() else 256
 # scenario -> "module:adapter class" (imported when used)
-DEVICE_SCENARIOS = {"navigation": "navigation:NavigationOnDevice", "flocking": "flocking:FlockingOnDevice"}
+DEVICE_SCENARIOS = {"navigation": "navigation:NavigationOnDevice", "flocking": "flocking:FlockingOnDevice",
+                    "aggregation": "aggregation:AggregationOnDevice"}
 
 
 class Launch:
@@ -112,7 +114,8 @@ class DeviceEnv:
         self.out_return = new(np.zeros((E, N), f32))
         self.out_length = new(np.zeros((E, N), np.int64))
         self.out_stats = new(np.zeros((K, E, N), f32))
-        self.info_d = {key: new(np.zeros((E, N), b)) for key in self.info_keys}   # copies of sc.info[key]
+        # copies of the scenario's per-step info (taken before resets and respawns change it)
+        self.info_d = {key: new(np.zeros((E, N), host.info[key].dtype)) for key in self.info_keys}
         self.actions_d = new(np.zeros((E, N, A), f32))
         self._all = new(np.ones(E, b))
         # torch views over the slots (no copies)

@@ -61,7 +61,7 @@ def bookkeep(world_done, active, reward, ended, stats, ep_return, ep_length, ep_
 
 @cu.jit
 def copy_flags(src, dst):
-    """dst[w, i] = src[w, i] (an info flag kept before resets and respawns change the source)."""
+    """dst[w, i] = src[w, i] (an info value kept before resets and respawns change the source)."""
     k = cu.grid(1)
     n = src.shape[1]
     if k < src.shape[0] * n:

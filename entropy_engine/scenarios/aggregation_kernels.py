@@ -16,7 +16,7 @@ from numba import njit, prange
 from ..core.grid import cell_span
 from ..core.observe import copy_lidar, ego_velocity, leave_out, neighbour_slots
 from ..core.rng import shuffled_range, uniform
-from ..core.spawn import place_clear, start_at_rest
+from ..core.spawn import border_walls, place_clear, start_at_rest
 
 # Layout of the float64 ``params`` vector (see Aggregation._params).
 (P_ARENA, P_RADIUS, P_SPACING, P_VMAX, P_SENSE, P_CUE, P_LINK, P_CLUSTER, P_SPREAD, P_COLL, P_ONSET, P_INV_T,
@@ -26,37 +26,49 @@ N_PARAMS = 13
 S_LARGEST, S_LARGEST_MEAN, S_CENTROID, S_COLLISIONS, S_AGGREGATED = range(5)
 
 
-@njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, order):
-    """Reset the worlds where mask[w]: the N robots on random distinct cells of a ``side x side``
-    lattice covering the whole arena (cells ``spawn_spacing`` wide, jittered inside their cell),
-    random headings. order [E, side*side] int64 is scratch; the caller checked side*side >= N."""
-    n_worlds, n = pos.shape[0], pos.shape[1]
+@njit(cache=True)
+def reset_world(w, rng, p, side, pos, vel, theta, omega, active, order, walls, n_walls):
+    """Reset world ``w``: the arena's border as its only walls; the N robots on random distinct cells of
+    a ``side x side`` lattice covering the whole arena (cells ``spawn_spacing`` wide, jittered inside
+    their cell), random headings. order [E, side*side] int64 is scratch; the caller checked
+    side*side >= N. (CPU driver: ``reset_worlds``; GPU: ``gpu.aggregation``.)"""
+    n = pos.shape[1]
     L = p[P_ARENA]
     r = p[P_RADIUS]
     s = p[P_SPACING]
     jitter = max(0.5 * (s - 2.0 * r) - 0.01, 0.0)
     offset = 0.5 * (L - side * s)             # the lattice is centred in the arena
-    for w in prange(n_worlds):
-        if not mask[w]:
-            continue
-        shuffled_range(rng, w, order, side * side)
-        for i in range(n):
-            c = order[w, i]
-            pos[w, i, 0] = offset + (c % side + 0.5) * s + jitter * (2.0 * uniform(rng, w) - 1.0)
-            pos[w, i, 1] = offset + (c // side + 0.5) * s + jitter * (2.0 * uniform(rng, w) - 1.0)
-            start_at_rest(rng, w, i, theta, vel, omega, active)
+    border_walls(w, L, walls, n_walls)
+    shuffled_range(rng, w, order, side * side)
+    for i in range(n):
+        c = order[w, i]
+        pos[w, i, 0] = offset + (c % side + 0.5) * s + jitter * (2.0 * uniform(rng, w) - 1.0)
+        pos[w, i, 1] = offset + (c // side + 0.5) * s + jitter * (2.0 * uniform(rng, w) - 1.0)
+        start_at_rest(rng, w, i, theta, vel, omega, active)
+
+
+@njit(cache=True, parallel=True)
+def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, order, walls, n_walls):
+    """``reset_world`` for every world where mask[w], in parallel."""
+    for w in prange(pos.shape[0]):
+        if mask[w]:
+            reset_world(w, rng, p, side, pos, vel, theta, omega, active, order, walls, n_walls)
+
+
+@njit(cache=True)
+def respawn_world(w, mask, rng, p, pos, vel, theta, omega, active):
+    """Give every agent of world ``w`` with mask[w, i] a fresh start at a random point of its world at
+    least ``spawn_spacing`` from every other robot's centre (64 rejection tries, the last is kept)."""
+    for i in range(pos.shape[1]):
+        if mask[w, i]:
+            place_clear(rng, w, i, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
 
 
 @njit(cache=True, parallel=True)
 def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
-    """Give every agent with mask[w, i] a fresh start at a random point of its world at least
-    ``spawn_spacing`` from every other robot's centre (64 rejection tries, the last is kept)."""
-    n_worlds, n = pos.shape[0], pos.shape[1]
-    for w in prange(n_worlds):
-        for i in range(n):
-            if mask[w, i]:
-                place_clear(rng, w, i, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
+    """``respawn_world`` for every world, in parallel."""
+    for w in prange(pos.shape[0]):
+        respawn_world(w, mask, rng, p, pos, vel, theta, omega, active)
 
 
 @njit(cache=True, inline="always")
@@ -68,8 +80,8 @@ def _find(parent, w, x):
     return x
 
 
-@njit(cache=True, parallel=True)
-def world_phase(pos, active, cell_start, cell_items, g, p, parent, size, label, n_active, largest, centroid):
+@njit(cache=True)
+def world_one(w, pos, active, cell_start, cell_items, g, p, parent, size, label, n_active, largest, centroid):
     """Per world: clusters = connected components of the active robots whose centres are at most
     ``link_distance`` apart (union-find over the grid cells within reach, ``cell_span``; a root is
     always the smallest agent index of its tree, so the labels are deterministic).
@@ -79,66 +91,72 @@ def world_phase(pos, active, cell_start, cell_items, g, p, parent, size, label, 
     and centroid [E, 2] (mean position of the active robots, 0 with none). parent [E, N] int32 is
     scratch.
     """
-    n_worlds, n = pos.shape[0], pos.shape[1]
+    n = pos.shape[1]
     link = p[P_LINK]
     link2 = link * link
     cell = p[P_CELL]
-    for w in prange(n_worlds):
-        for i in range(n):
-            parent[w, i] = i
-            size[w, i] = 0
-        for i in range(n):
-            if not active[w, i]:
-                continue
-            px = np.float64(pos[w, i, 0])
-            py = np.float64(pos[w, i, 1])
-            x0, x1, y0, y1 = cell_span(px, py, link, cell, g)
-            for cy in range(y0, y1 + 1):
-                for cx in range(x0, x1 + 1):
-                    c = cy * g + cx
-                    for kk in range(cell_start[w, c], cell_start[w, c + 1]):
-                        j = cell_items[w, kk]
-                        if j <= i or not active[w, j]:
-                            continue
-                        dx = np.float64(pos[w, j, 0]) - px
-                        dy = np.float64(pos[w, j, 1]) - py
-                        if dx * dx + dy * dy > link2:
-                            continue
-                        ri = _find(parent, w, i)
-                        rj = _find(parent, w, j)
-                        if ri < rj:
-                            parent[w, rj] = ri
-                        elif rj < ri:
-                            parent[w, ri] = rj
-        count = 0
-        best = 0
-        sx = 0.0
-        sy = 0.0
-        for i in range(n):
-            if not active[w, i]:
-                label[w, i] = -1
-                continue
-            r = _find(parent, w, i)
-            label[w, i] = r
-            size[w, r] += 1
-            if size[w, r] > best:
-                best = size[w, r]
-            count += 1
-            sx += pos[w, i, 0]
-            sy += pos[w, i, 1]
-        n_active[w] = count
-        largest[w] = best
-        if count > 0:
-            centroid[w, 0] = sx / count
-            centroid[w, 1] = sy / count
-        else:
-            centroid[w, 0] = 0.0
-            centroid[w, 1] = 0.0
+    for i in range(n):
+        parent[w, i] = i
+        size[w, i] = 0
+    for i in range(n):
+        if not active[w, i]:
+            continue
+        px = np.float64(pos[w, i, 0])
+        py = np.float64(pos[w, i, 1])
+        x0, x1, y0, y1 = cell_span(px, py, link, cell, g)
+        for cy in range(y0, y1 + 1):
+            for cx in range(x0, x1 + 1):
+                c = cy * g + cx
+                for kk in range(cell_start[w, c], cell_start[w, c + 1]):
+                    j = cell_items[w, kk]
+                    if j <= i or not active[w, j]:
+                        continue
+                    dx = np.float64(pos[w, j, 0]) - px
+                    dy = np.float64(pos[w, j, 1]) - py
+                    if dx * dx + dy * dy > link2:
+                        continue
+                    ri = _find(parent, w, i)
+                    rj = _find(parent, w, j)
+                    if ri < rj:
+                        parent[w, rj] = ri
+                    elif rj < ri:
+                        parent[w, ri] = rj
+    count = 0
+    best = 0
+    sx = 0.0
+    sy = 0.0
+    for i in range(n):
+        if not active[w, i]:
+            label[w, i] = -1
+            continue
+        r = _find(parent, w, i)
+        label[w, i] = r
+        size[w, r] += 1
+        if size[w, r] > best:
+            best = size[w, r]
+        count += 1
+        sx += pos[w, i, 0]
+        sy += pos[w, i, 1]
+    n_active[w] = count
+    largest[w] = best
+    if count > 0:
+        centroid[w, 0] = sx / count
+        centroid[w, 1] = sy / count
+    else:
+        centroid[w, 0] = 0.0
+        centroid[w, 1] = 0.0
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb, cell_start,
-                cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew, stats, obs):
+@njit(cache=True, parallel=True)
+def world_phase(pos, active, cell_start, cell_items, g, p, parent, size, label, n_active, largest, centroid):
+    """``world_one`` for every world, in parallel."""
+    for w in prange(pos.shape[0]):
+        world_one(w, pos, active, cell_start, cell_items, g, p, parent, size, label, n_active, largest, centroid)
+
+
+@njit(cache=True, error_model="numpy")
+def agent_one(w, i, with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb, cell_start,
+              cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew, stats, obs):
     """Per agent: the coarse cue (centroid of the other robots within ``cue_range``, over the
     grid), then with ``with_reward`` the reward and the per-step values of the episode statistics,
     then the observation.
@@ -151,7 +169,7 @@ def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_conta
     cluster (0 for inactive agents), also without ``with_reward``. stats [5, E, N] in the order
     S_LARGEST .. S_AGGREGATED; obs [E, N, R + 2 + 5K + 3].
     """
-    n_worlds, n = pos.shape[0], pos.shape[1]
+    n = pos.shape[1]
     n_rays = lidar.shape[2]
     K = nb.shape[2]
     vmax = p[P_VMAX]
@@ -162,82 +180,91 @@ def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_conta
     inv_t = p[P_INV_T]
     inv_others = 1.0 / max(n - 1, 1)
     base = n_rays + 2
-    for k in prange(n_worlds * n):
+    copy_lidar(obs, w, i, lidar)
+    if not active[w, i]:
+        frac_own[w, i] = 0.0
+        leave_out(obs, w, i, base, with_reward, rew, prev_contact, stats)
+        return
+    px = np.float64(pos[w, i, 0])
+    py = np.float64(pos[w, i, 1])
+    # coarse cue: sum of the offsets to the other active robots within cue_range
+    sx = 0.0
+    sy = 0.0
+    cnt = 0
+    x0, x1, y0, y1 = cell_span(px, py, cue, cell, g)
+    for cy in range(y0, y1 + 1):
+        for cx in range(x0, x1 + 1):
+            c = cy * g + cx
+            for kk in range(cell_start[w, c], cell_start[w, c + 1]):
+                j = cell_items[w, kk]
+                if j == i or not active[w, j]:
+                    continue
+                dx = np.float64(pos[w, j, 0]) - px
+                dy = np.float64(pos[w, j, 1]) - py
+                if dx * dx + dy * dy <= cue2:
+                    sx += dx
+                    sy += dy
+                    cnt += 1
+    na = n_active[w]
+    own = size[w, label[w, i]] / na
+    frac_own[w, i] = own
+    if with_reward:
+        d_nn = sense
+        if nb[w, i, 0, 4] > 0.0:
+            d_nn = min(math.sqrt(nb[w, i, 0, 0] ** 2 + nb[w, i, 0, 1] ** 2) * sense, sense)
+        rr = p[P_CLUSTER] * own
+        if d_nn > p[P_LINK]:
+            rr -= p[P_SPREAD] * (d_nn - p[P_LINK])
+        onset = contact[w, i] and not prev_contact[w, i]
+        if contact[w, i]:
+            rr -= p[P_COLL]
+            if onset:
+                rr -= p[P_ONSET]
+        prev_contact[w, i] = contact[w, i]
+        rew[w, i] = rr
+        frac = largest[w] / na
+        d_c = math.sqrt((centroid[w, 0] - px) ** 2 + (centroid[w, 1] - py) ** 2)
+        agg = 1.0 if largest[w] == na else 0.0
+        if fresh[w, i]:
+            stats[S_LARGEST, w, i] = frac
+            stats[S_CENTROID, w, i] = d_c
+            stats[S_AGGREGATED, w, i] = agg
+            fresh[w, i] = False
+        else:   # the change: the episode's sum is the value after its last step
+            stats[S_LARGEST, w, i] = frac - last[0, w, i]
+            stats[S_CENTROID, w, i] = d_c - last[1, w, i]
+            stats[S_AGGREGATED, w, i] = agg - last[2, w, i]
+        last[0, w, i] = frac
+        last[1, w, i] = d_c
+        last[2, w, i] = agg
+        stats[S_LARGEST_MEAN, w, i] = frac * inv_t
+        stats[S_COLLISIONS, w, i] = 1.0 if onset else 0.0
+    # observation
+    th = np.float64(theta[w, i])
+    c = math.cos(th)
+    s_ = math.sin(th)
+    vx = vel[w, i, 0]
+    vy = vel[w, i, 1]
+    ego_velocity(obs, w, i, n_rays, vx, vy, c, s_, vmax)
+    neighbour_slots(obs, w, i, base, nb)
+    o = base + 5 * K
+    if cnt > 0:
+        f = 1.0 / (cnt * cue)
+        obs[w, i, o] = min(max((sx * c + sy * s_) * f, -1.0), 1.0)
+        obs[w, i, o + 1] = min(max((-sx * s_ + sy * c) * f, -1.0), 1.0)
+    else:
+        obs[w, i, o] = 0.0
+        obs[w, i, o + 1] = 0.0
+    obs[w, i, o + 2] = min(cnt * inv_others, 1.0)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb, cell_start,
+                cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew, stats, obs):
+    """``agent_one`` for every agent of every world, in parallel."""
+    n = pos.shape[1]
+    for k in prange(pos.shape[0] * n):
         w = k // n
-        i = k - w * n
-        copy_lidar(obs, w, i, lidar)
-        if not active[w, i]:
-            frac_own[w, i] = 0.0
-            leave_out(obs, w, i, base, with_reward, rew, prev_contact, stats)
-            continue
-        px = np.float64(pos[w, i, 0])
-        py = np.float64(pos[w, i, 1])
-        # coarse cue: sum of the offsets to the other active robots within cue_range
-        sx = 0.0
-        sy = 0.0
-        cnt = 0
-        x0, x1, y0, y1 = cell_span(px, py, cue, cell, g)
-        for cy in range(y0, y1 + 1):
-            for cx in range(x0, x1 + 1):
-                c = cy * g + cx
-                for kk in range(cell_start[w, c], cell_start[w, c + 1]):
-                    j = cell_items[w, kk]
-                    if j == i or not active[w, j]:
-                        continue
-                    dx = np.float64(pos[w, j, 0]) - px
-                    dy = np.float64(pos[w, j, 1]) - py
-                    if dx * dx + dy * dy <= cue2:
-                        sx += dx
-                        sy += dy
-                        cnt += 1
-        na = n_active[w]
-        own = size[w, label[w, i]] / na
-        frac_own[w, i] = own
-        if with_reward:
-            d_nn = sense
-            if nb[w, i, 0, 4] > 0.0:
-                d_nn = min(math.sqrt(nb[w, i, 0, 0] ** 2 + nb[w, i, 0, 1] ** 2) * sense, sense)
-            rr = p[P_CLUSTER] * own
-            if d_nn > p[P_LINK]:
-                rr -= p[P_SPREAD] * (d_nn - p[P_LINK])
-            onset = contact[w, i] and not prev_contact[w, i]
-            if contact[w, i]:
-                rr -= p[P_COLL]
-                if onset:
-                    rr -= p[P_ONSET]
-            prev_contact[w, i] = contact[w, i]
-            rew[w, i] = rr
-            frac = largest[w] / na
-            d_c = math.sqrt((centroid[w, 0] - px) ** 2 + (centroid[w, 1] - py) ** 2)
-            agg = 1.0 if largest[w] == na else 0.0
-            if fresh[w, i]:
-                stats[S_LARGEST, w, i] = frac
-                stats[S_CENTROID, w, i] = d_c
-                stats[S_AGGREGATED, w, i] = agg
-                fresh[w, i] = False
-            else:   # the change: the episode's sum is the value after its last step
-                stats[S_LARGEST, w, i] = frac - last[0, w, i]
-                stats[S_CENTROID, w, i] = d_c - last[1, w, i]
-                stats[S_AGGREGATED, w, i] = agg - last[2, w, i]
-            last[0, w, i] = frac
-            last[1, w, i] = d_c
-            last[2, w, i] = agg
-            stats[S_LARGEST_MEAN, w, i] = frac * inv_t
-            stats[S_COLLISIONS, w, i] = 1.0 if onset else 0.0
-        # observation
-        th = np.float64(theta[w, i])
-        c = math.cos(th)
-        s_ = math.sin(th)
-        vx = vel[w, i, 0]
-        vy = vel[w, i, 1]
-        ego_velocity(obs, w, i, n_rays, vx, vy, c, s_, vmax)
-        neighbour_slots(obs, w, i, base, nb)
-        o = base + 5 * K
-        if cnt > 0:
-            f = 1.0 / (cnt * cue)
-            obs[w, i, o] = min(max((sx * c + sy * s_) * f, -1.0), 1.0)
-            obs[w, i, o + 1] = min(max((-sx * s_ + sy * c) * f, -1.0), 1.0)
-        else:
-            obs[w, i, o] = 0.0
-            obs[w, i, o + 1] = 0.0
-        obs[w, i, o + 2] = min(cnt * inv_others, 1.0)
+        agent_one(w, k - w * n, with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb,
+                  cell_start, cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew,
+                  stats, obs)

@@ -13,7 +13,7 @@ from numba import njit, prange
 
 from ..core.observe import copy_lidar, ego_velocity, leave_out, neighbour_slots
 from ..core.rng import shuffled_range, uniform
-from ..core.spawn import place_clear, start_at_rest
+from ..core.spawn import border_walls, place_clear, start_at_rest
 
 # Layout of the float64 ``params`` vector (see Flocking._params).
 (P_ARENA, P_RADIUS, P_WP_R, P_WP_MARGIN, P_WP_MIN_D, P_SPACING, P_VMAX, P_WP_SCALE, P_PROGRESS, P_WP_BONUS,
@@ -71,16 +71,6 @@ def reset_world(w, rng, p, side, pos, vel, theta, omega, active, waypoint, order
         cy += y
         start_at_rest(rng, w, i, theta, vel, omega, active)
     _draw_waypoint(w, rng, p, waypoint, cx / n, cy / n)
-
-
-@njit(cache=True)
-def border_walls(w, L, walls, n_walls):
-    """World ``w``'s walls: the four sides of the ``L`` x ``L`` arena."""
-    walls[w, 0, 0], walls[w, 0, 1], walls[w, 0, 2], walls[w, 0, 3] = 0.0, 0.0, L, 0.0
-    walls[w, 1, 0], walls[w, 1, 1], walls[w, 1, 2], walls[w, 1, 3] = L, 0.0, L, L
-    walls[w, 2, 0], walls[w, 2, 1], walls[w, 2, 2], walls[w, 2, 3] = L, L, 0.0, L
-    walls[w, 3, 0], walls[w, 3, 1], walls[w, 3, 2], walls[w, 3, 3] = 0.0, L, 0.0, 0.0
-    n_walls[w] = 4
 
 
 @njit(cache=True, parallel=True)

@@ -116,7 +116,7 @@ def resolve_device(name: str) -> torch.device:
 
 def make_train_env(cfg: TrainConfig, device: torch.device):
     """The training env: the env wholly on the GPU (``gpu.env.DeviceEnv``) for ``backend='cuda'`` with a
-    CUDA device (or numba's CUDA simulator), where the run needs nothing it lacks (navigation or flocking,
+    CUDA device (or numba's CUDA simulator), where the run needs nothing it lacks (a scenario in ``DEVICE_SCENARIOS``,
     no channel, no curricula with stages or levels); else ``BatchEnv`` (in worker processes with ``workers > 1``),
     whose worlds run on ``cfg.backend``."""
     if cfg.backend == "cuda" and device_env_fits(cfg):

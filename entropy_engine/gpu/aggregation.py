@@ -1,0 +1,142 @@
+"""The aggregation scenario on the GPU: its CUDA drivers and ``AggregationOnDevice`` (``gpu.env``'s adapter).
+
+Resets, respawns, the per-world phase (clusters by union-find over the grid, centroid, largest
+cluster) and the per-agent phase (coarse cue, reward, statistics, observation) are
+``scenarios.aggregation_kernels``' njit functions compiled as device functions; the neighbour
+sensor is ``gpu.sensors.neighbours``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.kernels import CELL, V_MAX
+from ..scenarios import aggregation_kernels as ak
+from . import sensors
+from .target import cuda, device, to_device
+
+cu = cuda()
+d_reset_world = device(ak.reset_world)
+d_respawn_world = device(ak.respawn_world)
+d_world_one = device(ak.world_one)
+d_agent_one = device(ak.agent_one)
+
+
+@cu.jit
+def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, order, walls, n_walls, contact, prev_contact,
+                 fresh):
+    """World ``w`` (a thread each) where ``mask[w]``: ``aggregation_kernels.reset_world``, no contacts,
+    every agent's episode fresh."""
+    w = cu.grid(1)
+    if w < pos.shape[0] and mask[w]:
+        d_reset_world(w, rng, p, side, pos, vel, theta, omega, active, order, walls, n_walls)
+        for i in range(pos.shape[1]):
+            contact[w, i] = False
+            prev_contact[w, i] = False
+            fresh[w, i] = True
+
+
+@cu.jit
+def respawn_worlds(mask, rng, p, pos, vel, theta, omega, active, prev_contact, fresh, refresh):
+    w = cu.grid(1)
+    if w >= pos.shape[0]:
+        return
+    any_ = False
+    for i in range(pos.shape[1]):
+        if mask[w, i]:
+            any_ = True
+            prev_contact[w, i] = False
+            fresh[w, i] = True
+    if any_:
+        d_respawn_world(w, mask, rng, p, pos, vel, theta, omega, active)
+        refresh[w] = True
+
+
+@cu.jit
+def world_phase(mask, pos, active, cell_start, cell_items, g, p, parent, size, label, n_active, largest, centroid):
+    w = cu.grid(1)
+    if w < pos.shape[0] and mask[w]:
+        d_world_one(w, pos, active, cell_start, cell_items, g, p, parent, size, label, n_active, largest, centroid)
+
+
+@cu.jit
+def agent_phase(mask, with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb, cell_start,
+                cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew, stats, obs):
+    k = cu.grid(1)
+    n = pos.shape[1]
+    if k < pos.shape[0] * n and mask[k // n]:
+        d_agent_one(k // n, k % n, with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb,
+                    cell_start, cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew,
+                    stats, obs)
+
+
+class AggregationOnDevice:
+    """The aggregation scenario's state on the GPU and its launches, for ``gpu.env.DeviceEnv``: the same
+    arrays as ``scenarios.aggregation.Aggregation`` and its neighbour sensor (copied from ``host`` once)."""
+
+    def __init__(self, host, world, launch) -> None:
+        E, N = world.num_worlds, world.n_agents
+        self.world, self.launch = world, launch
+        new = to_device
+        self.rng = new(host.rng)
+        self.params = new(host._params)
+        self.side = int(host._side)
+        self.label = new(host.label)
+        self.size = new(host.size)
+        self.n_active = new(host.n_active)
+        self.largest = new(host.largest)
+        self.centroid = new(host.centroid)
+        self.parent = new(host._parent)
+        self.last = new(host._last)
+        self.fresh = new(host._fresh)
+        self.prev_contact = new(host.prev_contact)
+        self.order = new(host._order)
+        sensor = host.sensor
+        self.nb_out = new(sensor.out)
+        self.nb_idx = new(sensor.indices)
+        self.best_d2 = new(sensor._best_d2)
+        self.no_attrs = new(sensor._no_attrs)
+        self.sense_range = float(sensor.sense_range)
+        self.inv_speed = 1.0 / float(host.world.phys[V_MAX])
+        self.cell = float(host.world.phys[CELL])
+        self.obs = new(np.zeros(host.obs.shape, np.float32))
+        self.reward = new(np.zeros((E, N), np.float32))
+        self.terminated = new(np.zeros((E, N), np.bool_))   # aggregation never terminates
+        self.stats = new(np.zeros(host.stats.shape, np.float32))
+        self.frac_own = new(np.zeros((E, N), np.float32))
+        self.info = {"collided": world.contact, "cluster_fraction": self.frac_own}
+        self._all = new(np.ones(E, np.bool_))
+
+    def reset(self, mask) -> None:
+        w = self.world
+        reset_worlds[self.launch.worlds()](mask, self.rng, self.params, self.side, w.pos, w.vel, w.theta, w.omega,
+                                            w.active, self.order, w.walls, w.n_walls, w.contact, self.prev_contact,
+                                            self.fresh)
+
+    def crowded(self) -> int | None:
+        return None   # the spawn lattice always holds every robot (checked when the host scenario was built)
+
+    def respawn(self, mask, refresh) -> None:
+        w = self.world
+        respawn_worlds[self.launch.worlds()](mask, self.rng, self.params, w.pos, w.vel, w.theta, w.omega, w.active,
+                                              self.prev_contact, self.fresh, refresh)
+
+    def _sense_and_score(self, mask, with_reward: bool) -> None:
+        """``Aggregation._sense_and_score`` (the grid is current: built by the step or the lidar refresh)."""
+        w = self.world
+        sensors.neighbours[self.launch.agents()](w.pos, w.vel, w.theta, w.active, self.no_attrs, self.sense_range,
+                                                  self.inv_speed, self.cell, w.grid_size, w.cell_start, w.cell_items,
+                                                  self.best_d2, self.nb_idx, self.nb_out)
+        world_phase[self.launch.worlds()](mask, w.pos, w.active, w.cell_start, w.cell_items, w.grid_size,
+                                          self.params, self.parent, self.size, self.label, self.n_active,
+                                          self.largest, self.centroid)
+        agent_phase[self.launch.agents()](mask, with_reward, self.fresh, w.pos, w.vel, w.theta, w.active, w.contact,
+                                          self.prev_contact, w.lidar, self.nb_out, w.cell_start, w.cell_items,
+                                          w.grid_size, self.label, self.size, self.n_active, self.largest,
+                                          self.centroid, self.params, self.last, self.frac_own, self.reward,
+                                          self.stats, self.obs)
+
+    def after_step(self) -> None:
+        self._sense_and_score(self._all, True)
+
+    def observe(self, mask) -> None:
+        self._sense_and_score(mask, False)

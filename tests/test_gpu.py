@@ -82,6 +82,14 @@ def test_aggregation_device_env_matches_batch_env_with_clusters():
     assert r["truncated"] > 0, r
 
 
+def test_coverage_device_env_matches_batch_env_with_landmarks():
+    """Coverage on the GPU: landmarks placed at reset, nearest and second-nearest robots, occupancy and the
+    landmark slots of the observation agree with the CPU env through world resets."""
+    r = compare_envs("coverage", max_steps=12, landmark_radius=0.7, landmark_spacing=1.4)
+    _check_envs(r)
+    assert r["truncated"] > 0 and r["on_landmark"] > 0, r
+
+
 def test_device_env_refuses_bad_input_and_what_it_lacks():
     from entropy_engine.gpu.env import DeviceEnv
 
@@ -95,8 +103,8 @@ def test_device_env_refuses_bad_input_and_what_it_lacks():
     bad[3, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         env.step(bad)
-    with pytest.raises(ConfigError, match="the device env runs .*'aggregation', 'flocking', 'navigation'.*got 'coverage'"):
-        DeviceEnv("coverage", 2, 3)
+    with pytest.raises(ConfigError, match="the device env runs .*'aggregation', 'coverage', 'flocking', 'navigation'.*got 'formation'"):
+        DeviceEnv("formation", 2, 3)
     with pytest.raises(ConfigError, match="comm_dim"):
         DeviceEnv("navigation", 2, 3, comm_dim=2)
 
@@ -151,7 +159,7 @@ def test_device_episode_metrics_match_the_host_collector():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation"])
+@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation", "coverage"])
 def test_training_on_the_device_env_follows_the_cpu_run(preset):
     """Two PPO iterations of a preset's network on the device env give the CPU run's metrics."""
     from entropy_engine.training.config import PRESETS, TrainConfig, build_config

@@ -253,11 +253,8 @@ class Coverage(Scenario):
         w, lm = self.world, self.landmarks
         if mask is None:
             mask = np.ones(w.num_worlds, np.bool_)
-        a = w.arena
         ck.reset_worlds(mask, self.rng, self._params, w.pos, w.vel, w.theta, w.omega, w.active, lm.pos, lm.radius,
-                        lm.active)
-        w.walls[mask, :4] = np.array([[0, 0, a, 0], [a, 0, a, a], [a, a, 0, a], [0, a, 0, 0]], np.float32)
-        w.n_walls[mask] = 4
+                        lm.active, w.walls, w.n_walls)
         w.contact[mask] = False
         self.prev_contact[mask] = False
         self.t[mask] = 0

@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-seed", type=int, default=12345)
     ap.add_argument("--out", default="runs/curriculum_compare")
     ap.add_argument("--json", dest="json_path", default=None)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="numba and torch threads of each training run (0 = automatic; 1 on a shared machine).")
     args = ap.parse_args(argv)
     out = Path(args.out)
     results = []
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                      "--out", str(run_dir), "--overwrite", "--videos", "false", "--console", "plain"]
             if args.total_steps:
                 train += ["--total-steps", str(args.total_steps)]
+            if args.threads:
+                train += ["--threads", str(args.threads), "--torch-threads", str(args.threads)]
             t0 = time.perf_counter()
             log = _run(train)
             train_s = time.perf_counter() - t0

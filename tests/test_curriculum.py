@@ -485,3 +485,17 @@ n_obstacles = 4
     from entropy_engine.training.config import _layer
 
     assert _layer(cli, {"scenario": "flocking"}).curriculum == {}
+
+
+def test_hard_navigation_presets_build_their_curricula():
+    from entropy_engine.training.config import preset
+
+    full = preset("hard_navigation")
+    staged = preset("hard_navigation_staged").curriculum_spec
+    assert staged.kind == "stages" and staged.n_levels == 3
+    last = dict(zip(staged.names, staged.table[-1]))       # the last stage is the full task (the env table)
+    assert all(last[n] == float(getattr(full.scenario_config, n)) for n in staged.names)
+    assert dict(zip(staged.names, staged.table[0]))["n_obstacles"] == 0
+    levels = preset("hard_navigation_levels").curriculum_spec
+    assert (levels.kind, levels.n_levels, levels.top_k) == ("levels", 12, 3)
+    assert (12.0, 6.0, 20.0) in levels.table                 # the full task is one of the levels

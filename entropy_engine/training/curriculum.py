@@ -32,6 +32,7 @@ Levels (automatic sampling by learnability)::
     ranges = { min_goal_distance = [1.0, 5.0, 3] }   # low, high, count: evenly spaced values
     uniform_share = 0.2
     stats_window = 200
+    top_k = 0                                    # > 0: learnability only among the k most learnable levels
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ model at full difficulty (the ``hard_navigation`` task: the run's ``env`` table,
 stage) on ``--episodes`` episodes with one fixed seed. Prints a table (mean ± standard deviation
 over seeds) and writes every number to ``--json``::
 
-    python -m entropy_engine.training.curriculum_compare --seeds 0 1 2 --json docs/curriculum_compare.json
+    python -m entropy_engine.training.curriculum_compare --seeds 0 1 2 3 4 --threads 1 --json docs/curriculum_compare.json
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Curricula: promotion rules, per-world settings in the kernels, the level sampler, resume, bad configs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -219,6 +220,35 @@ def test_sampler_probabilities_follow_learnability():
         counts += np.bincount(cur.levels, minlength=4)
     freq = counts / counts.sum()
     np.testing.assert_allclose(freq, expected, atol=0.01)
+
+
+def test_top_k_keeps_learnability_only_for_the_most_learnable_levels():
+    table = ((0.0,), (1.0,), (2.0,), (3.0,), (4.0,))
+    spec = CurriculumSpec("levels", ("n_obstacles",), table, "success", "success_rate", uniform_share=0.1,
+                          stats_window=1000, top_k=2)
+    env, cur = _curriculum(spec, worlds=5)
+    np.testing.assert_allclose(cur.probabilities(), 0.2)       # all unseen: a tie at the top, every level kept
+    cur.levels[:] = [0, 1, 2, 3, 4]
+    for _ in range(40):                                        # success 0.5, 0.3, 0.1, 0.9, 0.0 per level
+        for lv, rate in enumerate((0.5, 0.3, 0.1, 0.9, 0.0)):
+            cur.record(np.array([lv]), np.array([rate]))
+    p = (cur.total + 0.5) / (cur.count + 1)
+    learn = p * (1 - p)
+    top = np.argsort(-learn)[:2]
+    assert set(top) == {0, 1}                                  # p 0.5 and 0.3 are the most learnable
+    kept = np.zeros(5)
+    kept[top] = learn[top]
+    expected = 0.9 * kept / kept.sum() + 0.1 / 5
+    np.testing.assert_allclose(cur.probabilities(), expected)
+    assert np.all(cur.probabilities()[[2, 3, 4]] == pytest.approx(0.02))   # the rest: the uniform share only
+    # without top_k every level keeps its learnability
+    cur.spec = dataclasses.replace(spec, top_k=0)
+    np.testing.assert_allclose(cur.probabilities(), 0.9 * learn / learn.sum() + 0.1 / 5)
+    # the config: top_k travels into the spec; a negative one is refused
+    cfg = resolve_config("default", overrides=dict(SMALL, curriculum={"levels": {**LEVELS["levels"], "top_k": 3}}))
+    assert cfg.curriculum_spec.top_k == 3
+    with pytest.raises(ConfigError, match="top_k >= 0"):
+        resolve_config("default", overrides=dict(SMALL, curriculum={"levels": {**LEVELS["levels"], "top_k": -1}}))
 
 
 def test_levels_are_drawn_per_world_at_reset_and_recorded_per_level():
@@ -455,3 +485,17 @@ n_obstacles = 4
     from entropy_engine.training.config import _layer
 
     assert _layer(cli, {"scenario": "flocking"}).curriculum == {}
+
+
+def test_hard_navigation_presets_build_their_curricula():
+    from entropy_engine.training.config import preset
+
+    full = preset("hard_navigation")
+    staged = preset("hard_navigation_staged").curriculum_spec
+    assert staged.kind == "stages" and staged.n_levels == 3
+    last = dict(zip(staged.names, staged.table[-1]))       # the last stage is the full task (the env table)
+    assert all(last[n] == float(getattr(full.scenario_config, n)) for n in staged.names)
+    assert dict(zip(staged.names, staged.table[0]))["n_obstacles"] == 0
+    levels = preset("hard_navigation_levels").curriculum_spec
+    assert (levels.kind, levels.n_levels, levels.top_k) == ("levels", 12, 3)
+    assert (12.0, 6.0, 20.0) in levels.table                 # the full task is one of the levels

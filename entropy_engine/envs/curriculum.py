@@ -19,7 +19,9 @@ level (``levels[w]``); ``Curriculum`` writes each world's row into the scenario'
   ``(s_l + 0.5) / (n_l + 1)`` from exponentially decayed counts of its finished agent-episodes
   (``n_l``) and their summed statistic (``s_l``, clipped to [0, 1]); each episode decays the older
   counts of its level by ``1 - 1 / stats_window``. A level never seen has p = 0.5, the largest
-  learnability, so every level is tried early.
+  learnability, so every level is tried early. With ``top_k = k > 0`` (JaxNav's buffer of the most
+  learnable levels) ``L_l`` counts only for the levels whose learnability is among the k largest
+  (ties included), the others get only the uniform share.
 
 The shaping ramp (``TrainConfig.shaping_warmup``) is a scale on the ``shaping_terms`` columns of
 whatever level a world is on: ``set_scale`` rewrites every world's values.
@@ -57,6 +59,7 @@ class CurriculumSpec:
     max_steps: tuple[int, ...] = ()        # [L] stages: 0 = none
     uniform_share: float = 0.2             # levels
     stats_window: int = 200                # levels
+    top_k: int = 0                         # levels: learnability only for the k most learnable (0 = all)
 
     @property
     def n_levels(self) -> int:
@@ -151,6 +154,9 @@ class Curriculum:
         L = self.spec.n_levels
         p = (self.total + 0.5) / (self.count + 1.0)
         learn = p * (1.0 - p)
+        k = self.spec.top_k
+        if 0 < k < L:     # only the k most learnable levels (ties at the k-th value included)
+            learn = np.where(learn >= np.partition(learn, L - k)[L - k], learn, 0.0)
         u = self.spec.uniform_share
         s = learn.sum()
         if s <= 0:

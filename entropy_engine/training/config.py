@@ -342,20 +342,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 _HARD_NAV = dict(PRESETS["default"], num_worlds=8, n_agents=20, total_steps=4_000_000, max_episode_steps=400,
                  env=dict(PRESETS["default"]["env"], n_obstacles=12, obstacle_max_length=4.0, min_goal_distance=6.0))
 PRESETS["hard_navigation"] = _HARD_NAV
-# the same task with a staged curriculum: fewer walls, nearer goals and fewer robots first; each stage is
-# left when 80 % of its last 400 agent-episodes reached their goal, or after 1M agent-steps
+# the same task with a staged curriculum: first an open arena, near goals and no collision shaping (the
+# robots learn to reach goals), then 6 walls with half the collision shaping, then the full task; each
+# stage is left when 50 % of its last 400 agent-episodes reached their goal, or after 1.2M agent-steps
 PRESETS["hard_navigation_staged"] = dict(_HARD_NAV, curriculum=dict(stages=[
-    dict(env=dict(n_obstacles=2, min_goal_distance=2.0, active_fraction=0.5), threshold=0.8, window=400,
-         max_steps=1_000_000),
-    dict(env=dict(n_obstacles=6, min_goal_distance=4.0, active_fraction=0.75), threshold=0.8, window=400,
-         max_steps=1_000_000),
-    dict(env=dict(n_obstacles=12, min_goal_distance=6.0, active_fraction=1.0)),
+    dict(env=dict(n_obstacles=0, min_goal_distance=1.0, collision_onset_penalty=0.0, approach_penalty=0.0),
+         threshold=0.5, window=400, max_steps=1_200_000),
+    dict(env=dict(n_obstacles=6, min_goal_distance=3.0, collision_onset_penalty=10.0, approach_penalty=1.0),
+         threshold=0.5, window=400, max_steps=1_200_000),
+    dict(env=dict()),
 ]))
-# the same task with automatic level sampling over 18 levels (walls x goal distance x robots taking part),
-# by learnability p(1-p) of success per level, 10 % uniform
+# the same task with automatic level sampling over 12 levels (walls 0/6/12 x goal distance 1/6 m x collision
+# penalty 0/20): by learnability p(1-p) of success among the 3 most learnable levels, 20 % uniform
 PRESETS["hard_navigation_levels"] = dict(_HARD_NAV, curriculum=dict(levels=dict(
-    grid=dict(n_obstacles=[0, 6, 12], min_goal_distance=[1.5, 4.0, 6.0], active_fraction=[0.5, 1.0]),
-    uniform_share=0.1, stats_window=200)))
+    grid=dict(n_obstacles=[0, 6, 12], min_goal_distance=[1.0, 6.0], collision_onset_penalty=[0.0, 20.0]),
+    uniform_share=0.2, stats_window=200, top_k=3)))
 DEFAULT_PRESET = "default"
 
 

@@ -32,6 +32,7 @@ Levels (automatic sampling by learnability)::
     ranges = { min_goal_distance = [1.0, 5.0, 3] }   # low, high, count: evenly spaced values
     uniform_share = 0.2
     stats_window = 200
+    top_k = 0                                    # > 0: learnability only among the k most learnable levels
 """
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ class LevelsConfig:
         "Setting -> [low, high, count]: count evenly spaced values from low to high.")})
     uniform_share: float = field(0.2, "Share of draws that pick a level uniformly at random.")
     stats_window: int = field(200, "A level's success estimate forgets its older episodes over about this many.")
+    top_k: int = field(0, "Sample by learnability only among the k most learnable levels (JaxNav's buffer); "
+                          "the others get only the uniform share (0 = every level).")
 
 
 @dataclass(frozen=True)
@@ -229,8 +232,8 @@ def build_spec(cur: CurriculumConfig, scenario: str, scenario_config: Any, worke
     if not cls.per_world_settings:
         raise ConfigError(f"scenario {scenario!r} reads its settings once for all worlds: levels need per-world "
                           "settings (use stages)")
-    if not 0.0 <= lv.uniform_share <= 1.0 or lv.stats_window < 1:
-        raise ConfigError("curriculum levels: need 0 <= uniform_share <= 1 and stats_window >= 1")
+    if not 0.0 <= lv.uniform_share <= 1.0 or lv.stats_window < 1 or lv.top_k < 0:
+        raise ConfigError("curriculum levels: need 0 <= uniform_share <= 1, stats_window >= 1 and top_k >= 0")
     names, rows = _level_rows(lv)
     for n in names:
         cls.setting_columns([n])
@@ -240,7 +243,7 @@ def build_spec(cur: CurriculumConfig, scenario: str, scenario_config: Any, worke
         except ConfigError as exc:
             raise ConfigError(f"curriculum level {dict(zip(names, row))}: {exc}") from None
     return CurriculumSpec("levels", names, tuple(rows), stat, metric, uniform_share=lv.uniform_share,
-                          stats_window=lv.stats_window)
+                          stats_window=lv.stats_window, top_k=lv.top_k)
 
 
 def hardest_env(cur: CurriculumConfig | None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ model at full difficulty (the ``hard_navigation`` task: the run's ``env`` table,
 stage) on ``--episodes`` episodes with one fixed seed. Prints a table (mean ± standard deviation
 over seeds) and writes every number to ``--json``::
 
-    python -m entropy_engine.training.curriculum_compare --seeds 0 1 2 --json docs/curriculum_compare.json
+    python -m entropy_engine.training.curriculum_compare --seeds 0 1 2 3 4 --threads 1 --json docs/curriculum_compare.json
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-seed", type=int, default=12345)
     ap.add_argument("--out", default="runs/curriculum_compare")
     ap.add_argument("--json", dest="json_path", default=None)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="numba and torch threads of each training run (0 = automatic; 1 on a shared machine).")
     args = ap.parse_args(argv)
     out = Path(args.out)
     results = []
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                      "--out", str(run_dir), "--overwrite", "--videos", "false", "--console", "plain"]
             if args.total_steps:
                 train += ["--total-steps", str(args.total_steps)]
+            if args.threads:
+                train += ["--threads", str(args.threads), "--torch-threads", str(args.threads)]
             t0 = time.perf_counter()
             log = _run(train)
             train_s = time.perf_counter() - t0

@@ -65,9 +65,6 @@ class DeviceEnv:
                               "run on the GPU through BatchEnv with backend 'cuda' (physics on the GPU, scenario on "
                               "the CPU)")
         config.pop("backend", None)
-        if config.get("comm_dim", 0):
-            raise ConfigError("the device env has no communication channel yet: comm_dim must be 0 "
-                              "(use the CPU env, backend 'numba', for channels)")
         require()
         import torch
 
@@ -77,6 +74,9 @@ class DeviceEnv:
 
         self._ek = env_kernels
         self.host = host = make_scenario(scenario, num_worlds, n_agents, seed, **config)   # numba: layouts, spaces
+        if host.config.comm_dim:
+            raise ConfigError("the device env has no communication channel yet: comm_dim must be 0 "
+                              "(use the CPU env, backend 'numba', for channels)")
         if host.n_scripted:
             raise ConfigError(f"the device env has no scripted robots yet ({scenario!r} has {host.n_scripted})")
         self.config = host.config

@@ -223,3 +223,30 @@ def test_without_a_gpu_the_commands_refuse_clearly(tmp_path):
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert "backend 'cuda' needs an NVIDIA GPU" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("scenario", ["flocking", "aggregation", "coverage"])
+def test_respawn_on_the_gpu_matches_the_scenario(scenario):
+    """``gpu.spawn.respawn_clear`` puts the same robots at the same places as the scenario's CPU respawn
+    (these scenarios never terminate an agent in training, so the env comparisons do not reach it)."""
+    from entropy_engine.gpu.env import DeviceEnv
+    from entropy_engine.gpu.target import download, to_device
+    from entropy_engine.scenarios import make_scenario
+
+    host = make_scenario(scenario, 2, 6, 3)
+    host.reset()
+    env = DeviceEnv(scenario, 2, 6, seed=3)
+    env.reset()
+    mask = np.zeros((2, 6), np.bool_)
+    mask[0, [1, 4]] = True
+    mask[1, 0] = True
+    host.respawn(mask)
+    refresh = to_device(np.zeros(2, np.bool_))
+    env.sc.respawn(to_device(mask), refresh)
+    pos, theta, flags = np.zeros((2, 6, 2), np.float32), np.zeros((2, 6), np.float32), np.zeros(2, np.bool_)
+    download(env.world.pos, pos)
+    download(env.world.theta, theta)
+    download(refresh, flags)
+    np.testing.assert_array_equal(pos, host.world.pos)
+    np.testing.assert_array_equal(theta, host.world.theta)
+    assert flags.all()

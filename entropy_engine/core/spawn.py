@@ -54,3 +54,13 @@ def border_walls(w, L, walls, n_walls):
     walls[w, 2, 0], walls[w, 2, 1], walls[w, 2, 2], walls[w, 2, 3] = L, L, 0.0, L
     walls[w, 3, 0], walls[w, 3, 1], walls[w, 3, 2], walls[w, 3, 3] = 0.0, L, 0.0, 0.0
     n_walls[w] = 4
+
+
+@njit(cache=True)
+def respawn_clear(w, mask, rng, arena, edge, spacing, pos, vel, theta, omega, active):
+    """Every robot ``i`` of world ``w`` with mask[w, i] restarts by ``place_clear`` (a random point
+    ``edge`` from the border and ``spacing`` from the other robots, at rest): the respawn of the
+    scenarios without per-robot goals (flocking, aggregation, coverage), on the CPU and the GPU."""
+    for i in range(pos.shape[1]):
+        if mask[w, i]:
+            place_clear(rng, w, i, arena, edge, spacing, pos, vel, theta, omega, active)

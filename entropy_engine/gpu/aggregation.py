@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.kernels import CELL, V_MAX
 from ..scenarios import aggregation_kernels as ak
-from . import sensors
+from .sensors import DeviceNeighbours
+from .spawn import respawn_clear
 from .target import cuda, device, to_device
 
 cu = cuda()
 d_reset_world = device(ak.reset_world)
-d_respawn_world = device(ak.respawn_world)
 d_world_one = device(ak.world_one)
 d_agent_one = device(ak.agent_one)
 
@@ -33,22 +32,6 @@ def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, order, wall
             contact[w, i] = False
             prev_contact[w, i] = False
             fresh[w, i] = True
-
-
-@cu.jit
-def respawn_worlds(mask, rng, p, pos, vel, theta, omega, active, prev_contact, fresh, refresh):
-    w = cu.grid(1)
-    if w >= pos.shape[0]:
-        return
-    any_ = False
-    for i in range(pos.shape[1]):
-        if mask[w, i]:
-            any_ = True
-            prev_contact[w, i] = False
-            fresh[w, i] = True
-    if any_:
-        d_respawn_world(w, mask, rng, p, pos, vel, theta, omega, active)
-        refresh[w] = True
 
 
 @cu.jit
@@ -79,6 +62,8 @@ class AggregationOnDevice:
         new = to_device
         self.rng = new(host.rng)
         self.params = new(host._params)
+        p = host._params
+        self.arena, self.edge, self.spacing = float(p[ak.P_ARENA]), float(p[ak.P_RADIUS]) + 0.05, float(p[ak.P_SPACING])
         self.side = int(host._side)
         self.label = new(host.label)
         self.size = new(host.size)
@@ -90,14 +75,7 @@ class AggregationOnDevice:
         self.fresh = new(host._fresh)
         self.prev_contact = new(host.prev_contact)
         self.order = new(host._order)
-        sensor = host.sensor
-        self.nb_out = new(sensor.out)
-        self.nb_idx = new(sensor.indices)
-        self.best_d2 = new(sensor._best_d2)
-        self.no_attrs = new(sensor._no_attrs)
-        self.sense_range = float(sensor.sense_range)
-        self.inv_speed = 1.0 / float(host.world.phys[V_MAX])
-        self.cell = float(host.world.phys[CELL])
+        self.nb = DeviceNeighbours(host.sensor)
         self.obs = new(np.zeros(host.obs.shape, np.float32))
         self.reward = new(np.zeros((E, N), np.float32))
         self.terminated = new(np.zeros((E, N), np.bool_))   # aggregation never terminates
@@ -117,20 +95,18 @@ class AggregationOnDevice:
 
     def respawn(self, mask, refresh) -> None:
         w = self.world
-        respawn_worlds[self.launch.worlds()](mask, self.rng, self.params, w.pos, w.vel, w.theta, w.omega, w.active,
-                                              self.prev_contact, self.fresh, refresh)
+        respawn_clear[self.launch.worlds()](mask, self.rng, self.arena, self.edge, self.spacing, w.pos, w.vel, w.theta,
+                                            w.omega, w.active, self.prev_contact, self.fresh, refresh)
 
     def _sense_and_score(self, mask, with_reward: bool) -> None:
         """``Aggregation._sense_and_score`` (the grid is current: built by the step or the lidar refresh)."""
         w = self.world
-        sensors.neighbours[self.launch.agents()](w.pos, w.vel, w.theta, w.active, self.no_attrs, self.sense_range,
-                                                  self.inv_speed, self.cell, w.grid_size, w.cell_start, w.cell_items,
-                                                  self.best_d2, self.nb_idx, self.nb_out)
+        self.nb.sense(w, self.launch)
         world_phase[self.launch.worlds()](mask, w.pos, w.active, w.cell_start, w.cell_items, w.grid_size,
                                           self.params, self.parent, self.size, self.label, self.n_active,
                                           self.largest, self.centroid)
         agent_phase[self.launch.agents()](mask, with_reward, self.fresh, w.pos, w.vel, w.theta, w.active, w.contact,
-                                          self.prev_contact, w.lidar, self.nb_out, w.cell_start, w.cell_items,
+                                          self.prev_contact, w.lidar, self.nb.out, w.cell_start, w.cell_items,
                                           w.grid_size, self.label, self.size, self.n_active, self.largest,
                                           self.centroid, self.params, self.last, self.frac_own, self.reward,
                                           self.stats, self.obs)

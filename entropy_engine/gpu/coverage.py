@@ -3,20 +3,19 @@
 Resets (landmarks, then robots), respawns, the per-world phase (each landmark's nearest and
 second-nearest robot, occupancy, contributions) and the per-agent phase (reward, statistics, the
 nearest landmarks and the neighbour slots of the observation) are ``scenarios.coverage_kernels``'
-njit functions compiled as device functions; the neighbour sensor is ``gpu.sensors.neighbours``.
+njit functions compiled as device functions; the neighbour sensor is ``gpu.sensors.DeviceNeighbours`` and respawns ``gpu.spawn.respawn_clear``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..core.kernels import CELL, V_MAX
 from ..scenarios import coverage_kernels as ck
-from . import sensors
+from .sensors import DeviceNeighbours
+from .spawn import respawn_clear
 from .target import cuda, device, to_device
 
 cu = cuda()
 d_reset_world = device(ck.reset_world)
-d_respawn_world = device(ck.respawn_world)
 d_world_one = device(ck.world_one)
 d_agent_one = device(ck.agent_one)
 
@@ -32,21 +31,6 @@ def reset_worlds(mask, rng, p, pos, vel, theta, omega, active, lm_pos, lm_radius
             contact[w, i] = False
             prev_contact[w, i] = False
         t[w] = 0
-
-
-@cu.jit
-def respawn_worlds(mask, rng, p, pos, vel, theta, omega, active, prev_contact, refresh):
-    w = cu.grid(1)
-    if w >= pos.shape[0]:
-        return
-    any_ = False
-    for i in range(pos.shape[1]):
-        if mask[w, i]:
-            any_ = True
-            prev_contact[w, i] = False
-    if any_:
-        d_respawn_world(w, mask, rng, p, pos, vel, theta, omega, active)
-        refresh[w] = True
 
 
 @cu.jit
@@ -93,6 +77,8 @@ class CoverageOnDevice:
         new = to_device
         self.rng = new(host.rng)
         self.params = new(host._params)
+        p = host._params
+        self.arena, self.edge, self.spacing = float(p[ck.P_ARENA]), float(p[ck.P_RADIUS]) + 0.05, float(p[ck.P_SPACING])
         lm = host.landmarks
         self.lm_pos, self.lm_radius, self.lm_active = new(lm.pos), new(lm.radius), new(lm.active)
         for name in ("d1", "j1", "d2", "occupied", "owner", "contrib", "mean_d", "prev_mean_d", "frac", "prev_frac",
@@ -101,20 +87,14 @@ class CoverageOnDevice:
         self.first = new(host._first)
         self.best_d2 = new(host._best_d2)
         self.best_l = new(host._best_l)
-        sensor = host.sensor
-        self.nb_out = new(sensor.out)
-        self.nb_idx = new(sensor.indices)
-        self.nb_d2 = new(sensor._best_d2)
-        self.no_attrs = new(sensor._no_attrs)
-        self.sense_range = float(sensor.sense_range)
-        self.inv_speed = 1.0 / float(host.world.phys[V_MAX])
-        self.cell = float(host.world.phys[CELL])
+        self.nb = DeviceNeighbours(host.sensor)
         self.obs = new(np.zeros(host.obs.shape, np.float32))
         self.reward = new(np.zeros((E, N), np.float32))
         self.terminated = new(np.zeros((E, N), np.bool_))   # coverage never terminates
         self.stats = new(np.zeros(host.stats.shape, np.float32))
         self.on_landmark = new(np.zeros((E, N), np.bool_))
         self.info = {"collided": world.contact, "on_landmark": self.on_landmark}
+        self.respawned = new(np.zeros((E, N), np.bool_))   # robots respawned since the episode began
         self._all = new(np.ones(E, np.bool_))
 
     def reset(self, mask) -> None:
@@ -128,20 +108,18 @@ class CoverageOnDevice:
 
     def respawn(self, mask, refresh) -> None:
         w = self.world
-        respawn_worlds[self.launch.worlds()](mask, self.rng, self.params, w.pos, w.vel, w.theta, w.omega, w.active,
-                                              self.prev_contact, refresh)
+        respawn_clear[self.launch.worlds()](mask, self.rng, self.arena, self.edge, self.spacing, w.pos, w.vel, w.theta,
+                                            w.omega, w.active, self.prev_contact, self.respawned, refresh)
 
     def _phases(self, mask, step: bool) -> None:
         w = self.world
-        sensors.neighbours[self.launch.agents()](w.pos, w.vel, w.theta, w.active, self.no_attrs, self.sense_range,
-                                                  self.inv_speed, self.cell, w.grid_size, w.cell_start, w.cell_items,
-                                                  self.nb_d2, self.nb_idx, self.nb_out)
+        self.nb.sense(w, self.launch)
         world_phase[self.launch.worlds()](mask, step, w.pos, w.active, self.lm_pos, self.lm_radius, self.lm_active,
                                           self.params, self.d1, self.j1, self.d2, self.occupied, self.mean_d,
                                           self.prev_mean_d, self.frac, self.prev_frac, self.owner, self.contrib,
                                           self.t, self.first)
         agent_phase[self.launch.agents()](mask, step, self.first, w.pos, w.vel, w.theta, w.active, w.contact,
-                                          self.prev_contact, w.lidar, self.nb_out, self.lm_pos, self.lm_active,
+                                          self.prev_contact, w.lidar, self.nb.out, self.lm_pos, self.lm_active,
                                           self.d1, self.j1, self.d2, self.occupied, self.mean_d, self.prev_mean_d,
                                           self.frac, self.prev_frac, self.owner, self.contrib, self.params,
                                           self.best_d2, self.best_l, self.reward, self.stats, self.obs,

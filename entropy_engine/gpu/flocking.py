@@ -2,20 +2,19 @@
 
 Resets, respawns, the per-world phase (centroid, polarisation, waypoint test and redraw) and the
 per-agent phase (reward, statistics, observation) are ``scenarios.flocking_kernels``' njit functions
-compiled as device functions; the neighbour sensor is ``gpu.sensors.neighbours``.
+compiled as device functions; the neighbour sensor is ``gpu.sensors.DeviceNeighbours`` and respawns ``gpu.spawn.respawn_clear``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..core.kernels import CELL, V_MAX
 from ..scenarios import flocking_kernels as fk
-from . import sensors
+from .sensors import DeviceNeighbours
+from .spawn import respawn_clear
 from .target import cuda, device, to_device
 
 cu = cuda()
 d_reset_world = device(fk.reset_world)
-d_respawn_world = device(fk.respawn_world)
 d_world_one = device(fk.world_one)
 d_agent_one = device(fk.agent_one)
 
@@ -31,21 +30,6 @@ def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, waypoint, o
             contact[w, i] = False
             prev_contact[w, i] = False
         t[w] = 0
-
-
-@cu.jit
-def respawn_worlds(mask, rng, p, pos, vel, theta, omega, active, prev_contact, refresh):
-    w = cu.grid(1)
-    if w >= pos.shape[0]:
-        return
-    any_ = False
-    for i in range(pos.shape[1]):
-        if mask[w, i]:
-            any_ = True
-            prev_contact[w, i] = False
-    if any_:
-        d_respawn_world(w, mask, rng, p, pos, vel, theta, omega, active)
-        refresh[w] = True
 
 
 @cu.jit
@@ -87,6 +71,8 @@ class FlockingOnDevice:
         new = to_device
         self.rng = new(host.rng)
         self.params = new(host._params)
+        p = host._params
+        self.arena, self.edge, self.spacing = float(p[fk.P_ARENA]), float(p[fk.P_RADIUS]) + 0.05, float(p[fk.P_SPACING])
         self.side = int(host._side)
         self.waypoint = new(host.waypoint)
         self.prev_wp = new(host._prev_wp)
@@ -99,20 +85,14 @@ class FlockingOnDevice:
         self.t = new(host.t)
         self.first = new(host._first)
         self.order = new(host._order)
-        sensor = host.sensor
-        self.nb_out = new(sensor.out)
-        self.nb_idx = new(sensor.indices)
-        self.best_d2 = new(sensor._best_d2)
-        self.no_attrs = new(sensor._no_attrs)
-        self.sense_range = float(sensor.sense_range)
-        self.inv_speed = 1.0 / float(host.world.phys[V_MAX])
-        self.cell = float(host.world.phys[CELL])
+        self.nb = DeviceNeighbours(host.sensor)
         self.obs = new(np.zeros(host.obs.shape, np.float32))
         self.reward = new(np.zeros((E, N), np.float32))
         self.terminated = new(np.zeros((E, N), np.bool_))   # flocking never terminates
         self.stats = new(np.zeros(host.stats.shape, np.float32))
         self.wp_flag = new(np.zeros((E, N), np.bool_))
         self.info = {"collided": world.contact, "waypoint_reached": self.wp_flag}
+        self.respawned = new(np.zeros((E, N), np.bool_))   # robots respawned since the episode began
         self._all = new(np.ones(E, np.bool_))
 
     def reset(self, mask) -> None:
@@ -126,21 +106,19 @@ class FlockingOnDevice:
 
     def respawn(self, mask, refresh) -> None:
         w = self.world
-        respawn_worlds[self.launch.worlds()](mask, self.rng, self.params, w.pos, w.vel, w.theta, w.omega, w.active,
-                                              self.prev_contact, refresh)
+        respawn_clear[self.launch.worlds()](mask, self.rng, self.arena, self.edge, self.spacing, w.pos, w.vel, w.theta,
+                                            w.omega, w.active, self.prev_contact, self.respawned, refresh)
 
     def _sense(self) -> None:
         w = self.world
-        sensors.neighbours[self.launch.agents()](w.pos, w.vel, w.theta, w.active, self.no_attrs, self.sense_range,
-                                                  self.inv_speed, self.cell, w.grid_size, w.cell_start, w.cell_items,
-                                                  self.best_d2, self.nb_idx, self.nb_out)
+        self.nb.sense(w, self.launch)
 
     def _phases(self, mask, step: bool) -> None:
         w = self.world
         world_phase[self.launch.worlds()](mask, step, w.pos, w.theta, w.active, self.rng, self.params, self.centroid,
                                           self.polar, self.reached, self.waypoint, self.prev_wp, self.t, self.first)
         agent_phase[self.launch.agents()](mask, step, self.first, w.pos, w.vel, w.theta, w.active, w.contact,
-                                          self.prev_contact, w.lidar, self.nb_out, self.nb_idx, self.centroid,
+                                          self.prev_contact, w.lidar, self.nb.out, self.nb.indices, self.centroid,
                                           self.polar, self.reached, self.prev_wp, self.waypoint, self.params,
                                           self.dist, self.min_nn, self.reward, self.stats, self.obs, self.wp_flag)
 

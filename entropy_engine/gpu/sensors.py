@@ -19,3 +19,26 @@ def neighbours(pos, vel, theta, active, attrs, sense_range, inv_speed, cell, g, 
         i = k % n
         d_agent_neighbours(w, i, pos, vel, theta, active, attrs, sense_range, inv_speed, cell, g, cell_start,
                            cell_items, best_d2[w, i], best_j, out)
+
+
+class DeviceNeighbours:
+    """A ``core.neighbours.NeighbourSensor``'s arrays on the GPU (``out``, ``indices``, its scratch) and
+    its launch over the world's current grid."""
+
+    def __init__(self, sensor) -> None:
+        from ..core.kernels import CELL, V_MAX
+        from .target import to_device
+
+        self.out = to_device(sensor.out)
+        self.indices = to_device(sensor.indices)
+        self.best_d2 = to_device(sensor._best_d2)
+        self.attrs = to_device(sensor._no_attrs)
+        self.sense_range = float(sensor.sense_range)
+        self.inv_speed = 1.0 / float(sensor.world.phys[V_MAX])
+        self.cell = float(sensor.world.phys[CELL])
+
+    def sense(self, world, launch) -> None:
+        """Every robot's neighbours from ``world``'s (a ``DeviceWorld``) current grid."""
+        neighbours[launch.agents()](world.pos, world.vel, world.theta, world.active, self.attrs, self.sense_range,
+                                    self.inv_speed, self.cell, world.grid_size, world.cell_start, world.cell_items,
+                                    self.best_d2, self.indices, self.out)

@@ -15,7 +15,7 @@ from numba import njit, prange
 
 from ..core.observe import copy_lidar, ego_velocity, leave_out, neighbour_slots
 from ..core.rng import uniform
-from ..core.spawn import border_walls, place_clear, start_at_rest
+from ..core.spawn import border_walls, respawn_clear, start_at_rest
 
 # Layout of the float64 ``params`` vector (see Coverage._params).
 (P_ARENA, P_RADIUS, P_LM_R, P_LM_MARGIN, P_LM_SPACING, P_SPACING, P_VMAX, P_LM_SCALE, P_OCCUPY, P_DIST,
@@ -80,20 +80,12 @@ def reset_worlds(mask, rng, p, pos, vel, theta, omega, active, lm_pos, lm_radius
             reset_world(w, rng, p, pos, vel, theta, omega, active, lm_pos, lm_radius, lm_active, walls, n_walls)
 
 
-@njit(cache=True)
-def respawn_world(w, mask, rng, p, pos, vel, theta, omega, active):
-    """Give every agent of world ``w`` with mask[w, i] a fresh start at a random point of its world at
-    least ``spawn_spacing`` from every other active robot's centre (64 rejection tries, the last is kept)."""
-    for i in range(pos.shape[1]):
-        if mask[w, i]:
-            place_clear(rng, w, i, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
-
-
 @njit(cache=True, parallel=True)
 def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
-    """``respawn_world`` for every world, in parallel."""
+    """Give every agent with mask[w, i] a fresh start at a random point of its world at least
+    ``spawn_spacing`` from every other robot's centre (``core.spawn.respawn_clear``), worlds in parallel."""
     for w in prange(pos.shape[0]):
-        respawn_world(w, mask, rng, p, pos, vel, theta, omega, active)
+        respawn_clear(w, mask, rng, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
 
 
 @njit(cache=True)

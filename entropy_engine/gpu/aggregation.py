@@ -12,6 +12,7 @@ import numpy as np
 from ..scenarios import aggregation_kernels as ak
 from .sensors import DeviceNeighbours
 from .spawn import respawn_clear
+from .adapter import OnDevice
 from .target import cuda, device, to_device
 
 cu = cuda()
@@ -52,16 +53,14 @@ def agent_phase(mask, with_reward, fresh, pos, vel, theta, active, contact, prev
                     stats, obs)
 
 
-class AggregationOnDevice:
+class AggregationOnDevice(OnDevice):
     """The aggregation scenario's state on the GPU and its launches, for ``gpu.env.DeviceEnv``: the same
     arrays as ``scenarios.aggregation.Aggregation`` and its neighbour sensor (copied from ``host`` once)."""
 
     def __init__(self, host, world, launch) -> None:
+        super().__init__(host, world, launch)
         E, N = world.num_worlds, world.n_agents
-        self.world, self.launch = world, launch
         new = to_device
-        self.rng = new(host.rng)
-        self.params = new(host._params)
         p = host._params
         self.arena, self.edge, self.spacing = float(p[ak.P_ARENA]), float(p[ak.P_RADIUS]) + 0.05, float(p[ak.P_SPACING])
         self.side = int(host._side)
@@ -73,16 +72,10 @@ class AggregationOnDevice:
         self.parent = new(host._parent)
         self.last = new(host._last)
         self.fresh = new(host._fresh)
-        self.prev_contact = new(host.prev_contact)
         self.order = new(host._order)
         self.nb = DeviceNeighbours(host.sensor)
-        self.obs = new(np.zeros(host.obs.shape, np.float32))
-        self.reward = new(np.zeros((E, N), np.float32))
-        self.terminated = new(np.zeros((E, N), np.bool_))   # aggregation never terminates
-        self.stats = new(np.zeros(host.stats.shape, np.float32))
         self.frac_own = new(np.zeros((E, N), np.float32))
         self.info = {"collided": world.contact, "cluster_fraction": self.frac_own}
-        self._all = new(np.ones(E, np.bool_))
 
     def reset(self, mask) -> None:
         w = self.world
@@ -90,8 +83,6 @@ class AggregationOnDevice:
                                             w.active, self.order, w.walls, w.n_walls, w.contact, self.prev_contact,
                                             self.fresh)
 
-    def crowded(self) -> int | None:
-        return None   # the spawn lattice always holds every robot (checked when the host scenario was built)
 
     def respawn(self, mask, refresh) -> None:
         w = self.world

@@ -12,6 +12,7 @@ import numpy as np
 from ..scenarios import coverage_kernels as ck
 from .sensors import DeviceNeighbours
 from .spawn import respawn_clear
+from .adapter import OnDevice
 from .target import cuda, device, to_device
 
 cu = cuda()
@@ -67,35 +68,28 @@ def agent_phase(mask, with_reward, first, pos, vel, theta, active, contact, prev
             on_landmark[w, i] = owner[w, i] > 0
 
 
-class CoverageOnDevice:
+class CoverageOnDevice(OnDevice):
     """The coverage scenario's state on the GPU and its launches, for ``gpu.env.DeviceEnv``: the same
     arrays as ``scenarios.coverage.Coverage``, its landmarks and neighbour sensor (copied once)."""
 
     def __init__(self, host, world, launch) -> None:
+        super().__init__(host, world, launch)
         E, N = world.num_worlds, world.n_agents
-        self.world, self.launch = world, launch
         new = to_device
-        self.rng = new(host.rng)
-        self.params = new(host._params)
         p = host._params
         self.arena, self.edge, self.spacing = float(p[ck.P_ARENA]), float(p[ck.P_RADIUS]) + 0.05, float(p[ck.P_SPACING])
         lm = host.landmarks
         self.lm_pos, self.lm_radius, self.lm_active = new(lm.pos), new(lm.radius), new(lm.active)
         for name in ("d1", "j1", "d2", "occupied", "owner", "contrib", "mean_d", "prev_mean_d", "frac", "prev_frac",
-                     "prev_contact", "t"):
+                     "t"):
             setattr(self, name, new(getattr(host, name)))
         self.first = new(host._first)
         self.best_d2 = new(host._best_d2)
         self.best_l = new(host._best_l)
         self.nb = DeviceNeighbours(host.sensor)
-        self.obs = new(np.zeros(host.obs.shape, np.float32))
-        self.reward = new(np.zeros((E, N), np.float32))
-        self.terminated = new(np.zeros((E, N), np.bool_))   # coverage never terminates
-        self.stats = new(np.zeros(host.stats.shape, np.float32))
         self.on_landmark = new(np.zeros((E, N), np.bool_))
         self.info = {"collided": world.contact, "on_landmark": self.on_landmark}
         self.respawned = new(np.zeros((E, N), np.bool_))   # robots respawned since the episode began
-        self._all = new(np.ones(E, np.bool_))
 
     def reset(self, mask) -> None:
         w = self.world
@@ -103,8 +97,6 @@ class CoverageOnDevice:
                                             self.lm_pos, self.lm_radius, self.lm_active, w.walls, w.n_walls,
                                             w.contact, self.prev_contact, self.t)
 
-    def crowded(self) -> int | None:
-        return None   # rejection sampling keeps its last try (as on the CPU); the room was checked at build
 
     def respawn(self, mask, refresh) -> None:
         w = self.world

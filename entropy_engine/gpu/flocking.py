@@ -11,6 +11,7 @@ import numpy as np
 from ..scenarios import flocking_kernels as fk
 from .sensors import DeviceNeighbours
 from .spawn import respawn_clear
+from .adapter import OnDevice
 from .target import cuda, device, to_device
 
 cu = cuda()
@@ -61,16 +62,14 @@ def agent_phase(mask, with_reward, first, pos, vel, theta, active, contact, prev
                 wp_flag[w, i] = reached[w] and active[w, i]
 
 
-class FlockingOnDevice:
+class FlockingOnDevice(OnDevice):
     """The flocking scenario's state on the GPU and its launches, for ``gpu.env.DeviceEnv``: the same
     arrays as ``scenarios.flocking.Flocking`` and its neighbour sensor (copied from ``host`` once)."""
 
     def __init__(self, host, world, launch) -> None:
+        super().__init__(host, world, launch)
         E, N = world.num_worlds, world.n_agents
-        self.world, self.launch = world, launch
         new = to_device
-        self.rng = new(host.rng)
-        self.params = new(host._params)
         p = host._params
         self.arena, self.edge, self.spacing = float(p[fk.P_ARENA]), float(p[fk.P_RADIUS]) + 0.05, float(p[fk.P_SPACING])
         self.side = int(host._side)
@@ -81,19 +80,13 @@ class FlockingOnDevice:
         self.reached = new(host.reached)
         self.dist = new(host.dist)
         self.min_nn = new(host.min_nn)
-        self.prev_contact = new(host.prev_contact)
         self.t = new(host.t)
         self.first = new(host._first)
         self.order = new(host._order)
         self.nb = DeviceNeighbours(host.sensor)
-        self.obs = new(np.zeros(host.obs.shape, np.float32))
-        self.reward = new(np.zeros((E, N), np.float32))
-        self.terminated = new(np.zeros((E, N), np.bool_))   # flocking never terminates
-        self.stats = new(np.zeros(host.stats.shape, np.float32))
         self.wp_flag = new(np.zeros((E, N), np.bool_))
         self.info = {"collided": world.contact, "waypoint_reached": self.wp_flag}
         self.respawned = new(np.zeros((E, N), np.bool_))   # robots respawned since the episode began
-        self._all = new(np.ones(E, np.bool_))
 
     def reset(self, mask) -> None:
         w = self.world
@@ -101,8 +94,6 @@ class FlockingOnDevice:
                                             w.active, self.waypoint, self.order, w.walls, w.n_walls, w.contact,
                                             self.prev_contact, self.t)
 
-    def crowded(self) -> int | None:
-        return None   # the spawn block always fits (checked when the host scenario was built)
 
     def respawn(self, mask, refresh) -> None:
         w = self.world

@@ -6,10 +6,9 @@ sequential), rewards and observations on a thread per agent.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..core.kernels import CELL
 from ..scenarios import navigation_kernels as nk
+from .adapter import OnDevice
 from .target import cuda, device, to_device, torch_view
 
 cu = cuda()
@@ -75,29 +74,21 @@ def observe(mask, pos, vel, theta, goals, lidar, active, params, obs, dist):
             d_observe_one(w, k % n, pos, vel, theta, goals, lidar, active, params[w], obs, dist)
 
 
-class NavigationOnDevice:
+class NavigationOnDevice(OnDevice):
     """The navigation scenario's state on the GPU and its launches, for ``gpu.env.DeviceEnv``: the same
     arrays as ``scenarios.navigation.Navigation`` (copied from ``host`` once)."""
 
     def __init__(self, host, world, launch) -> None:
-        E, N = world.num_worlds, world.n_agents
-        self.world, self.launch = world, launch
+        super().__init__(host, world, launch)
         new = to_device
-        self.rng = new(host.rng)
-        self.params = new(host._params)
         self.goals = new(host.goals)
         self.dist = new(host.dist)
-        self.prev_contact = new(host.prev_contact)
         self.order = new(host._order)
         self.placed = new(host._placed)
         self.respawned = new(host._respawned)
-        self.obs = new(np.zeros(host.obs.shape, np.float32))
-        self.reward = new(np.zeros((E, N), np.float32))
-        self.terminated = new(np.zeros((E, N), np.bool_))   # reached the goal
-        self.stats = new(np.zeros(host.stats.shape, np.float32))
         self.info = {"reached_goal": self.terminated, "collided": world.contact}
         self._cell = float(host.world.phys[CELL])
-        self.n_agents = N
+        self.n_agents = world.n_agents
 
     def reset(self, mask) -> None:
         w = self.world

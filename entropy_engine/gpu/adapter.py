@@ -1,0 +1,33 @@
+"""``OnDevice``: what every scenario adapter of ``gpu.env.DeviceEnv`` holds (see gpu/README.md).
+
+An adapter keeps a scenario's state on the GPU (copied once from the host scenario ``host``, a
+``scenarios.base.Scenario`` built on the numba backend) and launches its kernels: ``reset(mask)``,
+``respawn(mask, refresh)``, ``after_step()``, ``observe(mask)`` and ``crowded()``. This base holds
+the arrays the env reads (``obs``, ``reward``, ``terminated``, ``stats``, ``info``, ``params``,
+``rng``) and those most scenarios share.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .target import to_device
+
+
+class OnDevice:
+    def __init__(self, host, world, launch) -> None:
+        E, N = world.num_worlds, world.n_agents
+        self.world, self.launch = world, launch
+        self.rng = to_device(host.rng)                                       # [E] per-world random streams
+        self.params = to_device(host._params)                                # the settings (curricula write them)
+        self.prev_contact = to_device(host.prev_contact)                     # [E, N]
+        self.obs = to_device(np.zeros(host.obs.shape, np.float32))          # [E, N, D]
+        self.reward = to_device(np.zeros((E, N), np.float32))               # [E, N]
+        self.terminated = to_device(np.zeros((E, N), np.bool_))             # [E, N] the scenario's termination
+        self.stats = to_device(np.zeros(host.stats.shape, np.float32))      # [K, E, N]
+        self.info: dict = {}                                                 # info key -> [E, N] device array
+        self._all = to_device(np.ones(E, np.bool_))
+
+    def crowded(self) -> int | None:
+        """The first world whose last reset could not place everything, or None (the default: the
+        scenario's room was checked when the host scenario was built)."""
+        return None

@@ -14,7 +14,6 @@ kernels on the CPU, which is how the tests check the GPU path on machines withou
 """
 from __future__ import annotations
 
-import os
 import types
 from typing import Any
 
@@ -49,10 +48,9 @@ def require() -> None:
     """Raise a ConfigError saying what is missing when no CUDA GPU can be used."""
     if available():
         return
-    why = os.environ.get("NUMBA_CUDA_DRIVER") or "no CUDA driver or GPU was found by numba.cuda"
-    raise ConfigError(f"backend 'cuda' needs an NVIDIA GPU with its driver ({why}); use backend 'numba' "
-                      "(the default) on this machine, or set NUMBA_ENABLE_CUDASIM=1 to run the GPU code in "
-                      "numba's (slow) CUDA simulator")
+    raise ConfigError("backend 'cuda' needs an NVIDIA GPU with its driver (numba.cuda found none; with a GPU, "
+                      "install the gpu extra: pip install -e '.[gpu]'); use backend 'numba' (the default) on this "
+                      "machine, or set NUMBA_ENABLE_CUDASIM=1 to run the GPU code in numba's (slow) CUDA simulator")
 
 
 def _is_njit(obj: Any) -> bool:

@@ -53,12 +53,18 @@ class EpisodeMetrics:
     def pop(self) -> dict[str, float]:
         """Training metrics (``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``env/<metric>``,
         ``env/episodes``) of the episodes since the last call, then forget them."""
-        means = self.means()
-        if not means:
-            return {}
-        out = {"rollout/ep_rew_mean": means.pop("mean_return"),
-               "rollout/ep_len_mean": means.pop("mean_episode_length")}
-        out.update({f"env/{m}": v for m, v in means.items()})
-        out["env/episodes"] = float(self.count)
+        out = training_metrics(self.means(), self.count)
         self.clear()
         return out
+
+
+def training_metrics(means: dict[str, float], count: int) -> dict[str, float]:
+    """``means()``'s values as the trainers log them: ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``,
+    ``env/<metric>`` and ``env/episodes`` (``count`` finished agent-episodes); {} when none finished."""
+    if not means:
+        return {}
+    means = dict(means)
+    out = {"rollout/ep_rew_mean": means.pop("mean_return"), "rollout/ep_len_mean": means.pop("mean_episode_length")}
+    out.update({f"env/{m}": v for m, v in means.items()})
+    out["env/episodes"] = float(count)
+    return out

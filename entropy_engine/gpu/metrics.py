@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from ..envs.metrics import training_metrics
+
 
 class DeviceEpisodeMetrics:
     def __init__(self, metrics: Mapping[str, tuple[str, str]], device) -> None:
@@ -40,12 +42,7 @@ class DeviceEpisodeMetrics:
         return out
 
     def pop(self) -> dict[str, float]:
-        n = self._sums[-1].item()
-        means = self.means()
+        """``EpisodeMetrics.pop``: the training metrics of the episodes since the last call, then forget them."""
+        out = training_metrics(self.means(), self.count)
         self._sums.zero_()
-        if not means:
-            return {}
-        out = {"rollout/ep_rew_mean": means.pop("mean_return"), "rollout/ep_len_mean": means.pop("mean_episode_length")}
-        out.update({f"env/{m}": v for m, v in means.items()})
-        out["env/episodes"] = float(n)
         return out

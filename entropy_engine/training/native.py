@@ -285,40 +285,45 @@ class NativeTrainer:
             buf.actions[t].copy_(action)
             buf.logp[t].copy_(logp)
             buf.values[t].copy_(value)
-            if self.on_device:   # everything stays on the GPU; one sync per step (any truncation?)
-                obs, rew, terminated, truncated, info = env.step(sent)
-                done_t = terminated | truncated
-                if bool(truncated.any()):
-                    idx_t = truncated.nonzero().squeeze(1)
-                    term_obs = info["terminal_obs"].index_select(0, idx_t)
-                    v_term = model.value(term_obs, new_state.index_select(2, idx_t), self.obs.index_select(0, idx_t))
-                    rew = rew.clone()
-                    rew[idx_t] += cfg.gamma * v_term
-                buf.rewards[t].copy_(rew)
-                buf.dones[t].copy_(done_t)
-                self.stats.add(info, done_t)
-            else:
-                obs, reward, terminated, truncated, info = env.step(sent.cpu().numpy())
-                done = terminated | truncated
-                rew = torch.as_tensor(reward, device=dev)
-                if truncated.any():
-                    idx = np.flatnonzero(truncated)
-                    idx_t = torch.as_tensor(idx, device=dev)
-                    term_obs = torch.as_tensor(info["terminal_obs"][idx], device=dev)
-                    v_term = model.value(term_obs, new_state.index_select(2, idx_t), self.obs.index_select(0, idx_t))
-                    rew = rew.clone()
-                    rew[idx_t] += cfg.gamma * v_term
-                buf.rewards[t].copy_(rew)
-                done_t = torch.as_tensor(done, device=dev)
-                buf.dones[t].copy_(done_t)
-                if done.any():
-                    self.stats.add(info, done)
+            obs, rew, done_t, truncated = self._env_step(sent)
+            if truncated is not None:   # bootstrap truncated episodes with V(terminal obs)
+                idx_t, term_obs = truncated
+                v_term = model.value(term_obs, new_state.index_select(2, idx_t), self.obs.index_select(0, idx_t))
+                rew = rew.clone()
+                rew[idx_t] += cfg.gamma * v_term
+            buf.rewards[t].copy_(rew)
+            buf.dones[t].copy_(done_t)
             self.prev_obs.copy_(self.obs)
             self.obs.copy_(torch.as_tensor(obs, device=dev))
             self.starts.copy_(done_t)
             self.lstm_state = new_state
         self.num_timesteps += steps * env.num_slots
         return model.step(self.obs, self.lstm_state, self.starts, self.prev_obs)[1]
+
+    def _env_step(self, sent: torch.Tensor):
+        """Step the env with the actions ``sent``; returns the observation (the env's), reward and done
+        flags as tensors on the trainer's device and the truncated slots' (indices, terminal
+        observations), or None; the episodes that ended are added to ``stats``. A device env
+        (``gpu.env``) keeps everything on the GPU: one sync per step, to see whether any slot was
+        truncated."""
+        env, dev = self.env, self.device
+        if self.on_device:
+            obs, rew, terminated, truncated, info = env.step(sent)
+            done_t = terminated | truncated
+            self.stats.add(info, done_t)
+            if not bool(truncated.any()):
+                return obs, rew, done_t, None
+            idx_t = truncated.nonzero().squeeze(1)
+            return obs, rew, done_t, (idx_t, info["terminal_obs"].index_select(0, idx_t))
+        obs, reward, terminated, truncated, info = env.step(sent.cpu().numpy())
+        done = terminated | truncated
+        if done.any():
+            self.stats.add(info, done)
+        rew, done_t = torch.as_tensor(reward, device=dev), torch.as_tensor(done, device=dev)
+        if not truncated.any():
+            return obs, rew, done_t, None
+        idx = np.flatnonzero(truncated)
+        return obs, rew, done_t, (torch.as_tensor(idx, device=dev), torch.as_tensor(info["terminal_obs"][idx], device=dev))
 
     # ------------------------------------------------------------------ training
     def _lr(self) -> float:

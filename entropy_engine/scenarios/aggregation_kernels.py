@@ -146,7 +146,7 @@ def world_phase(pos, active, cell_start, cell_items, g, p, parent, size, label, 
         world_one(w, pos, active, cell_start, cell_items, g, p, parent, size, label, n_active, largest, centroid)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def agent_one(w, i, with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb, cell_start,
               cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew, stats, obs):
     """Per agent: the coarse cue (centroid of the other robots within ``cue_range``, over the

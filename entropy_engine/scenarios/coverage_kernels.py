@@ -159,7 +159,7 @@ def world_phase(pos, active, lm_pos, lm_radius, lm_active, p, d1, j1, d2, occupi
         world_one(w, pos, active, lm_pos, lm_radius, lm_active, p, d1, j1, d2, occupied, mean_d, frac, owner, contrib)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def agent_one(w, i, with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, lm_pos, lm_active,
               d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib, p, best_d2, best_l, rew,
               stats, obs):

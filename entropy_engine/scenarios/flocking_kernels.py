@@ -135,7 +135,7 @@ def world_phase(pos, theta, active, rng, p, redraw, centroid, polar, reached, wa
         world_one(w, pos, theta, active, rng, p, redraw, centroid, polar, reached, waypoint, prev_wp)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def agent_one(w, i, with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, nb_idx, centroid,
               polar, reached, prev_wp, waypoint, p, dist, min_nn, rew, stats, obs):
     """Per agent: reward and the per-step values of the episode statistics (``with_reward``; the

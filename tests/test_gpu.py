@@ -90,6 +90,26 @@ def test_coverage_device_env_matches_batch_env_with_landmarks():
     assert r["truncated"] > 0 and r["on_landmark"] > 0, r
 
 
+def test_device_env_runs_curricula_as_batch_env_does():
+    """Levels (per-world walls, goal distance, active robots, reward weights drawn at each world's reset)
+    and stages (promoted on a window of success) on the device env: the same settings reach the same
+    worlds at the same steps, so observations, rewards and the curriculum's state match BatchEnv's."""
+    from entropy_engine.envs.curriculum import CurriculumSpec
+
+    levels = CurriculumSpec("levels", ("n_obstacles", "min_goal_distance", "active_fraction", "time_penalty"),
+                            ((0.0, 0.5, 1.0, 0.0), (2.0, 1.0, 0.5, 1.0), (4.0, 2.0, 1.0, 0.5)), "success",
+                            "success_rate", uniform_share=0.3, stats_window=20)
+    r = compare_envs("navigation", steps=16, max_steps=5, goal_radius=1.2, n_obstacles=4, curriculum=levels)
+    _check_envs(r)
+    assert r["curriculum_mismatch"] == 0 and r["truncated"] > 0 and r["terminated"] > 0, r
+    assert sum(r["curriculum"]["episodes"]) > 0 and len(set(r["curriculum"]["levels"])) > 1, r["curriculum"]
+    stages = CurriculumSpec("stages", ("n_obstacles", "goal_reward"), ((0.0, 1.0), (2.0, 2.0), (4.0, 3.0)), "success",
+                            "success_rate", True, (0.1, 0.1, float("nan")), (3, 3, 1), (0, 0, 0), (0, 0, 0))
+    r = compare_envs("navigation", steps=16, max_steps=6, goal_radius=1.2, n_obstacles=4, curriculum=stages)
+    _check_envs(r)
+    assert r["curriculum_mismatch"] == 0 and r["curriculum"]["stage"] >= 1, r
+
+
 def test_device_env_refuses_bad_input_and_what_it_lacks():
     from entropy_engine.gpu.env import DeviceEnv
 

@@ -58,7 +58,9 @@ def compare_envs(scenario: str = "navigation", num_worlds: int = 3, n_agents: in
     """Step ``BatchEnv`` (numba, on the host) and ``gpu.env.DeviceEnv`` of ``scenario`` from the same seed
     with the same actions; returns the worst differences of observations, rewards, terminal observations
     and finished episodes' statistics, the number of done flags, info flags and episode lengths that
-    differ, and how many terminations, truncations and info flags were compared."""
+    differ, how many steps ended with different curriculum states (stage, levels, statistics: with
+    ``curriculum=`` a ``CurriculumSpec``), and how many terminations, truncations and info flags were
+    compared."""
     import torch
 
     from ..envs.batch import BatchEnv
@@ -69,7 +71,7 @@ def compare_envs(scenario: str = "navigation", num_worlds: int = 3, n_agents: in
     out: dict[str, Any] = {"reset_obs": float(np.abs(a.reset() - b.reset().cpu().numpy()).max()),
                            "obs": 0.0, "reward": 0.0, "terminal_obs": 0.0, "episode_return": 0.0, "episode_stats": 0.0,
                            "done_mismatch": 0, "info_mismatch": 0, "length_mismatch": 0,
-                           "terminated": 0, "truncated": 0, "steps": steps}
+                           "terminated": 0, "truncated": 0, "steps": steps, "curriculum_mismatch": 0}
     out.update({key: 0 for key in a.info_keys})
     a.set_shaping_scale(shaping)
     b.set_shaping_scale(shaping)
@@ -97,4 +99,6 @@ def compare_envs(scenario: str = "navigation", num_worlds: int = 3, n_agents: in
                 out["episode_stats"] = max(out["episode_stats"], float(np.abs(i1[key][d] - host(i2[key])[d]).max()))
         out["terminated"] += int(te1.sum())
         out["truncated"] += int(tr1.sum())
+        out["curriculum_mismatch"] += int(a.curriculum.state() != b.curriculum.state())
+    out["curriculum"] = a.curriculum.state()
     return out

@@ -10,10 +10,17 @@ rounding, the same trajectories. ``step`` takes the actions as a torch tensor on
 torch tensors that view the env's device arrays (no copies to the host; overwritten by the next
 step), like ``BatchEnv`` returns views of its numpy arrays.
 
+Curricula (``curriculum=``, a ``CurriculumSpec``) are ``envs.curriculum.Curriculum`` itself, on the
+host: it writes each world's settings into the host scenario's ``_params`` and every write is copied
+to the device (``_SettingsOnDevice``). With stages or levels each step copies the finished
+agent-episodes' statistic and the world resets to the host (a few hundred bytes to kilobytes), so the
+stages promote and the levels are drawn exactly as ``BatchEnv`` does them, in the same order from the
+same stream; without a curriculum (the shaping ramp only) nothing is copied.
+
 Scenarios on the GPU: ``DEVICE_SCENARIOS``. What it does not do (use ``BatchEnv`` with
-``backend="cuda"`` or ``"numba"`` for these): the other scenarios, communication channels, curricula
-beyond the shaping ramp, ``on_goal="deactivate"`` and ``autoreset=False`` (evaluation runs on the
-CPU env; a model file does not depend on where it trained).
+``backend="cuda"`` or ``"numba"`` for these): the other scenarios, communication channels,
+``on_goal="deactivate"`` and ``autoreset=False`` (evaluation runs on the CPU env; a model file does
+not depend on where it trained).
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..core.rng import seed_states
+from ..envs.curriculum import Curriculum, CurriculumSpec, trivial_spec
 from .target import download, require, simulated, synchronize, to_device, torch_view, upload
 
 THREADS = 32 if simulated() else 256
@@ -46,6 +54,24 @@ class Launch:
         return (self.num_worlds + n - 1) // n, n
 
 
+class _SettingsOnDevice:
+    """What ``envs.curriculum.Curriculum`` needs of a scenario, for the device env: the host scenario's
+    setting columns, and ``write_settings`` that writes the host's ``_params`` and copies them to the
+    device array the kernels read."""
+
+    def __init__(self, host, params_d) -> None:
+        self.host, self.params_d = host, params_d
+        self.world, self.shaping_terms = host.world, host.shaping_terms
+
+    def setting_columns(self, names) -> np.ndarray:
+        return self.host.setting_columns(names)
+
+    def write_settings(self, columns: np.ndarray, values: np.ndarray) -> None:
+        if len(columns):
+            self.host.write_settings(columns, values)
+            upload(self.params_d, self.host._params)
+
+
 def _adapter(scenario: str):
     import importlib
 
@@ -59,7 +85,7 @@ class DeviceEnv:
     on_device = True
 
     def __init__(self, scenario: str = "navigation", num_worlds: int = 8, n_agents: int = 10,
-                 seed: int | None = None, **config: Any):
+                 seed: int | None = None, curriculum: CurriculumSpec | None = None, **config: Any):
         if scenario not in DEVICE_SCENARIOS:
             raise ConfigError(f"the device env runs {sorted(DEVICE_SCENARIOS)}, got {scenario!r}; other scenarios "
                               "run on the GPU through BatchEnv with backend 'cuda' (physics on the GPU, scenario on "
@@ -125,26 +151,29 @@ class DeviceEnv:
         self.terminated = tv(self.terminated_d).view(S)
         self.truncated = tv(self.truncated_d).view(S)
         self.actions = tv(self.actions_d).view(S, A)
-        self._params_t = tv(sc.params)
         self.info = {key: tv(arr).view(S) for key, arr in self.info_d.items()}
         self.info.update({"terminal_obs": tv(self.terminal_obs_d).view(S, D), "world_done": tv(self.world_done),
                           "episode_return": tv(self.out_return).view(S), "episode_length": tv(self.out_length).view(S)})
         for j, name in enumerate(self.stat_names):
             self.info["episode_" + name] = tv(self.out_stats)[j].view(S)
         self._running = (tv(self.ep_return).view(S), tv(self.ep_length).view(S), tv(self.ep_stats).view(K, S))
-        self._shaping_cols = [host.settings[name] for name in host.shaping_terms]
-        base = host._params if host._params.ndim == 1 else host._params[0]
-        self._shaping_base = base[self._shaping_cols].copy()
+        # each world's settings (one level = the configured values, unless a curriculum is given)
+        self.curriculum = Curriculum(curriculum or trivial_spec(host), _SettingsOnDevice(host, sc.params), seed)
+        cur = self.curriculum
+        self._cur_stat = (self.stat_names.index(cur.spec.stat) if cur.active and cur.spec.stat in self.stat_names
+                          else None)
         self._needs_reset = True
 
     # ------------------------------------------------------------------ the env API
     def seed(self, seed: int | None) -> None:
         upload(self.sc.rng, seed_states(seed, self.num_worlds))
+        self.curriculum.seed(seed)
 
     def reset(self, seed: int | None = None):
         """Reset every world; returns the observation view [S, D] (a torch tensor on the GPU)."""
         if seed is not None:
             self.seed(seed)
+        self.curriculum.on_reset(np.ones(self.num_worlds, np.bool_))
         self.sc.reset(self._all)
         self.world.refresh_lidar(self._all)
         self.sc.observe(self._all)
@@ -182,10 +211,28 @@ class DeviceEnv:
                             self.ep_length, self.ep_stats, self.terminated_d, self.truncated_d, sc.obs,
                             self.terminal_obs_d, self.out_return, self.out_length, self.out_stats, self.respawn_mask)
         sc.respawn(self.respawn_mask, self.refresh)
+        if self.curriculum.active:
+            self._curriculum_step()
         sc.reset(self.world_done)
         w.refresh_lidar(self.refresh)
         sc.observe(self.refresh)
         return self.obs, self.reward, self.terminated, self.truncated, self.info
+
+    def _curriculum_step(self) -> None:
+        """``BatchEnv.step``'s curriculum calls: record the agent-episodes that ended with this step,
+        advance the stage, draw the levels of the worlds about to reset (their settings reach the
+        device before ``sc.reset`` reads them)."""
+        cur, N = self.curriculum, self.n_agents
+        if self._cur_stat is not None:
+            done = (self.terminated | self.truncated).cpu().numpy()
+            idx = np.flatnonzero(done)
+            if len(idx):
+                stat = self.info["episode_" + self.stat_names[self._cur_stat]].cpu().numpy()
+                cur.record(idx // N, stat[idx])
+        cur.advance(self.num_slots)
+        world_done = self.info["world_done"].cpu().numpy()
+        if world_done.any():
+            cur.on_reset(world_done)
 
     def running_episodes(self) -> dict[str, Any]:
         """The statistics of the episodes still running, as host numpy copies."""
@@ -199,9 +246,7 @@ class DeviceEnv:
         """The shaping ramp (``TrainConfig.shaping_warmup``): the scenario's shaping terms times ``scale``."""
         from ..scenarios.base import check_shaping_scale
 
-        s = check_shaping_scale(scale)
-        for col, base in zip(self._shaping_cols, self._shaping_base):
-            self._params_t[..., col] = float(base) * s
+        self.curriculum.set_scale(check_shaping_scale(scale))
 
     def heuristic_actions(self):
         """The scenario's scripted policy on the current observations, [S, A] (computed on the host)."""

@@ -117,7 +117,7 @@ def resolve_device(name: str) -> torch.device:
 def make_train_env(cfg: TrainConfig, device: torch.device):
     """The training env: the env wholly on the GPU (``gpu.env.DeviceEnv``) for ``backend='cuda'`` with a
     CUDA device (or numba's CUDA simulator), where the run needs nothing it lacks (a scenario in ``DEVICE_SCENARIOS``,
-    no channel, no curricula with stages or levels); else ``BatchEnv`` (in worker processes with ``workers > 1``),
+    no channel, one process); else ``BatchEnv`` (in worker processes with ``workers > 1``),
     whose worlds run on ``cfg.backend``."""
     if cfg.backend == "cuda" and device_env_fits(cfg):
         from ..gpu.target import simulated
@@ -125,18 +125,18 @@ def make_train_env(cfg: TrainConfig, device: torch.device):
         if device.type == "cuda" or simulated():
             from ..gpu.env import DeviceEnv
 
-            return DeviceEnv(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, **cfg.env_kwargs)
+            return DeviceEnv(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed,
+                             curriculum=cfg.curriculum_spec, **cfg.env_kwargs)
     return make_batch_env(cfg.scenario, cfg.num_worlds, cfg.n_agents, seed=cfg.seed, on_goal="respawn",
                           workers=cfg.workers, curriculum=cfg.curriculum_spec, **cfg.env_kwargs)
 
 
 def device_env_fits(cfg: TrainConfig) -> bool:
-    """Whether ``gpu.env.DeviceEnv`` can run this config's env (a scenario it carries, no channel, no
-    stages or levels)."""
+    """Whether ``gpu.env.DeviceEnv`` can run this config's env (a scenario it carries, no channel, one
+    process)."""
     from ..gpu.env import DEVICE_SCENARIOS
 
-    return (cfg.scenario in DEVICE_SCENARIOS and not cfg.env_kwargs.get("comm_dim", 0) and cfg.curriculum_spec is None
-            and cfg.workers <= 1)
+    return cfg.scenario in DEVICE_SCENARIOS and not cfg.env_kwargs.get("comm_dim", 0) and cfg.workers <= 1
 
 
 class NativeTrainer:

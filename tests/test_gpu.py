@@ -123,6 +123,19 @@ def test_device_env_refuses_bad_input_and_what_it_lacks():
     bad[3, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         env.step(bad)
+    # an autoreset that could not place everything stops the run (checked every CROWDED_EVERY steps)
+    from entropy_engine.gpu.env import CROWDED_EVERY
+
+    env = DeviceEnv("navigation", 3, 3, seed=0, max_steps=2)
+    env.reset()
+    placed = target.torch_view(env.sc.placed)
+    zero = torch.zeros(9, 2)
+    for k in range(CROWDED_EVERY - 1):
+        env.step(zero)                            # every second step resets every world
+    env.sc.short = lambda: torch.tensor([False, True, False])   # world 1's next reset falls short
+    with pytest.raises(RuntimeError, match="world 1: could not place every agent and goal .*too crowded"):
+        env.step(zero)
+    assert (placed == 3).all()
     with pytest.raises(ConfigError, match="the device env runs .*'aggregation', 'coverage', 'flocking', 'navigation'.*got 'formation'"):
         DeviceEnv("formation", 2, 3)
     with pytest.raises(ConfigError, match="comm_dim"):
@@ -178,17 +191,24 @@ def test_device_episode_metrics_match_the_host_collector():
     assert dev.pop() == {}
 
 
+LEVELS = {"levels": {"grid": {"n_obstacles": [0, 4], "min_goal_distance": [0.5, 1.5]}, "uniform_share": 0.2,
+                     "stats_window": 20, "top_k": 2, "target_share": 0.2}}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation", "coverage"])
+@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation", "coverage", "levels"])
 def test_training_on_the_device_env_follows_the_cpu_run(preset):
-    """Two PPO iterations of a preset's network on the device env give the CPU run's metrics."""
+    """Two PPO iterations of a preset's network on the device env give the CPU run's metrics (``levels``:
+    the default preset with a level curriculum: the same levels drawn, the same curriculum logs)."""
     from entropy_engine.training.config import PRESETS, TrainConfig, build_config
     from entropy_engine.training.native import NativeTrainer
 
     logs = {}
     obs = {}
     for backend in ("numba", "cuda"):
-        cfg = build_config(TrainConfig, dict(PRESETS[preset], num_worlds=2, n_agents=4, n_steps=32, seq_len=16,
+        base = PRESETS[preset] if preset != "levels" else dict(
+            PRESETS["default"], env=dict(PRESETS["default"]["env"], n_obstacles=4), curriculum=LEVELS)
+        cfg = build_config(TrainConfig, dict(base, num_worlds=2, n_agents=4, n_steps=32, seq_len=16,
                                              batch_size=128, total_steps=512, backend=backend, max_episode_steps=20,
                                              threads=1, torch_threads=1))
         seen = []
@@ -204,8 +224,9 @@ def test_training_on_the_device_env_follows_the_cpu_run(preset):
     np.testing.assert_allclose(obs["cuda"], obs["numba"], atol=TOL)
     assert len(logs["numba"]) == len(logs["cuda"]) == 2
     for a, b in zip(logs["numba"], logs["cuda"]):
-        keys = [k for k in a if k.startswith(("env/", "rollout/")) or k == "train/value_loss"]
+        keys = [k for k in a if k.startswith(("env/", "rollout/", "curriculum/")) or k == "train/value_loss"]
         assert "env/episodes" in keys and keys == [k for k in b if k in keys]
+        assert preset != "levels" or "curriculum/level3_prob" in keys
         for key in keys:
             assert abs(a[key] - b[key]) <= 1e-3 * max(1.0, abs(a[key])), (key, a[key], b[key])
 

@@ -2,7 +2,7 @@
 
 An adapter keeps a scenario's state on the GPU (copied once from the host scenario ``host``, a
 ``scenarios.base.Scenario`` built on the numba backend) and launches its kernels: ``reset(mask)``,
-``respawn(mask, refresh)``, ``after_step()``, ``observe(mask)`` and ``crowded()``. This base holds
+``respawn(mask, refresh)``, ``after_step()``, ``observe(mask)`` and ``short()``. This base holds
 the arrays the env reads (``obs``, ``reward``, ``terminated``, ``stats``, ``info``, ``params``,
 ``rng``) and those most scenarios share.
 """
@@ -27,7 +27,7 @@ class OnDevice:
         self.info: dict = {}                                                 # info key -> [E, N] device array
         self._all = to_device(np.ones(E, np.bool_))
 
-    def crowded(self) -> int | None:
-        """The first world whose last reset could not place everything, or None (the default: the
-        scenario's room was checked when the host scenario was built)."""
+    def short(self):
+        """A torch bool tensor [E] on the device: the worlds whose last reset could not place everything;
+        or None (the default: the scenario's room was checked when the host scenario was built)."""
         return None

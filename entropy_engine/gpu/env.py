@@ -34,6 +34,7 @@ from ..envs.curriculum import Curriculum, CurriculumSpec, trivial_spec
 from .target import download, require, simulated, synchronize, to_device, torch_view, upload
 
 THREADS = 32 if simulated() else 256
+CROWDED_EVERY = 16   # steps between checks that every autoreset placed everything (a host sync each)
 # scenario -> "module:adapter class" (imported when used)
 DEVICE_SCENARIOS = {"navigation": "navigation:NavigationOnDevice", "flocking": "flocking:FlockingOnDevice",
                     "aggregation": "aggregation:AggregationOnDevice", "coverage": "coverage:CoverageOnDevice"}
@@ -162,6 +163,8 @@ class DeviceEnv:
         cur = self.curriculum
         self._cur_stat = (self.stat_names.index(cur.spec.stat) if cur.active and cur.spec.stat in self.stat_names
                           else None)
+        self._crowded = torch.zeros(E, dtype=torch.bool, device=self.device)   # [E] autoresets that fell short
+        self._steps = 0
         self._needs_reset = True
 
     # ------------------------------------------------------------------ the env API
@@ -179,10 +182,10 @@ class DeviceEnv:
         self.sc.observe(self._all)
         for arr in (self.t, self.ep_return, self.ep_length, self.ep_stats):
             torch_view(arr).zero_()
-        bad = self.sc.crowded()
-        if bad is not None:
-            raise RuntimeError(f"world {bad}: could not place every agent and goal; the arena is too crowded "
-                               "(raise arena_size or lower n_obstacles)")
+        short = self.sc.short()
+        if short is not None:
+            self._crowded.zero_()
+            self._raise_if_crowded(short, "")
         self._needs_reset = False
         return self.obs
 
@@ -214,6 +217,12 @@ class DeviceEnv:
         if self.curriculum.active:
             self._curriculum_step()
         sc.reset(self.world_done)
+        short = sc.short()
+        if short is not None:      # the CPU env checks every reset; here every CROWDED_EVERY steps (a sync)
+            self._crowded |= short & self.info["world_done"]
+            self._steps += 1
+            if self._steps % CROWDED_EVERY == 0:
+                self._raise_if_crowded(self._crowded, f" (an episode reset within the last {CROWDED_EVERY} steps)")
         w.refresh_lidar(self.refresh)
         sc.observe(self.refresh)
         return self.obs, self.reward, self.terminated, self.truncated, self.info
@@ -233,6 +242,13 @@ class DeviceEnv:
         world_done = self.info["world_done"].cpu().numpy()
         if world_done.any():
             cur.on_reset(world_done)
+
+    @staticmethod
+    def _raise_if_crowded(short, when: str) -> None:
+        if bool(short.any()):
+            bad = int(short.nonzero()[0, 0])
+            raise RuntimeError(f"world {bad}: could not place every agent and goal{when}; the arena is too crowded "
+                               "(raise arena_size or lower n_obstacles)")
 
     def running_episodes(self) -> dict[str, Any]:
         """The statistics of the episodes still running, as host numpy copies."""

@@ -96,10 +96,9 @@ class NavigationOnDevice(OnDevice):
                                             w.omega, w.active, self.goals, self.order, self.placed, w.contact,
                                             self.prev_contact)
 
-    def crowded(self) -> int | None:
-        """The first world whose last reset could not place every robot and goal, or None."""
-        short = torch_view(self.placed) < self.n_agents
-        return int(short.nonzero()[0, 0]) if bool(short.any()) else None
+    def short(self):
+        """The worlds whose last reset could not place every robot and goal ([E] bool, on the device)."""
+        return torch_view(self.placed) < self.n_agents
 
     def respawn(self, mask, refresh) -> None:
         w = self.world

@@ -251,6 +251,32 @@ def test_top_k_keeps_learnability_only_for_the_most_learnable_levels():
         resolve_config("default", overrides=dict(SMALL, curriculum={"levels": {**LEVELS["levels"], "top_k": -1}}))
 
 
+def test_target_share_draws_the_full_task_and_adds_it_when_the_grid_lacks_it():
+    # the full task (the env's n_obstacles 4, min_goal_distance 2.0) is not in the grid: added as the last level
+    levels = {"grid": {"n_obstacles": [0, 2]}, "ranges": {"min_goal_distance": [0.5, 1.0, 2]}, "uniform_share": 0.2,
+              "target_share": 0.3, "stats_window": 1000}
+    cfg = resolve_config("default", overrides=dict(SMALL, env={"n_obstacles": 4, "min_goal_distance": 2.0},
+                                                   curriculum={"levels": levels}))
+    spec = cfg.curriculum_spec
+    assert spec.n_levels == 5 and spec.target_level == 4 and spec.table[4] == (4.0, 2.0), spec
+    # in the grid already: no new level, the target is that row
+    cfg2 = resolve_config("default", overrides=dict(SMALL, env={"n_obstacles": 2, "min_goal_distance": 1.0},
+                                                    curriculum={"levels": levels}))
+    assert cfg2.curriculum_spec.n_levels == 4 and cfg2.curriculum_spec.table[cfg2.curriculum_spec.target_level] == (2.0, 1.0)
+    env = BatchEnv("navigation", 8, 2, seed=0, curriculum=spec, **cfg.env_kwargs)
+    cur = env.curriculum
+    np.testing.assert_allclose(cur.probabilities(), [0.14, 0.14, 0.14, 0.14, 0.44])   # unseen: 0.7 / 5 + 0.3
+    cur.levels[:] = [0, 1, 2, 3, 4, 0, 1, 2]
+    for _ in range(30):                                  # success 1, 0.5, 0, 0.5 and 0 on the full task
+        cur.record(np.arange(5), np.array([1.0, 0.5, 0.0, 0.5, 0.0]))
+    p = cur.success_estimates()
+    learn = p * (1 - p)
+    expected = 0.5 * learn / learn.sum() + 0.2 / 5
+    expected[4] += 0.3
+    np.testing.assert_allclose(cur.probabilities(), expected)
+    assert cur.probabilities().sum() == pytest.approx(1.0)
+
+
 def test_levels_are_drawn_per_world_at_reset_and_recorded_per_level():
     cfg = resolve_config("default", overrides=dict(SMALL, curriculum=LEVELS))
     env = BatchEnv("navigation", 16, 4, seed=5, curriculum=cfg.curriculum_spec, **cfg.env_kwargs)
@@ -439,6 +465,8 @@ def test_console_line_shows_the_stage_and_the_level_means():
     ({"levels": {"ranges": {"min_goal_distance": [3.0, 1.0, 3]}}}, "low < high"),
     ({"levels": {"grid": {"n_obstacles": [0]}, "uniform_share": 1.5}}, "uniform_share"),
     ({"levels": {"grid": {"n_obstacles": [0]}, "mix": 0.5}}, "mix"),
+    ({"levels": {"grid": {"n_obstacles": [0]}, "target_share": 0.9}}, "with a sum <= 1"),
+    ({"levels": {"grid": {"n_obstacles": [0]}, "target_share": -0.1}}, "target_share"),
     ("{not json", "JSON"),
 ])
 def test_bad_curriculum_configs_are_clear_errors_before_training(cur, match):

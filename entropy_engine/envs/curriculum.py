@@ -21,7 +21,9 @@ level (``levels[w]``); ``Curriculum`` writes each world's row into the scenario'
   counts of its level by ``1 - 1 / stats_window``. A level never seen has p = 0.5, the largest
   learnability, so every level is tried early. With ``top_k = k > 0`` (JaxNav's buffer of the most
   learnable levels) ``L_l`` counts only for the levels whose learnability is among the k largest
-  (ties included), the others get only the uniform share.
+  (ties included), the others get only the uniform share. With ``target_share = t > 0`` a share t
+  of the draws goes to ``target_level``, the full task (the run's ``env`` values: what is
+  evaluated), and the learnability part is ``1 - u - t``.
 
 The shaping ramp (``TrainConfig.shaping_warmup``) is a scale on the ``shaping_terms`` columns of
 whatever level a world is on: ``set_scale`` rewrites every world's values.
@@ -60,6 +62,8 @@ class CurriculumSpec:
     uniform_share: float = 0.2             # levels
     stats_window: int = 200                # levels
     top_k: int = 0                         # levels: learnability only for the k most learnable (0 = all)
+    target_share: float = 0.0              # levels: share of draws on level target_level (the full task)
+    target_level: int = -1                 # levels: the full task's row (-1: none)
 
     @property
     def n_levels(self) -> int:
@@ -157,11 +161,12 @@ class Curriculum:
         k = self.spec.top_k
         if 0 < k < L:     # only the k most learnable levels (ties at the k-th value included)
             learn = np.where(learn >= np.partition(learn, L - k)[L - k], learn, 0.0)
-        u = self.spec.uniform_share
+        u, t = self.spec.uniform_share, self.spec.target_share
         s = learn.sum()
-        if s <= 0:
-            return np.full(L, 1.0 / L)
-        return (1.0 - u) * learn / s + u / L
+        prob = np.full(L, (1.0 - t) / L) if s <= 0 else (1.0 - u - t) * learn / s + u / L
+        if t > 0:
+            prob[self.spec.target_level] += t
+        return prob
 
     def success_estimates(self) -> np.ndarray:
         """levels: each level's success estimate p_l [L]."""

@@ -33,6 +33,7 @@ Levels (automatic sampling by learnability)::
     uniform_share = 0.2
     stats_window = 200
     top_k = 0                                    # > 0: learnability only among the k most learnable levels
+    target_share = 0.0                           # share of draws on the full task (the env settings)
 """
 from __future__ import annotations
 
@@ -76,6 +77,8 @@ class LevelsConfig:
     stats_window: int = field(200, "A level's success estimate forgets its older episodes over about this many.")
     top_k: int = field(0, "Sample by learnability only among the k most learnable levels (JaxNav's buffer); "
                           "the others get only the uniform share (0 = every level).")
+    target_share: float = field(0.0, "Share of draws on the full task (the run's env settings; added as a level "
+                                      "when the grid lacks it): practice on what is evaluated.")
 
 
 @dataclass(frozen=True)
@@ -232,9 +235,20 @@ def build_spec(cur: CurriculumConfig, scenario: str, scenario_config: Any, worke
     if not cls.per_world_settings:
         raise ConfigError(f"scenario {scenario!r} reads its settings once for all worlds: levels need per-world "
                           "settings (use stages)")
-    if not 0.0 <= lv.uniform_share <= 1.0 or lv.stats_window < 1 or lv.top_k < 0:
-        raise ConfigError("curriculum levels: need 0 <= uniform_share <= 1, stats_window >= 1 and top_k >= 0")
+    if not (0.0 <= lv.uniform_share <= 1.0 and 0.0 <= lv.target_share <= 1.0
+            and lv.uniform_share + lv.target_share <= 1.0) or lv.stats_window < 1 or lv.top_k < 0:
+        raise ConfigError("curriculum levels: need uniform_share and target_share in [0, 1] with a sum <= 1, "
+                          f"stats_window >= 1 and top_k >= 0, got uniform_share={lv.uniform_share!r}, "
+                          f"target_share={lv.target_share!r}, stats_window={lv.stats_window!r}, top_k={lv.top_k!r}")
     names, rows = _level_rows(lv)
+    target = -1
+    if lv.target_share > 0:     # the full task: the env's values of the level settings
+        full = tuple(float(getattr(scenario_config, n)) for n in names)
+        if full not in rows:
+            if len(rows) >= MAX_LEVELS:
+                raise ConfigError(f"curriculum levels: {len(rows)} levels and the full task, at most {MAX_LEVELS}")
+            rows.append(full)
+        target = rows.index(full)
     for n in names:
         cls.setting_columns([n])
     for row in rows:
@@ -243,7 +257,8 @@ def build_spec(cur: CurriculumConfig, scenario: str, scenario_config: Any, worke
         except ConfigError as exc:
             raise ConfigError(f"curriculum level {dict(zip(names, row))}: {exc}") from None
     return CurriculumSpec("levels", names, tuple(rows), stat, metric, uniform_share=lv.uniform_share,
-                          stats_window=lv.stats_window, top_k=lv.top_k)
+                          stats_window=lv.stats_window, top_k=lv.top_k, target_share=lv.target_share,
+                          target_level=target)
 
 
 def hardest_env(cur: CurriculumConfig | None) -> dict[str, Any]:

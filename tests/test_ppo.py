@@ -238,3 +238,41 @@ def test_update_split_over_threads_matches_one_thread_and_is_deterministic():
         assert torch.equal(b, c)
     for k in ("train/loss", "train/approx_kl", "train/clip_fraction", "train/value_loss"):
         assert m1[k] == pytest.approx(m2[k], rel=1e-4, abs=1e-6), k
+
+
+def test_robots_sitting_out_are_left_out_of_the_update():
+    """``active_fraction`` < 1: the robots that sit out their world's episode keep their slots, but the
+    trainer records them as inactive and nothing they hold reaches the PPO update."""
+    import copy
+
+    from entropy_engine.training.config import PRESETS
+    from entropy_engine.training.native import NativeTrainer
+    from entropy_engine.training.ppo import ppo_update
+
+    cfg = build_config(TrainConfig, dict(PRESETS["default"], num_worlds=4, n_agents=6, n_steps=32, seq_len=8,
+                                         batch_size=192, n_epochs=2, max_episode_steps=12, threads=1, torch_threads=1,
+                                         env=dict(PRESETS["default"]["env"], active_fraction=0.5)))
+    tr = NativeTrainer(cfg)
+    last = tr.collect()
+    buf = tr.buffer
+    off = buf.active == 0
+    assert 0.3 < float(off.float().mean()) < 0.7                 # half of every world's robots sit out
+    assert (buf.rewards[off] == 0).all() and (buf.obs[off][:, -4:] == 0).all()   # no reward, no goal, no speed
+    adv, ret = compute_gae(buf.rewards, buf.values, buf.dones, last, cfg.gamma, cfg.gae_lambda)
+    buf.advantages.copy_(adv)
+    buf.returns.copy_(ret)
+    assert float(buf.sequences()["mask"].sum()) == float((~off).sum())
+
+    def update():
+        model = copy.deepcopy(tr.model)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        ppo_update(model, opt, buf.sequences(), cfg, torch.Generator().manual_seed(0))
+        return [p.detach().clone() for p in model.parameters()]
+
+    before = update()
+    g = torch.Generator().manual_seed(1)
+    for x in (buf.obs, buf.actions, buf.advantages, buf.returns, buf.values, buf.logp):
+        x[off] = 10 * torch.randn(x[off].shape, generator=g)       # garbage in the sat-out slots
+    assert all(torch.equal(a, b) for a, b in zip(before, update()))
+    buf.active.fill_(1.0)                                        # without the mask the garbage would count
+    assert not all(torch.equal(a, b) for a, b in zip(before, update()))

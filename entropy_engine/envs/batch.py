@@ -126,6 +126,13 @@ class BatchEnv:
         return self.scenario.config
 
     @property
+    def active_slots(self) -> np.ndarray:
+        """[S] bool: the slots whose robot takes part now (False: sitting out its world's episode with
+        ``active_fraction`` < 1, or removed with ``on_goal='deactivate'``); the trainer leaves the
+        others out of its update."""
+        return self._active.reshape(self.num_slots)
+
+    @property
     def over(self) -> bool:
         """Without autoreset: every world has finished its episode (call ``reset()``)."""
         return bool(self._finished.all())

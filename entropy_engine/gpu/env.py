@@ -250,6 +250,11 @@ class DeviceEnv:
             raise RuntimeError(f"world {bad}: could not place every agent and goal{when}; the arena is too crowded "
                                "(raise arena_size or lower n_obstacles)")
 
+    @property
+    def active_slots(self):
+        """[S] bool (a torch view): the slots whose robot takes part now (``BatchEnv.active_slots``)."""
+        return torch_view(self.world.active).view(self.num_slots)
+
     def running_episodes(self) -> dict[str, Any]:
         """The statistics of the episodes still running, as host numpy copies."""
         ret, length, stats = self._running

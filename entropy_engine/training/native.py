@@ -265,11 +265,14 @@ class NativeTrainer:
         spec = model.spec
         tokens = spec.comm_vocab > 0
         steps = cfg.n_steps if steps is None else steps
+        has_active = hasattr(env, "active_slots")   # [S]: which robots take part (else all: worker processes)
         for t in range(steps):
             if t % cfg.seq_len == 0:
                 buf.states[t // cfg.seq_len].copy_(self.lstm_state)
             buf.obs[t].copy_(self.obs)
             buf.starts[t].copy_(self.starts)
+            if has_active:
+                buf.active[t].copy_(torch.as_tensor(env.active_slots, device=dev))
             if buf.prev_obs is not None:
                 buf.prev_obs[t].copy_(self.prev_obs)
             mean, value, new_state = model.step(self.obs, self.lstm_state, self.starts, self.prev_obs)

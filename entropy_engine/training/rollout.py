@@ -3,7 +3,9 @@
 Step ``t`` of slot ``s`` holds: the observation the policy saw, ``starts`` (1 if that observation
 is the first of an episode, so the LSTM state was zeroed before it), the sampled (unclipped)
 action, its log-probability, the value estimate, the reward (plus gamma * V(terminal obs) for
-truncated episodes) and ``dones`` (1 if the episode ended at this step); with ``prev_obs`` also
+truncated episodes), ``dones`` (1 if the episode ended at this step) and ``active`` (1 if the slot's
+robot took part: a robot that sits out its world's episode, ``active_fraction`` < 1, is left out
+of the update); with ``prev_obs`` also
 the slot's previous observation (the input of ``obs_delta`` policies). The LSTM state at the
 start of every ``seq_len`` chunk is stored so that the update can replay each chunk exactly
 (truncated BPTT).
@@ -30,6 +32,7 @@ class RolloutBuffer:
         self.rewards = torch.zeros(T, S, **kw)
         self.starts = torch.zeros(T, S, **kw)
         self.dones = torch.zeros(T, S, **kw)
+        self.active = torch.ones(T, S, **kw)
         self.advantages = torch.zeros(T, S, **kw)
         self.returns = torch.zeros(T, S, **kw)
         self.states = torch.zeros(self.n_chunks, n_lstm, 2, S, hidden, **kw)  # state before each chunk
@@ -40,8 +43,9 @@ class RolloutBuffer:
         A sequence starts at every ``seq_len`` chunk start and at every episode start, so inside a
         sequence no LSTM state ever needs resetting and the update can use one fused LSTM call
         (the state is zeroed at step 0 of sequences that begin an episode). Returns tensors
-        [seq_len, B, ...] for B sequences, ``mask`` [seq_len, B] (1 = real step, 0 = padding) and
-        ``states`` [L, 2, B, H] (the state before step 0). ``steps`` < n_steps uses only the first
+        [seq_len, B, ...] for B sequences, ``mask`` [seq_len, B] (1 = real step of an active robot,
+        0 = padding or a robot sitting out) and ``states`` [L, 2, B, H] (the state before step 0);
+        sequences with no active step are left out. ``steps`` < n_steps uses only the first
         ``steps`` steps (a shorter last rollout).
         """
         T, S, L = self.n_steps if steps is None else steps, self.n_slots, self.seq_len
@@ -63,8 +67,11 @@ class RolloutBuffer:
 
         keys = ("obs", "actions", "logp", "values", "starts", "advantages", "returns")
         out = {k: pad(getattr(self, k)) for k in keys + (("prev_obs",) if self.prev_obs is not None else ())}
-        out["mask"] = pad(torch.ones(T, S, device=dev))
+        out["mask"] = pad(self.active)
         t0, s0 = first % T, first // T
         st = self.states[t0 // L, :, :, s0]                          # [B, L_lstm, 2, H]
         out["states"] = st.permute(1, 2, 0, 3).contiguous()
+        keep = out["mask"].sum(0) > 0                                # [B] sequences with an active step
+        if not bool(keep.all()):
+            out = {k: (v[:, :, keep] if k == "states" else v[:, keep]) for k, v in out.items()}
         return out

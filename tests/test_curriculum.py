@@ -527,3 +527,14 @@ def test_hard_navigation_presets_build_their_curricula():
     levels = preset("hard_navigation_levels").curriculum_spec
     assert (levels.kind, levels.n_levels, levels.top_k) == ("levels", 12, 3)
     assert (12.0, 6.0, 20.0) in levels.table                 # the full task is one of the levels
+
+
+def test_compare_statistics_by_hand():
+    from entropy_engine.training.curriculum_compare import pair_wins, permutation_p
+
+    # 4 values into two groups of 2: 6 splits; only the observed one has a difference of means >= 2
+    assert permutation_p([3.0, 4.0], [1.0, 2.0]) == pytest.approx(1 / 6)
+    assert permutation_p([1.0, 2.0], [3.0, 4.0]) == pytest.approx(1.0)       # every split is at least as far
+    assert permutation_p([1.0, 4.0], [2.0, 3.0]) == pytest.approx(4 / 6)     # difference 0: 4 splits reach it
+    assert pair_wins([3.0, 4.0], [1.0, 2.0]) == 1.0
+    assert pair_wins([1.0, 2.0], [2.0, 3.0]) == pytest.approx(0.125)          # one tie of four pairs

@@ -291,3 +291,23 @@ def test_respawn_on_the_gpu_matches_the_scenario(scenario):
     np.testing.assert_array_equal(pos, host.world.pos)
     np.testing.assert_array_equal(theta, host.world.theta)
     assert flags.all()
+
+
+@pytest.mark.slow
+def test_the_one_command_gpu_check_runs_its_agreement_part(tmp_path):
+    """``entropy bench --backend cuda --quick``'s agreement part (in the simulator): every comparison it
+    makes is written to the JSON and agrees."""
+    import json
+
+    from entropy_engine.gpu.check import run
+
+    path = tmp_path / "gpu.json"
+    assert run(str(path), 0.1, skip=("physics", "env", "train"), quick=True) == 0
+    out = json.loads(path.read_text())
+    envs = [k for k in out if k.startswith("agreement_env_")]
+    assert {"agreement_env_navigation", "agreement_env_flocking", "agreement_env_levels"} <= set(envs), envs
+    for key in envs:
+        _check_envs(out[key])
+        assert out[key]["curriculum_mismatch"] == 0, key
+    for sched in ("world", "agent"):
+        _check(out[f"agreement_{sched}"])

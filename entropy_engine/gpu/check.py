@@ -1,7 +1,8 @@
 """The one-command GPU check: ``entropy bench --backend cuda [--json FILE]`` (or ``python -m entropy_engine.gpu.check``).
 
 On a machine with an NVIDIA GPU: the agreement of the cuda backend with numba on small worlds (both
-schedules, 40 steps; the device env of every scenario it carries against BatchEnv), then the speed
+schedules, 40 steps; the device env of every scenario it carries against BatchEnv, and with a level
+curriculum), then the speed
 cases of ``gpu.bench``: the physics step of 16,384 worlds x 10 agents and of one world of 1,000,000
 agents (each schedule), the device env, end-to-end training (``gpu.bench.TRAIN_CASE``) and the numba
 CPU backend beside them. Prints a table; writes everything
@@ -55,6 +56,14 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
             r = compare_envs(name, steps=5 if quick else 30, **kw)
             out[f"agreement_env_{name}"] = r
             print(f"agreement of the device env ({name}): {r}", flush=True)
+        from ..envs.curriculum import CurriculumSpec   # a level curriculum: per-world settings drawn at resets
+
+        levels = CurriculumSpec("levels", ("n_obstacles", "min_goal_distance"), ((0.0, 0.5), (3.0, 1.5)), "success",
+                                "success_rate", uniform_share=0.3, stats_window=20)
+        r = compare_envs("navigation", steps=5 if quick else 30, max_steps=6, goal_radius=1.2, n_obstacles=3,
+                         curriculum=levels)
+        out["agreement_env_levels"] = r
+        print(f"agreement of the device env (navigation with a level curriculum): {r}", flush=True)
     rows = []
 
     def add(r):

@@ -157,16 +157,20 @@ def test_device_episode_metrics_match_the_host_collector():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation", "coverage"])
+@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation", "coverage", "default+tokens"])
 def test_training_on_the_device_env_follows_the_cpu_run(preset):
-    """Two PPO iterations of a preset's network on the device env give the CPU run's metrics."""
+    """Two PPO iterations of a preset's network on the device env give the CPU run's metrics ("+tokens": with a
+    channel of discrete messages, so the policy's token columns travel as tensors on the device)."""
     from entropy_engine.training.config import PRESETS, TrainConfig, build_config
     from entropy_engine.training.native import NativeTrainer
 
+    base = PRESETS[preset.split("+")[0]]
+    if preset.endswith("+tokens"):
+        base = dict(base, env=dict(base.get("env", {}), comm_dim=2, comm_vocab=3, comm_noise=0.1, comm_dropout=0.2))
     logs = {}
     obs = {}
     for backend in ("numba", "cuda"):
-        cfg = build_config(TrainConfig, dict(PRESETS[preset], num_worlds=2, n_agents=4, n_steps=32, seq_len=16,
+        cfg = build_config(TrainConfig, dict(base, num_worlds=2, n_agents=4, n_steps=32, seq_len=16,
                                              batch_size=128, total_steps=512, backend=backend, max_episode_steps=20,
                                              threads=1, torch_threads=1))
         seen = []

@@ -10,8 +10,12 @@ rounding, the same trajectories. ``step`` takes the actions as a torch tensor on
 torch tensors that view the env's device arrays (no copies to the host; overwritten by the next
 step), like ``BatchEnv`` returns views of its numpy arrays.
 
-Scenarios on the GPU: ``DEVICE_SCENARIOS``. What it does not do (use ``BatchEnv`` with
-``backend="cuda"`` or ``"numba"`` for these): the other scenarios, communication channels, curricula
+Scenarios on the GPU: ``DEVICE_SCENARIOS``, each with or without a communication channel
+(``comm_dim > 0``, ``gpu.channel``: as in ``BatchEnv``, the action is the scenario's actions then the
+message, ``comm_dim`` values in [-1, 1] or with ``comm_vocab = V`` tokens, whole numbers 0 .. V-1
+(anything else refused with ``BatchEnv``'s ValueError); the observation is the scenario's then the
+received block; a respawned agent and a reset world start with an empty block). What it does not do
+(use ``BatchEnv`` with ``backend="cuda"`` or ``"numba"`` for these): the other scenarios, curricula
 beyond the shaping ramp, ``on_goal="deactivate"`` and ``autoreset=False`` (evaluation runs on the
 CPU env; a model file does not depend on where it trained).
 """

@@ -309,6 +309,9 @@ def test_device_env_channel_spaces_tokens_and_streams():
         with pytest.raises(ValueError, match=r"message tokens \(action columns 2..3\) must be whole numbers in \[0, 2\]"):
             env.step(bad)
     assert torch.equal(env.obs, obs0) and np.array_equal(env.rng_state(), before)
+    heur = env.heuristic_actions()   # the scenario's heuristic on its part of the observation, token 0 sent
+    assert heur.shape == (3, 4) and bool((heur[:, 2:] == 0).all())
+    env.step(heur)
     rs = np.random.default_rng(0)
     acts = [torch.from_numpy(np.concatenate([rs.uniform(-1, 1, (3, 2)), rs.integers(0, 3, (3, 2))], 1)
                              .astype(np.float32)) for _ in range(2)]

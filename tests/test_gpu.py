@@ -138,8 +138,6 @@ def test_device_env_refuses_bad_input_and_what_it_lacks():
     assert (placed == 3).all()
     with pytest.raises(ConfigError, match="the device env runs .*'aggregation', 'coverage', 'flocking', 'navigation'.*got 'formation'"):
         DeviceEnv("formation", 2, 3)
-    with pytest.raises(ConfigError, match="comm_dim"):
-        DeviceEnv("navigation", 2, 3, comm_dim=2)
 
 
 def test_cuda_backend_refuses_objects_and_explains_a_missing_gpu(monkeypatch):
@@ -196,18 +194,21 @@ LEVELS = {"levels": {"grid": {"n_obstacles": [0, 4], "min_goal_distance": [0.5, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation", "coverage", "levels"])
+@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation", "coverage", "levels", "default+tokens"])
 def test_training_on_the_device_env_follows_the_cpu_run(preset):
     """Two PPO iterations of a preset's network on the device env give the CPU run's metrics (``levels``:
-    the default preset with a level curriculum: the same levels drawn, the same curriculum logs)."""
+    the default preset with a level curriculum: the same levels drawn, the same curriculum logs; "+tokens":
+    with a channel of discrete messages, so the policy's token columns travel as tensors on the device)."""
     from entropy_engine.training.config import PRESETS, TrainConfig, build_config
     from entropy_engine.training.native import NativeTrainer
 
+    base = PRESETS[preset.split("+")[0]] if preset != "levels" else dict(
+        PRESETS["default"], env=dict(PRESETS["default"]["env"], n_obstacles=4), curriculum=LEVELS)
+    if preset.endswith("+tokens"):
+        base = dict(base, env=dict(base.get("env", {}), comm_dim=2, comm_vocab=3, comm_noise=0.1, comm_dropout=0.2))
     logs = {}
     obs = {}
     for backend in ("numba", "cuda"):
-        base = PRESETS[preset] if preset != "levels" else dict(
-            PRESETS["default"], env=dict(PRESETS["default"]["env"], n_obstacles=4), curriculum=LEVELS)
         cfg = build_config(TrainConfig, dict(base, num_worlds=2, n_agents=4, n_steps=32, seq_len=16,
                                              batch_size=128, total_steps=512, backend=backend, max_episode_steps=20,
                                              threads=1, torch_threads=1))
@@ -311,3 +312,84 @@ def test_the_one_command_gpu_check_runs_its_agreement_part(tmp_path):
         assert out[key]["curriculum_mismatch"] == 0, key
     for sched in ("world", "agent"):
         _check(out[f"agreement_{sched}"])
+
+
+# ----------------------------------------------------------------------------- the channel on the GPU
+def _check_channel(r):
+    _check_envs(r)
+    assert r["heard"] > 0, r   # messages were delivered and compared (the received block is in the observations)
+
+
+@pytest.mark.slow
+def test_device_env_channel_matches_batch_env_mean_noise_dropout_delay():
+    """Continuous messages (mean of the heard ones) with noise, link loss and a step of delay: the received
+    block agrees with BatchEnv's through a respawn and world resets (the same per-world channel streams)."""
+    r = compare_envs("navigation", max_steps=12, goal_radius=1.2, n_obstacles=3, comm_dim=2, comm_noise=0.1,
+                     comm_dropout=0.3, comm_delay=1, comm_range=4.0)
+    _check_channel(r)
+    assert r["terminated"] > 0 and r["truncated"] > 0, r
+
+
+@pytest.mark.slow
+def test_device_env_channel_matches_batch_env_tokens_nearest():
+    """Discrete messages (comm_vocab=3, one-hots on the air), the nearest senders with their ego-frame
+    positions, walls cutting links."""
+    r = compare_envs("navigation", seed=4, max_steps=12, goal_radius=1.2, n_obstacles=3, comm_dim=2, comm_vocab=3,
+                     comm_combine="nearest", comm_k=2, comm_range=4.0, comm_occlusion=True)
+    _check_channel(r)
+    assert r["terminated"] > 0 and r["truncated"] > 0, r
+
+
+@pytest.mark.slow
+def test_flocking_device_env_with_a_channel_matches_batch_env():
+    """A goal-less scenario with a channel (max of the heard messages, noise, loss) beside its neighbour sensor."""
+    r = compare_envs("flocking", max_steps=12, waypoint_radius=4.0, waypoint_min_distance=1.0, comm_dim=1,
+                     comm_combine="max", comm_noise=0.05, comm_dropout=0.2)
+    _check_channel(r)
+    assert r["truncated"] > 0, r
+
+
+def test_device_env_channel_spaces_tokens_and_streams():
+    """The device env with a channel has BatchEnv's spaces and token columns, refuses tokens that are not whole
+    numbers in 0 .. V-1 without changing anything, and its checkpointed streams include the channel's: an env
+    restored from them continues exactly (noise and loss included)."""
+    from entropy_engine.envs.batch import BatchEnv
+    from entropy_engine.gpu.env import DeviceEnv
+
+    kw = dict(comm_dim=2, comm_vocab=3, comm_noise=0.2, comm_dropout=0.3, comm_range=6.0, n_obstacles=0)
+    env, cpu = DeviceEnv("navigation", 1, 3, seed=1, **kw), BatchEnv("navigation", 1, 3, seed=1, **kw)
+    assert env.observation_space == cpu.observation_space and env.action_space == cpu.action_space
+    assert env.agent_action_space == cpu.agent_action_space and env.tokens == cpu.tokens == (2, 3)
+    assert env.obs_dim == cpu.obs_dim == 36 + 2 * 3 + 1 and env.act_dim == 4
+    obs0 = env.reset().clone()
+    before = env.rng_state()
+    for token in (1.5, 3.0, -1.0):
+        bad = torch.zeros(3, 4)
+        bad[1, 3] = token
+        with pytest.raises(ValueError, match=r"message tokens \(action columns 2..3\) must be whole numbers in \[0, 2\]"):
+            env.step(bad)
+    assert torch.equal(env.obs, obs0) and np.array_equal(env.rng_state(), before)
+    heur = env.heuristic_actions()   # the scenario's heuristic on its part of the observation, token 0 sent
+    assert heur.shape == (3, 4) and bool((heur[:, 2:] == 0).all())
+    env.step(heur)
+    rs = np.random.default_rng(0)
+    acts = [torch.from_numpy(np.concatenate([rs.uniform(-1, 1, (3, 2)), rs.integers(0, 3, (3, 2))], 1)
+                             .astype(np.float32)) for _ in range(2)]
+    env.step(acts[0])
+    state = env.rng_state()
+    assert state.shape == (2,)   # the scenario's streams [E], then the channel's [E]
+
+    def run(e):
+        e.reset()
+        return [e.step(a)[0].clone() for a in acts]
+
+    first = run(env)
+    other = DeviceEnv("navigation", 1, 3, seed=1, **kw)   # the same layouts, but its channel streams at the start
+    other.set_rng_state(np.concatenate([state[:1], other.rng_state()[1:]]))
+    restored = DeviceEnv("navigation", 1, 3, seed=1, **kw)
+    restored.set_rng_state(state)
+    assert all(torch.equal(a, b) for a, b in zip(first, run(restored)))
+    assert any(not torch.equal(a, b) for a, b in zip(first, run(other))), "the channel's streams must matter"
+    assert float(torch.stack(first)[..., -1].max()) > 0   # messages were heard
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        env.set_rng_state(state[:1])

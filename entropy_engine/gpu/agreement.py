@@ -60,7 +60,9 @@ def compare_envs(scenario: str = "navigation", num_worlds: int = 3, n_agents: in
     and finished episodes' statistics, the number of done flags, info flags and episode lengths that
     differ, how many steps ended with different curriculum states (stage, levels, statistics: with
     ``curriculum=`` a ``CurriculumSpec``), and how many terminations, truncations and info flags were
-    compared."""
+    compared. With a channel (``comm_dim`` in ``config``) the observations include the received
+    block, the message columns of the actions are random values (random tokens with ``comm_vocab``)
+    and ``heard`` counts the slots that heard a message."""
     import torch
 
     from ..envs.batch import BatchEnv
@@ -73,12 +75,16 @@ def compare_envs(scenario: str = "navigation", num_worlds: int = 3, n_agents: in
                            "done_mismatch": 0, "info_mismatch": 0, "length_mismatch": 0,
                            "terminated": 0, "truncated": 0, "steps": steps, "curriculum_mismatch": 0}
     out.update({key: 0 for key in a.info_keys})
+    if a.channel is not None:
+        out["heard"] = 0   # slots that heard at least one message (the received block's count), summed over steps
     a.set_shaping_scale(shaping)
     b.set_shaping_scale(shaping)
     rs = np.random.default_rng(seed)
     S, A = a.num_slots, a.act_dim
     for _ in range(steps):
         act = np.clip(rs.uniform(-1, 1, (S, A)) + push, -1, 1).astype(np.float32)
+        if a.tokens is not None:   # discrete messages: random tokens in their columns
+            act[:, a.tokens[0]:] = rs.integers(0, a.tokens[1], (S, A - a.tokens[0]))
         o1, r1, te1, tr1, i1 = a.step(act)
         o2, r2, te2, tr2, i2 = b.step(torch.from_numpy(act).to(b.device))
         host = lambda t: t.cpu().numpy()   # noqa: E731
@@ -97,6 +103,8 @@ def compare_envs(scenario: str = "navigation", num_worlds: int = 3, n_agents: in
             for name in a.stat_names:
                 key = "episode_" + name
                 out["episode_stats"] = max(out["episode_stats"], float(np.abs(i1[key][d] - host(i2[key])[d]).max()))
+        if a.channel is not None:
+            out["heard"] += int((o1[:, -1] > 0).sum())
         out["terminated"] += int(te1.sum())
         out["truncated"] += int(tr1.sum())
         out["curriculum_mismatch"] += int(a.curriculum.state() != b.curriculum.state())

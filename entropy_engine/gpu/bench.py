@@ -80,7 +80,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def env_case(num_worlds: int, n_agents: int, seconds: float = 3.0, scenario: str = "navigation",
              **config: Any) -> dict[str, Any]:
     """``DeviceEnv.step`` of ``scenario`` (physics, sensors, reward, observation, respawns, resets,
-    bookkeeping) with fixed random actions already on the GPU."""
+    bookkeeping; with ``comm_dim`` in ``config`` the channel) with fixed random actions already on the GPU
+    (continuous messages: random tokens would be refused)."""
     import torch
 
     from .env import DeviceEnv
@@ -91,7 +92,8 @@ def env_case(num_worlds: int, n_agents: int, seconds: float = 3.0, scenario: str
     gen = torch.Generator(device=env.device).manual_seed(0)
     act = torch.rand((env.num_slots, env.act_dim), generator=gen, device=env.device) * 2 - 1
     sec = _timed(lambda: env.step(act), synchronize, seconds)
-    return {"case": f"env ({scenario})", "num_worlds": num_worlds, "n_agents": n_agents, "n_rays": env.config.n_rays,
+    label = scenario + (f", channel of {env.config.comm_dim} values" if env.config.comm_dim else "")
+    return {"case": f"env ({label})", "num_worlds": num_worlds, "n_agents": n_agents, "n_rays": env.config.n_rays,
             "schedule": env.world.schedule, "step_ms": sec * 1e3, "agent_steps_per_s": env.num_slots / sec}
 
 

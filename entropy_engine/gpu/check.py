@@ -1,12 +1,13 @@
 """The one-command GPU check: ``entropy bench --backend cuda [--json FILE]`` (or ``python -m entropy_engine.gpu.check``).
 
 On a machine with an NVIDIA GPU: the agreement of the cuda backend with numba on small worlds (both
-schedules, 40 steps; the device env of every scenario it carries against BatchEnv, and with a level
-curriculum), then the speed
+schedules, 40 steps; the device env of every scenario it carries, navigation with two kinds of
+communication channel and navigation with a level curriculum, against BatchEnv), then the speed
 cases of ``gpu.bench``: the physics step of 16,384 worlds x 10 agents and of one world of 1,000,000
-agents (each schedule), the device env, end-to-end training (``gpu.bench.TRAIN_CASE``) and the numba
-CPU backend beside them. Prints a table; writes everything
-as JSON. ``--quick`` uses small sizes (a smoke test, also in numba's CUDA simulator).
+agents (each schedule), the device env (navigation with and without a channel, flocking),
+end-to-end training (``gpu.bench.TRAIN_CASE``) and the numba CPU backend beside them. Prints a
+table; writes everything as JSON. ``--quick`` uses small sizes (a smoke test, also in numba's CUDA
+simulator).
 """
 from __future__ import annotations
 
@@ -48,14 +49,20 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
             r["seconds"] = time.perf_counter() - t0
             out[f"agreement_{sched}"] = r
             print(f"agreement ({sched}): {r}", flush=True)
-        envs = {"navigation": dict(max_steps=12, goal_radius=1.2, n_obstacles=3),
-                "flocking": dict(max_steps=12, waypoint_radius=4.0, waypoint_min_distance=1.0),
-                "aggregation": dict(max_steps=12, link_distance=1.5),
-                "coverage": dict(max_steps=12, landmark_radius=0.7, landmark_spacing=1.4)}
-        for name, kw in envs.items():   # the device env against BatchEnv through respawns and resets
+        nav = dict(max_steps=12, goal_radius=1.2, n_obstacles=3)
+        envs = {"navigation": ("navigation", nav),
+                "flocking": ("flocking", dict(max_steps=12, waypoint_radius=4.0, waypoint_min_distance=1.0)),
+                "aggregation": ("aggregation", dict(max_steps=12, link_distance=1.5)),
+                "coverage": ("coverage", dict(max_steps=12, landmark_radius=0.7, landmark_spacing=1.4)),
+                # communication channels: continuous messages with noise, loss and delay; tokens to the nearest
+                "navigation_channel": ("navigation", dict(nav, comm_dim=2, comm_noise=0.1, comm_dropout=0.3,
+                                                          comm_delay=1, comm_range=4.0)),
+                "navigation_tokens": ("navigation", dict(nav, comm_dim=2, comm_vocab=3, comm_combine="nearest",
+                                                         comm_k=2, comm_range=4.0, comm_occlusion=True))}
+        for label, (name, kw) in envs.items():   # the device env against BatchEnv through respawns and resets
             r = compare_envs(name, steps=5 if quick else 30, **kw)
-            out[f"agreement_env_{name}"] = r
-            print(f"agreement of the device env ({name}): {r}", flush=True)
+            out[f"agreement_env_{label}"] = r
+            print(f"agreement of the device env ({label}): {r}", flush=True)
         from ..envs.curriculum import CurriculumSpec   # a level curriculum: per-world settings drawn at resets
 
         levels = CurriculumSpec("levels", ("n_obstacles", "min_goal_distance"), ((0.0, 0.5), (3.0, 1.5)), "success",
@@ -79,6 +86,7 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
     if "env" not in skip:
         add(bench.env_case(*big, seconds))
         add(bench.env_case(*big, seconds, scenario="flocking"))
+        add(bench.env_case(*big, seconds, comm_dim=2, comm_noise=0.1, comm_dropout=0.2))   # the channel's cost
     if "train" not in skip:
         add(bench.train_case(**(dict(num_worlds=4, n_steps=32, batch_size=640, iterations=1) if quick else {})))
     out["rows"] = rows

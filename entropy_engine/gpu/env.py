@@ -17,8 +17,12 @@ agent-episodes' statistic and the world resets to the host (a few hundred bytes 
 stages promote and the levels are drawn exactly as ``BatchEnv`` does them, in the same order from the
 same stream; without a curriculum (the shaping ramp only) nothing is copied.
 
-Scenarios on the GPU: ``DEVICE_SCENARIOS``. What it does not do (use ``BatchEnv`` with
-``backend="cuda"`` or ``"numba"`` for these): the other scenarios, communication channels,
+Scenarios on the GPU: ``DEVICE_SCENARIOS``, each with or without a communication channel
+(``comm_dim > 0``, ``gpu.channel``: as in ``BatchEnv``, the action is the scenario's actions then the
+message, ``comm_dim`` values in [-1, 1] or with ``comm_vocab = V`` tokens, whole numbers 0 .. V-1
+(anything else refused with ``BatchEnv``'s ValueError); the observation is the scenario's then the
+received block; a respawned agent and a reset world start with an empty block). What it does not do
+(use ``BatchEnv`` with ``backend="cuda"`` or ``"numba"`` for these): the other scenarios,
 ``on_goal="deactivate"`` and ``autoreset=False`` (evaluation runs on the CPU env; a model file does
 not depend on where it trained).
 """
@@ -101,9 +105,6 @@ class DeviceEnv:
 
         self._ek = env_kernels
         self.host = host = make_scenario(scenario, num_worlds, n_agents, seed, **config)   # numba: layouts, spaces
-        if host.config.comm_dim:
-            raise ConfigError("the device env has no communication channel yet: comm_dim must be 0 "
-                              "(use the CPU env, backend 'numba', for channels)")
         if host.n_scripted:
             raise ConfigError(f"the device env has no scripted robots yet ({scenario!r} has {host.n_scripted})")
         self.config = host.config
@@ -113,6 +114,18 @@ class DeviceEnv:
         self.observation_space, self.action_space = host.observation_space(), host.action_space()
         self.agent_action_space = self.action_space
         self.tokens = None
+        self.world = DeviceWorld(host.world)
+        self.launch = Launch(E, N)
+        self.sc = sc = _adapter(scenario)(host, self.world, self.launch)
+        self.channel = None   # comm_dim > 0: gpu.channel (messages after the scenario's actions, received after its obs)
+        if host.config.comm_dim:
+            from .channel import DeviceChannel
+
+            self.channel = ch = DeviceChannel(host, seed, self.world, self.launch, sc.obs)
+            self.observation_space, self.action_space = ch.observation_space, ch.action_space
+            self.agent_action_space, self.tokens = ch.agent_action_space, ch.tokens
+        self._obs = sc.obs if self.channel is None else self.channel.obs    # [E, N, D] the observations
+        self._clamped = self.action_space.shape[0] if self.tokens is None else self.tokens[0]   # columns in [-1, 1]
         self.obs_dim = D = int(self.observation_space.shape[0])
         self.act_dim = A = int(self.action_space.shape[0])
         self.max_steps = host.max_steps
@@ -122,9 +135,6 @@ class DeviceEnv:
         self.info_keys = tuple(host.info_keys)
         K = len(self.stat_names)
         self.device = torch.device("cpu" if simulated() else "cuda")
-        self.world = DeviceWorld(host.world)
-        self.launch = Launch(E, N)
-        self.sc = sc = _adapter(scenario)(host, self.world, self.launch)
         f32, b = np.float32, np.bool_
         new = to_device
         # the episode engine's state (envs.batch.BatchEnv's arrays)
@@ -147,7 +157,7 @@ class DeviceEnv:
         self._all = new(np.ones(E, b))
         # torch views over the slots (no copies)
         tv = torch_view
-        self.obs = tv(sc.obs).view(S, D)
+        self.obs = tv(self._obs).view(S, D)
         self.reward = tv(sc.reward).view(S)
         self.terminated = tv(self.terminated_d).view(S)
         self.truncated = tv(self.truncated_d).view(S)
@@ -171,6 +181,8 @@ class DeviceEnv:
     def seed(self, seed: int | None) -> None:
         upload(self.sc.rng, seed_states(seed, self.num_worlds))
         self.curriculum.seed(seed)
+        if self.channel is not None:
+            self.channel.seed(seed)
 
     def reset(self, seed: int | None = None):
         """Reset every world; returns the observation view [S, D] (a torch tensor on the GPU)."""
@@ -180,6 +192,8 @@ class DeviceEnv:
         self.sc.reset(self._all)
         self.world.refresh_lidar(self._all)
         self.sc.observe(self._all)
+        if self.channel is not None:
+            self.channel.restart(worlds=self._all)
         for arr in (self.t, self.ep_return, self.ep_length, self.ep_stats):
             torch_view(arr).zero_()
         short = self.sc.short()
@@ -202,16 +216,22 @@ class DeviceEnv:
                              f"({self.num_worlds}, {self.n_agents}, {self.act_dim}), got {tuple(a.shape)}")
         if not bool(torch.isfinite(a).all()):
             raise ValueError("actions contain NaN or inf")
-        self.actions.copy_(a.reshape(self.num_slots, self.act_dim)).clamp_(-1.0, 1.0)
+        a = a.reshape(self.num_slots, self.act_dim)
+        if self.channel is not None:
+            self.channel.check_tokens(a)   # comm_vocab: whole numbers in 0 .. V-1, else ValueError
+        self.actions.copy_(a)
+        self.actions[:, :self._clamped].clamp_(-1.0, 1.0)
         w, sc, ek = self.world, self.sc, self._ek
         agents, worlds = self.launch.agents(), self.launch.worlds()
         w.step(self.actions_d)
         sc.after_step()
+        if self.channel is not None:
+            self.channel.deliver(self.actions_d)   # the physics read only the scenario's columns
         for key, dst in self.info_d.items():
             ek.copy_flags[agents](sc.info[key], dst)
         ek.advance_time[worlds](self.t, self.max_steps, self.world_done, self.refresh)
         ek.bookkeep[agents](self.world_done, w.active, sc.reward, sc.terminated, sc.stats, self.ep_return,
-                            self.ep_length, self.ep_stats, self.terminated_d, self.truncated_d, sc.obs,
+                            self.ep_length, self.ep_stats, self.terminated_d, self.truncated_d, self._obs,
                             self.terminal_obs_d, self.out_return, self.out_length, self.out_stats, self.respawn_mask)
         sc.respawn(self.respawn_mask, self.refresh)
         if self.curriculum.active:
@@ -225,6 +245,8 @@ class DeviceEnv:
                 self._raise_if_crowded(self._crowded, f" (an episode reset within the last {CROWDED_EVERY} steps)")
         w.refresh_lidar(self.refresh)
         sc.observe(self.refresh)
+        if self.channel is not None:
+            self.channel.restart(self.respawn_mask, self.world_done)
         return self.obs, self.reward, self.terminated, self.truncated, self.info
 
     def _curriculum_step(self) -> None:
@@ -270,10 +292,15 @@ class DeviceEnv:
         self.curriculum.set_scale(check_shaping_scale(scale))
 
     def heuristic_actions(self):
-        """The scenario's scripted policy on the current observations, [S, A] (computed on the host)."""
+        """The scenario's scripted policy on the current observations, [S, A] (computed on the host; zero
+        messages unless the scenario's heuristic uses the channel, as ``BatchEnv``'s)."""
         import torch
 
-        return torch.as_tensor(self.host.heuristic(self.obs.cpu().numpy()), device=self.device)
+        from ..envs.comm import heuristic_with_channel
+
+        h = self.host
+        act = heuristic_with_channel(h.heuristic, self.obs.cpu().numpy(), h.config, h.heuristic_uses_channel)
+        return torch.as_tensor(act, device=self.device)
 
     def episode_metrics(self):
         """A collector of finished agent-episodes for this env's info tensors (``gpu.metrics``)."""
@@ -282,13 +309,20 @@ class DeviceEnv:
         return DeviceEpisodeMetrics(self.metrics, self.device)
 
     def rng_state(self) -> np.ndarray:
-        """The per-world random streams, as a host copy (for checkpoints)."""
+        """The per-world random streams, as a host copy (for checkpoints): the scenario's [E], then with a
+        channel its loss/noise streams [E]."""
         out = np.zeros(self.num_worlds, np.uint64)
         download(self.sc.rng, out)
-        return out
+        return out if self.channel is None else np.concatenate([out, self.channel.rng_state()])
 
     def set_rng_state(self, state: np.ndarray) -> None:
-        upload(self.sc.rng, np.asarray(state, np.uint64))
+        state = np.asarray(state, np.uint64)
+        E = self.num_worlds
+        if state.shape != ((E,) if self.channel is None else (2 * E,)):
+            raise ValueError(f"the random streams of this env have shape {self.rng_state().shape}, got {state.shape}")
+        upload(self.sc.rng, np.ascontiguousarray(state[:E]))
+        if self.channel is not None:
+            self.channel.set_rng_state(state[E:])
 
     def synchronize(self) -> None:
         synchronize()

@@ -308,8 +308,8 @@ def _train_native(cfg: TrainConfig, paths: Any, args: argparse.Namespace, videos
                      "kernels; observations and actions never leave the device)")
     elif cfg.backend == "cuda":
         notes.append("Physics on the GPU (backend cuda), scenario and episodes on the CPU: state copied each step "
-                     "(the whole-GPU env takes navigation, flocking, aggregation and coverage with a CUDA device, "
-                     "no channel, one process)")
+                     "(the whole-GPU env takes navigation, flocking, aggregation or coverage with a CUDA device, "
+                     "channels and curricula included, one process)")
     try:
         def policy() -> RecurrentPolicy:   # a copy: RecurrentPolicy switches its model to eval mode
             return RecurrentPolicy(copy.deepcopy(trainer.model), config_dict(cfg))

@@ -117,7 +117,7 @@ def resolve_device(name: str) -> torch.device:
 def make_train_env(cfg: TrainConfig, device: torch.device):
     """The training env: the env wholly on the GPU (``gpu.env.DeviceEnv``) for ``backend='cuda'`` with a
     CUDA device (or numba's CUDA simulator), where the run needs nothing it lacks (a scenario in ``DEVICE_SCENARIOS``,
-    no channel, one process); else ``BatchEnv`` (in worker processes with ``workers > 1``),
+    channels and curricula included, one process); else ``BatchEnv`` (in worker processes with ``workers > 1``),
     whose worlds run on ``cfg.backend``."""
     if cfg.backend == "cuda" and device_env_fits(cfg):
         from ..gpu.target import simulated
@@ -132,11 +132,11 @@ def make_train_env(cfg: TrainConfig, device: torch.device):
 
 
 def device_env_fits(cfg: TrainConfig) -> bool:
-    """Whether ``gpu.env.DeviceEnv`` can run this config's env (a scenario it carries, no channel, one
-    process)."""
+    """Whether ``gpu.env.DeviceEnv`` can run this config's env (a scenario it carries, with or without a
+    channel or a curriculum, one process)."""
     from ..gpu.env import DEVICE_SCENARIOS
 
-    return cfg.scenario in DEVICE_SCENARIOS and not cfg.env_kwargs.get("comm_dim", 0) and cfg.workers <= 1
+    return cfg.scenario in DEVICE_SCENARIOS and cfg.workers <= 1
 
 
 class NativeTrainer:

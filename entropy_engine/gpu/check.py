@@ -50,7 +50,8 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
         envs = {"navigation": dict(max_steps=12, goal_radius=1.2, n_obstacles=3),
                 "flocking": dict(max_steps=12, waypoint_radius=4.0, waypoint_min_distance=1.0),
                 "aggregation": dict(max_steps=12, link_distance=1.5),
-                "coverage": dict(max_steps=12, landmark_radius=0.7, landmark_spacing=1.4)}
+                "coverage": dict(max_steps=12, landmark_radius=0.7, landmark_spacing=1.4),
+                "formation": dict(max_steps=12, ref_waypoint_radius=2.5, ref_waypoint_min_distance=0.5, ref_speed=0.9)}
         for name, kw in envs.items():   # the device env against BatchEnv through respawns and resets
             r = compare_envs(name, steps=5 if quick else 30, **kw)
             out[f"agreement_env_{name}"] = r

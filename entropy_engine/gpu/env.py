@@ -37,7 +37,8 @@ THREADS = 32 if simulated() else 256
 CROWDED_EVERY = 16   # steps between checks that every autoreset placed everything (a host sync each)
 # scenario -> "module:adapter class" (imported when used)
 DEVICE_SCENARIOS = {"navigation": "navigation:NavigationOnDevice", "flocking": "flocking:FlockingOnDevice",
-                    "aggregation": "aggregation:AggregationOnDevice", "coverage": "coverage:CoverageOnDevice"}
+                    "aggregation": "aggregation:AggregationOnDevice", "coverage": "coverage:CoverageOnDevice",
+                    "formation": "formation:FormationOnDevice"}
 
 
 class Launch:

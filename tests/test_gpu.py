@@ -90,6 +90,33 @@ def test_coverage_device_env_matches_batch_env_with_landmarks():
     assert r["truncated"] > 0 and r["on_landmark"] > 0, r
 
 
+def test_formation_device_env_matches_batch_env_with_the_matching():
+    """Formation on the GPU: the reference's path and its waypoint redraws, the optimal matching (the
+    Hungarian algorithm on the scenario's preallocated scratch; the ``slot`` info must be identical),
+    the neighbour sensor and the slot observations agree with the CPU env through world resets."""
+    from entropy_engine.envs.batch import BatchEnv
+
+    kw = dict(max_steps=12, arena_size=4.5, ref_waypoint_radius=2.5, ref_waypoint_min_distance=0.5, ref_speed=0.9)
+    r = compare_envs("formation", **kw)
+    _check_envs(r)
+    assert r["truncated"] > 0 and r["collided"] > 0, r
+    # the comparison's worlds redrew waypoints and handed slots over (the reference's path does not depend on
+    # the actions; the slots are those of the comparison's first steps, with its seed and actions)
+    env = BatchEnv("formation", 3, 6, seed=7, **kw)
+    env.reset()
+    sc = env.scenario
+    rs = np.random.default_rng(7)
+    redraws = handovers = 0
+    for t in range(14):
+        wp, slot = sc.waypoint.copy(), sc.assign.copy()
+        act = np.clip(rs.uniform(-1, 1, (env.num_slots, env.act_dim)) + 0.4, -1, 1).astype(np.float32)
+        env.step(act)
+        if (t + 1) % 12:
+            redraws += int((sc.waypoint != wp).any(axis=1).sum())
+            handovers += int((sc.assign != slot).sum())
+    assert redraws > 0 and handovers > 0, (redraws, handovers)
+
+
 def test_device_env_runs_curricula_as_batch_env_does():
     """Levels (per-world walls, goal distance, active robots, reward weights drawn at each world's reset)
     and stages (promoted on a window of success) on the device env: the same settings reach the same
@@ -136,8 +163,8 @@ def test_device_env_refuses_bad_input_and_what_it_lacks():
     with pytest.raises(RuntimeError, match="world 1: could not place every agent and goal .*too crowded"):
         env.step(zero)
     assert (placed == 3).all()
-    with pytest.raises(ConfigError, match="the device env runs .*'aggregation', 'coverage', 'flocking', 'navigation'.*got 'formation'"):
-        DeviceEnv("formation", 2, 3)
+    with pytest.raises(ConfigError, match="the device env runs .*'coverage', 'flocking', 'formation', 'navigation'.*got 'pursuit'"):
+        DeviceEnv("pursuit", 2, 3)
 
 
 def test_cuda_backend_refuses_objects_and_explains_a_missing_gpu(monkeypatch):
@@ -194,7 +221,8 @@ LEVELS = {"levels": {"grid": {"n_obstacles": [0, 4], "min_goal_distance": [0.5, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation", "coverage", "levels", "default+tokens"])
+@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation", "coverage", "formation", "levels",
+                                    "default+tokens"])
 def test_training_on_the_device_env_follows_the_cpu_run(preset):
     """Two PPO iterations of a preset's network on the device env give the CPU run's metrics (``levels``:
     the default preset with a level curriculum: the same levels drawn, the same curriculum logs; "+tokens":
@@ -267,7 +295,7 @@ def test_without_a_gpu_the_commands_refuse_clearly(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("scenario", ["flocking", "aggregation", "coverage"])
+@pytest.mark.parametrize("scenario", ["flocking", "aggregation", "coverage", "formation"])
 def test_respawn_on_the_gpu_matches_the_scenario(scenario):
     """``gpu.spawn.respawn_clear`` puts the same robots at the same places as the scenario's CPU respawn
     (these scenarios never terminate an agent in training, so the env comparisons do not reach it)."""

@@ -54,6 +54,8 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
                 "flocking": ("flocking", dict(max_steps=12, waypoint_radius=4.0, waypoint_min_distance=1.0)),
                 "aggregation": ("aggregation", dict(max_steps=12, link_distance=1.5)),
                 "coverage": ("coverage", dict(max_steps=12, landmark_radius=0.7, landmark_spacing=1.4)),
+                "formation": ("formation", dict(max_steps=12, ref_waypoint_radius=2.5, ref_waypoint_min_distance=0.5,
+                                                ref_speed=0.9)),
                 # communication channels: continuous messages with noise, loss and delay; tokens to the nearest
                 "navigation_channel": ("navigation", dict(nav, comm_dim=2, comm_noise=0.1, comm_dropout=0.3,
                                                           comm_delay=1, comm_range=4.0)),

@@ -271,12 +271,9 @@ class Formation(Scenario):
         w = self.world
         if mask is None:
             mask = np.ones(w.num_worlds, np.bool_)
-        a = w.arena
         fk.reset_worlds(mask, self.rng, self._params, self.shape_off, self.shape_extent, w.pos, w.vel, w.theta,
                         w.omega, w.active, self.shape, self.slot_off, self.margin, self.ref, self.ref_heading,
-                        self.waypoint)
-        w.walls[mask, :4] = np.array([[0, 0, a, 0], [a, 0, a, a], [a, a, 0, a], [0, a, 0, 0]], np.float32)
-        w.n_walls[mask] = 4
+                        self.waypoint, w.walls, w.n_walls)
         w.contact[mask] = False
         self.prev_contact[mask] = False
         w.sync(mask)

@@ -15,7 +15,7 @@ import torch
 
 from entropy_engine.config import ConfigError
 from entropy_engine.envs.batch import BatchEnv
-from entropy_engine.envs.curriculum import Curriculum, CurriculumSpec
+from entropy_engine.envs.curriculum import CurriculumSpec
 from entropy_engine.scenarios import navigation_kernels as nk
 from entropy_engine.training.config import resolve_config
 

@@ -15,7 +15,7 @@ import torch
 
 from entropy_engine.config import ConfigError
 from entropy_engine.envs.batch import BatchEnv
-from entropy_engine.envs.curriculum import Curriculum, CurriculumSpec
+from entropy_engine.envs.curriculum import CurriculumSpec
 from entropy_engine.scenarios import navigation_kernels as nk
 from entropy_engine.training.config import resolve_config
 
@@ -181,8 +181,82 @@ def test_shaping_ramp_scales_the_level_values_of_the_shaping_terms():
     np.testing.assert_array_equal(p[:, nk.P_GOAL_BONUS], np.where(lv == 1, 2.0, 1.0))    # not a shaping term
 
 
+# a reward weight per scenario whose effect shows under random actions within a few steps: (setting, level values)
+PER_WORLD = {"flocking": ("progress_reward", (1.0, 3.0)), "aggregation": ("cluster_reward", (0.5, 2.0)),
+             "coverage": ("distance_penalty", (0.05, 0.4)), "rendezvous": ("progress_reward", (0.5, 2.0)),
+             "pursuit": ("approach_reward", (0.1, 1.0)), "transport": ("approach_reward", (0.2, 2.0)),
+             "foraging": ("search_progress_reward", (0.1, 1.0))}
+
+
+@pytest.mark.parametrize("scenario", sorted(PER_WORLD))
+def test_levels_reach_the_right_worlds_in_every_scenario(scenario):
+    """The config accepts levels for the scenario; each world gets its level's ``_params`` row and earns
+    exactly the rewards of an env configured with its level's value (same seed and actions: the reward
+    weight does not change the motion), so worlds on different levels earn different rewards."""
+    from entropy_engine.scenarios import scenario_class
+
+    cls = scenario_class(scenario)
+    name, values = PER_WORLD[scenario]
+    cur = {"levels": {"grid": {name: list(values)}}}
+    if cls.success_stat is None:
+        cur["metric"] = next(iter(cls.metrics))
+    spec = resolve_config(scenario, overrides=dict(curriculum=cur)).curriculum_spec
+    assert spec.kind == "levels" and spec.table == ((values[0],), (values[1],))
+    E, N, seed = 4, 4, 7
+    env = BatchEnv(scenario, E, N, seed=seed, curriculum=spec)
+    refs = [BatchEnv(scenario, E, N, seed=seed, **{name: v}) for v in values]
+    for e in (env, *refs):
+        e.reset()
+    levels = np.array([0, 1, 1, 0])
+    env.curriculum.levels[:] = levels
+    env.curriculum.apply()
+    col = cls.settings[name]
+    np.testing.assert_array_equal(env.scenario._params[:, col], np.array(values)[levels])
+    others = np.delete(env.scenario._params, col, axis=1)
+    assert (others == others[:1]).all()                       # nothing else differs between the rows
+    rng = np.random.default_rng(0)
+    got, want, other = [], [], []
+    for _ in range(20):
+        a = rng.uniform(-1, 1, (env.num_slots, env.act_dim)).astype(np.float32)
+        r = env.step(a)[1].reshape(E, N).copy()              # the envs return views they overwrite
+        rr = [ref.step(a)[1].reshape(E, N).copy() for ref in refs]
+        got.append(r)
+        want.append(np.where(levels[:, None] == 1, rr[1], rr[0]))
+        other.append(np.where(levels[:, None] == 1, rr[0], rr[1]))
+    np.testing.assert_array_equal(np.array(got), np.array(want))
+    for w in range(E):    # the other level's weight would have given other rewards in every world
+        assert not np.array_equal(np.array(got)[:, w], np.array(other)[:, w]), (scenario, w)
+
+
+@pytest.mark.parametrize("scenario, cur, match", [
+    ("transport", {"levels": {"grid": {"goal_min_distance": [1.0, 5.0]}}}, r"goal_min_distance must be in \(0, 3.0\]"),
+    ("pursuit", {"levels": {"grid": {"evader_power": [0.5, 1.5]}}}, r"evader_power must be in \(0, 1\]"),
+    ("rendezvous", {"levels": {"grid": {"team_reward": [-1.0, 1.0]}}}, "team_reward must be >= 0"),
+    ("foraging", {"metric": "items_delivered", "levels": {"grid": {"pickup_reward": [-1.0]}}}, "must be >= 0"),
+    ("coverage", {"levels": {"grid": {"n_landmark_obs": [2, 3]}}}, "'n_landmark_obs' cannot change during a run"),
+])
+def test_settings_other_scenarios_cannot_take_are_clear_errors(scenario, cur, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_config(scenario, overrides=dict(curriculum=cur))
+
+
+@pytest.mark.parametrize("scenario", ["pursuit", "foraging"])
+def test_shaping_ramp_scales_the_shaping_terms_of_every_world(scenario):
+    """Pursuit and foraging ramp their shaping terms through the common ``write_settings`` path:
+    configured value * scale in every world's row, the other settings untouched."""
+    env = BatchEnv(scenario, 3, 4, seed=0)
+    sc = env.scenario
+    before = sc._params.copy()
+    env.set_shaping_scale(0.25)
+    cols = sc.setting_columns(sc.shaping_terms)
+    want = np.array([getattr(sc.config, n) for n in sc.shaping_terms]) * 0.25
+    assert len(cols) and (want > 0).all()
+    np.testing.assert_array_equal(sc._params[:, cols], np.broadcast_to(want, (3, len(cols))))
+    np.testing.assert_array_equal(np.delete(sc._params, cols, axis=1), np.delete(before, cols, axis=1))
+
+
 def test_scenarios_reading_one_row_for_all_worlds_refuse_rows_that_differ():
-    env = BatchEnv("flocking", 2, 3, seed=0)
+    env = BatchEnv("formation", 2, 3, seed=0)
     cols = env.scenario.setting_columns(["collision_penalty"])
     env.scenario.write_settings(cols, np.array([[1.5], [1.5]]))
     with pytest.raises(ValueError, match="cannot differ per world"):
@@ -475,15 +549,15 @@ def test_bad_curriculum_configs_are_clear_errors_before_training(cur, match):
 
 
 def test_levels_need_per_world_settings_and_curricula_need_one_process():
-    with pytest.raises(ConfigError, match="per-world settings"):
-        resolve_config("flocking", overrides=dict(curriculum={"metric": "polarisation",
-                                                              "levels": {"grid": {"collision_penalty": [1, 2]}}}))
+    with pytest.raises(ConfigError, match="per-world settings"):     # formation: one row of settings for all worlds
+        resolve_config("formation", overrides=dict(curriculum={"metric": "formation_error",
+                                                               "levels": {"grid": {"collision_penalty": [1, 2]}}}))
     with pytest.raises(ConfigError, match="workers 0 or 1"):
         resolve_config("default", overrides=dict(workers=2, curriculum=LEVELS))
     # a stage curriculum for a scenario with one row of settings for all worlds is fine
-    cfg = resolve_config("flocking", overrides=dict(curriculum={"metric": "polarisation", "compare": ">=",
-                                                                "stages": [{"env": {"collision_penalty": 0.1},
-                                                                            "threshold": 0.5}, {"env": {}}]}))
+    cfg = resolve_config("formation", overrides=dict(curriculum={"metric": "formation_error", "compare": "<=",
+                                                                 "stages": [{"env": {"collision_penalty": 0.1},
+                                                                             "threshold": 0.5}, {"env": {}}]}))
     assert cfg.curriculum_spec.kind == "stages"
 
 

@@ -137,6 +137,25 @@ def test_device_env_runs_curricula_as_batch_env_does():
     assert r["curriculum_mismatch"] == 0 and r["curriculum"]["stage"] >= 1, r
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario, setting, values, stat, kw", [
+    ("flocking", "progress_reward", (1.0, 3.0, 0.2), "waypoints", dict(waypoint_radius=4.0, waypoint_min_distance=1.0)),
+    ("aggregation", "cluster_reward", (0.5, 2.0, 1.0), "aggregated", dict(link_distance=1.5)),
+    ("coverage", "distance_penalty", (0.05, 0.4, 0.1), "all_covered", dict(landmark_radius=0.7, landmark_spacing=1.4)),
+])
+def test_device_env_runs_levels_of_reward_weights_per_world(scenario, setting, values, stat, kw):
+    """Levels of a reward weight on the device env of flocking, aggregation and coverage: each world's
+    row of settings reaches its kernels as on the CPU, through world resets that draw new levels."""
+    from entropy_engine.envs.curriculum import CurriculumSpec
+
+    spec = CurriculumSpec("levels", (setting,), tuple((v,) for v in values), stat, stat, uniform_share=0.5,
+                          stats_window=20)
+    r = compare_envs(scenario, steps=14, max_steps=5, curriculum=spec, **kw)
+    _check_envs(r)
+    assert r["curriculum_mismatch"] == 0 and r["truncated"] > 0, r
+    assert len(set(r["curriculum"]["levels"])) > 1, r["curriculum"]
+
+
 def test_device_env_refuses_bad_input_and_what_it_lacks():
     from entropy_engine.gpu.env import DeviceEnv
 

@@ -22,13 +22,13 @@ d_agent_one = device(ak.agent_one)
 
 
 @cu.jit
-def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, order, walls, n_walls, contact, prev_contact,
-                 fresh):
-    """World ``w`` (a thread each) where ``mask[w]``: ``aggregation_kernels.reset_world``, no contacts,
-    every agent's episode fresh."""
+def reset_worlds(mask, rng, params, side, pos, vel, theta, omega, active, order, walls, n_walls, contact,
+                 prev_contact, fresh):
+    """World ``w`` (a thread each) where ``mask[w]``: ``aggregation_kernels.reset_world`` with its settings
+    ``params[w]``, no contacts, every agent's episode fresh."""
     w = cu.grid(1)
     if w < pos.shape[0] and mask[w]:
-        d_reset_world(w, rng, p, side, pos, vel, theta, omega, active, order, walls, n_walls)
+        d_reset_world(w, rng, params[w], side, pos, vel, theta, omega, active, order, walls, n_walls)
         for i in range(pos.shape[1]):
             contact[w, i] = False
             prev_contact[w, i] = False
@@ -36,21 +36,23 @@ def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, order, wall
 
 
 @cu.jit
-def world_phase(mask, pos, active, cell_start, cell_items, g, p, parent, size, label, n_active, largest, centroid):
+def world_phase(mask, pos, active, cell_start, cell_items, g, params, parent, size, label, n_active, largest,
+                centroid):
     w = cu.grid(1)
     if w < pos.shape[0] and mask[w]:
-        d_world_one(w, pos, active, cell_start, cell_items, g, p, parent, size, label, n_active, largest, centroid)
+        d_world_one(w, pos, active, cell_start, cell_items, g, params[w], parent, size, label, n_active, largest,
+                    centroid)
 
 
 @cu.jit
 def agent_phase(mask, with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb, cell_start,
-                cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew, stats, obs):
+                cell_items, g, label, size, n_active, largest, centroid, params, last, frac_own, rew, stats, obs):
     k = cu.grid(1)
     n = pos.shape[1]
     if k < pos.shape[0] * n and mask[k // n]:
         d_agent_one(k // n, k % n, with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb,
-                    cell_start, cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew,
-                    stats, obs)
+                    cell_start, cell_items, g, label, size, n_active, largest, centroid, params[k // n], last,
+                    frac_own, rew, stats, obs)
 
 
 class AggregationOnDevice(OnDevice):
@@ -61,7 +63,7 @@ class AggregationOnDevice(OnDevice):
         super().__init__(host, world, launch)
         E, N = world.num_worlds, world.n_agents
         new = to_device
-        p = host._params
+        p = host._params[0]     # arena, radius and spacing: the same in every world
         self.arena, self.edge, self.spacing = float(p[ak.P_ARENA]), float(p[ak.P_RADIUS]) + 0.05, float(p[ak.P_SPACING])
         self.side = int(host._side)
         self.label = new(host.label)

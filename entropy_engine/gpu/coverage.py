@@ -22,12 +22,13 @@ d_agent_one = device(ck.agent_one)
 
 
 @cu.jit
-def reset_worlds(mask, rng, p, pos, vel, theta, omega, active, lm_pos, lm_radius, lm_active, walls, n_walls, contact,
-                 prev_contact, t):
-    """World ``w`` (a thread each) where ``mask[w]``: ``coverage_kernels.reset_world``, no contacts, t = 0."""
+def reset_worlds(mask, rng, params, pos, vel, theta, omega, active, lm_pos, lm_radius, lm_active, walls, n_walls,
+                 contact, prev_contact, t):
+    """World ``w`` (a thread each) where ``mask[w]``: ``coverage_kernels.reset_world`` with its settings
+    ``params[w]``, no contacts, t = 0."""
     w = cu.grid(1)
     if w < pos.shape[0] and mask[w]:
-        d_reset_world(w, rng, p, pos, vel, theta, omega, active, lm_pos, lm_radius, lm_active, walls, n_walls)
+        d_reset_world(w, rng, params[w], pos, vel, theta, omega, active, lm_pos, lm_radius, lm_active, walls, n_walls)
         for i in range(pos.shape[1]):
             contact[w, i] = False
             prev_contact[w, i] = False
@@ -35,8 +36,8 @@ def reset_worlds(mask, rng, p, pos, vel, theta, omega, active, lm_pos, lm_radius
 
 
 @cu.jit
-def world_phase(mask, step, pos, active, lm_pos, lm_radius, lm_active, p, d1, j1, d2, occupied, mean_d, prev_mean_d,
-                frac, prev_frac, owner, contrib, t, first):
+def world_phase(mask, step, pos, active, lm_pos, lm_radius, lm_active, params, d1, j1, d2, occupied, mean_d,
+                prev_mean_d, frac, prev_frac, owner, contrib, t, first):
     """Per world where ``mask[w]``: with ``step`` (after a physics step) t += 1, ``first`` and the
     values before the step kept; then ``coverage_kernels.world_one``."""
     w = cu.grid(1)
@@ -46,14 +47,14 @@ def world_phase(mask, step, pos, active, lm_pos, lm_radius, lm_active, p, d1, j1
             first[w] = t[w] == 1
             prev_mean_d[w] = mean_d[w]
             prev_frac[w] = frac[w]
-        d_world_one(w, pos, active, lm_pos, lm_radius, lm_active, p, d1, j1, d2, occupied, mean_d, frac, owner,
+        d_world_one(w, pos, active, lm_pos, lm_radius, lm_active, params[w], d1, j1, d2, occupied, mean_d, frac, owner,
                     contrib)
 
 
 @cu.jit
 def agent_phase(mask, with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, lm_pos, lm_active,
-                d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib, p, best_d2, best_l, rew,
-                stats, obs, on_landmark):
+                d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib, params, best_d2, best_l,
+                rew, stats, obs, on_landmark):
     """Per agent of the worlds where ``mask[w]``: ``coverage_kernels.agent_one``; with ``with_reward``
     also the ``on_landmark`` flag (the robot is the nearest one on an occupied landmark)."""
     k = cu.grid(1)
@@ -62,8 +63,8 @@ def agent_phase(mask, with_reward, first, pos, vel, theta, active, contact, prev
         w = k // n
         i = k % n
         d_agent_one(w, i, with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, lm_pos,
-                    lm_active, d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib, p, best_d2,
-                    best_l, rew, stats, obs)
+                    lm_active, d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib, params[w],
+                    best_d2, best_l, rew, stats, obs)
         if with_reward:
             on_landmark[w, i] = owner[w, i] > 0
 
@@ -76,7 +77,7 @@ class CoverageOnDevice(OnDevice):
         super().__init__(host, world, launch)
         E, N = world.num_worlds, world.n_agents
         new = to_device
-        p = host._params
+        p = host._params[0]     # arena, radius and spacing: the same in every world
         self.arena, self.edge, self.spacing = float(p[ck.P_ARENA]), float(p[ck.P_RADIUS]) + 0.05, float(p[ck.P_SPACING])
         lm = host.landmarks
         self.lm_pos, self.lm_radius, self.lm_active = new(lm.pos), new(lm.radius), new(lm.active)

@@ -21,12 +21,13 @@ d_agent_one = device(fk.agent_one)
 
 
 @cu.jit
-def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, waypoint, order, walls, n_walls, contact,
+def reset_worlds(mask, rng, params, side, pos, vel, theta, omega, active, waypoint, order, walls, n_walls, contact,
                  prev_contact, t):
-    """World ``w`` (a thread each) where ``mask[w]``: ``flocking_kernels.reset_world``, no contacts, t = 0."""
+    """World ``w`` (a thread each) where ``mask[w]``: ``flocking_kernels.reset_world`` with its settings
+    ``params[w]``, no contacts, t = 0."""
     w = cu.grid(1)
     if w < pos.shape[0] and mask[w]:
-        d_reset_world(w, rng, p, side, pos, vel, theta, omega, active, waypoint, order, walls, n_walls)
+        d_reset_world(w, rng, params[w], side, pos, vel, theta, omega, active, waypoint, order, walls, n_walls)
         for i in range(pos.shape[1]):
             contact[w, i] = False
             prev_contact[w, i] = False
@@ -34,7 +35,7 @@ def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, waypoint, o
 
 
 @cu.jit
-def world_phase(mask, step, pos, theta, active, rng, p, centroid, polar, reached, waypoint, prev_wp, t, first):
+def world_phase(mask, step, pos, theta, active, rng, params, centroid, polar, reached, waypoint, prev_wp, t, first):
     """Per world where ``mask[w]``: with ``step`` (after a physics step) t += 1 and ``first``, and a
     reached waypoint is redrawn; then ``flocking_kernels.world_one``."""
     w = cu.grid(1)
@@ -42,12 +43,12 @@ def world_phase(mask, step, pos, theta, active, rng, p, centroid, polar, reached
         if step:
             t[w] += 1
             first[w] = t[w] == 1
-        d_world_one(w, pos, theta, active, rng, p, step, centroid, polar, reached, waypoint, prev_wp)
+        d_world_one(w, pos, theta, active, rng, params[w], step, centroid, polar, reached, waypoint, prev_wp)
 
 
 @cu.jit
 def agent_phase(mask, with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, nb_idx,
-                centroid, polar, reached, prev_wp, waypoint, p, dist, min_nn, rew, stats, obs, wp_flag):
+                centroid, polar, reached, prev_wp, waypoint, params, dist, min_nn, rew, stats, obs, wp_flag):
     """Per agent of the worlds where ``mask[w]``: ``flocking_kernels.agent_one``; with ``with_reward`` also
     the ``waypoint_reached`` flag (the group reached its waypoint and the robot is in the world)."""
     k = cu.grid(1)
@@ -57,7 +58,7 @@ def agent_phase(mask, with_reward, first, pos, vel, theta, active, contact, prev
         i = k % n
         if mask[w]:
             d_agent_one(w, i, with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, nb_idx,
-                        centroid, polar, reached, prev_wp, waypoint, p, dist, min_nn, rew, stats, obs)
+                        centroid, polar, reached, prev_wp, waypoint, params[w], dist, min_nn, rew, stats, obs)
             if with_reward:
                 wp_flag[w, i] = reached[w] and active[w, i]
 
@@ -70,7 +71,7 @@ class FlockingOnDevice(OnDevice):
         super().__init__(host, world, launch)
         E, N = world.num_worlds, world.n_agents
         new = to_device
-        p = host._params
+        p = host._params[0]     # arena, radius and spacing: the same in every world
         self.arena, self.edge, self.spacing = float(p[fk.P_ARENA]), float(p[fk.P_RADIUS]) + 0.05, float(p[fk.P_SPACING])
         self.side = int(host._side)
         self.waypoint = new(host.waypoint)

@@ -151,10 +151,11 @@ class Aggregation(Scenario):
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode"),
                "aggregated_rate": ("aggregated", "fraction of episodes ending with one cluster")}
     success_stat = "aggregated"
-    # reward weights a curriculum may change during a run (one value for every world: self._params [P])
+    # reward weights a curriculum may change during a run, per world (columns of self._params [E, P])
     settings = {"cluster_reward": ak.P_CLUSTER, "collision_penalty": ak.P_COLL,
                 "collision_onset_penalty": ak.P_ONSET, "spread_penalty": ak.P_SPREAD}
     shaping_terms = ("spread_penalty",)
+    per_world_settings = True
 
     def __init__(self, config: AggregationConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -195,7 +196,7 @@ class Aggregation(Scenario):
         p[ak.P_ONSET] = config.collision_onset_penalty
         p[ak.P_INV_T] = 1.0 / config.max_steps
         p[ak.P_CELL] = float(w.phys[CELL])
-        self._params = p
+        self._params = np.repeat(p[None], E, axis=0)         # [E, P] each world's settings (curricula)
         self.set_shaping_scale(1.0)
 
     # ------------------------------------------------------------------ spec

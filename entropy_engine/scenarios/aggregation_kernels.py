@@ -18,7 +18,8 @@ from ..core.observe import copy_lidar, ego_velocity, leave_out, neighbour_slots
 from ..core.rng import shuffled_range, uniform
 from ..core.spawn import border_walls, respawn_clear, start_at_rest
 
-# Layout of the float64 ``params`` vector (see Aggregation._params).
+# Layout of a row of the float64 ``params`` array [E, N_PARAMS] (see Aggregation._params): one row per world,
+# the per-world functions read their world's row ``p``.
 (P_ARENA, P_RADIUS, P_SPACING, P_VMAX, P_SENSE, P_CUE, P_LINK, P_CLUSTER, P_SPREAD, P_COLL, P_ONSET, P_INV_T,
  P_CELL) = range(13)
 N_PARAMS = 13
@@ -48,19 +49,20 @@ def reset_world(w, rng, p, side, pos, vel, theta, omega, active, order, walls, n
 
 
 @njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, order, walls, n_walls):
-    """``reset_world`` for every world where mask[w], in parallel."""
+def reset_worlds(mask, rng, params, side, pos, vel, theta, omega, active, order, walls, n_walls):
+    """``reset_world`` for every world where mask[w] (with its settings params[w]), in parallel."""
     for w in prange(pos.shape[0]):
         if mask[w]:
-            reset_world(w, rng, p, side, pos, vel, theta, omega, active, order, walls, n_walls)
+            reset_world(w, rng, params[w], side, pos, vel, theta, omega, active, order, walls, n_walls)
 
 
 @njit(cache=True, parallel=True)
-def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
+def respawn_agents(mask, rng, params, pos, vel, theta, omega, active):
     """Give every agent with mask[w, i] a fresh start at a random point of its world at least
     ``spawn_spacing`` from every other robot's centre (``core.spawn.respawn_clear``), worlds in parallel."""
     for w in prange(pos.shape[0]):
-        respawn_clear(w, mask, rng, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
+        respawn_clear(w, mask, rng, params[w, P_ARENA], params[w, P_RADIUS] + 0.05, params[w, P_SPACING], pos, vel,
+                      theta, omega, active)
 
 
 @njit(cache=True, inline="always")
@@ -140,10 +142,12 @@ def world_one(w, pos, active, cell_start, cell_items, g, p, parent, size, label,
 
 
 @njit(cache=True, parallel=True)
-def world_phase(pos, active, cell_start, cell_items, g, p, parent, size, label, n_active, largest, centroid):
-    """``world_one`` for every world, in parallel."""
+def world_phase(pos, active, cell_start, cell_items, g, params, parent, size, label, n_active, largest,
+                centroid):
+    """``world_one`` for every world (with its settings params[w]), in parallel."""
     for w in prange(pos.shape[0]):
-        world_one(w, pos, active, cell_start, cell_items, g, p, parent, size, label, n_active, largest, centroid)
+        world_one(w, pos, active, cell_start, cell_items, g, params[w], parent, size, label, n_active, largest,
+                  centroid)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -252,11 +256,11 @@ def agent_one(w, i, with_reward, fresh, pos, vel, theta, active, contact, prev_c
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb, cell_start,
-                cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew, stats, obs):
-    """``agent_one`` for every agent of every world, in parallel."""
+                cell_items, g, label, size, n_active, largest, centroid, params, last, frac_own, rew, stats, obs):
+    """``agent_one`` for every agent of every world (with its world's settings params[w]), in parallel."""
     n = pos.shape[1]
     for k in prange(pos.shape[0] * n):
         w = k // n
         agent_one(w, k - w * n, with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, nb,
-                  cell_start, cell_items, g, label, size, n_active, largest, centroid, p, last, frac_own, rew,
-                  stats, obs)
+                  cell_start, cell_items, g, label, size, n_active, largest, centroid, params[w], last, frac_own,
+                  rew, stats, obs)

@@ -164,11 +164,12 @@ class Coverage(Scenario):
                "all_covered": ("all_covered", "fraction of episodes ending with every landmark occupied"),
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode")}
     success_stat = "all_covered"
-    # reward weights a curriculum may change during a run (one value for every world: self._params [P])
+    # reward weights a curriculum may change during a run, per world (columns of self._params [E, P])
     settings = {"occupy_reward": ck.P_OCCUPY, "distance_penalty": ck.P_DIST, "contribution_reward": ck.P_CONTRIB,
                 "collision_penalty": ck.P_COLL, "collision_onset_penalty": ck.P_ONSET,
                 "progress_reward": ck.P_PROGRESS}
     shaping_terms = ("progress_reward",)
+    per_world_settings = True
 
     def __init__(self, config: CoverageConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -209,7 +210,7 @@ class Coverage(Scenario):
         p[ck.P_CONTRIB] = config.contribution_reward
         p[ck.P_COLL] = config.collision_penalty
         p[ck.P_ONSET] = config.collision_onset_penalty
-        self._params = p
+        self._params = np.repeat(p[None], E, axis=0)         # [E, P] each world's settings (curricula)
         self.set_shaping_scale(1.0)
 
     # ------------------------------------------------------------------ spec

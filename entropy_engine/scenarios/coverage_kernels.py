@@ -17,7 +17,8 @@ from ..core.observe import copy_lidar, ego_velocity, leave_out, neighbour_slots
 from ..core.rng import uniform
 from ..core.spawn import border_walls, respawn_clear, start_at_rest
 
-# Layout of the float64 ``params`` vector (see Coverage._params).
+# Layout of a row of the float64 ``params`` array [E, N_PARAMS] (see Coverage._params): one row per world,
+# the per-world functions read their world's row ``p``.
 (P_ARENA, P_RADIUS, P_LM_R, P_LM_MARGIN, P_LM_SPACING, P_SPACING, P_VMAX, P_LM_SCALE, P_OCCUPY, P_DIST,
  P_PROGRESS, P_COLL, P_ONSET, P_CONTRIB) = range(14)
 N_PARAMS = 14
@@ -73,19 +74,20 @@ def reset_world(w, rng, p, pos, vel, theta, omega, active, lm_pos, lm_radius, lm
 
 
 @njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, p, pos, vel, theta, omega, active, lm_pos, lm_radius, lm_active, walls, n_walls):
-    """``reset_world`` for every world where mask[w], in parallel."""
+def reset_worlds(mask, rng, params, pos, vel, theta, omega, active, lm_pos, lm_radius, lm_active, walls, n_walls):
+    """``reset_world`` for every world where mask[w] (with its settings params[w]), in parallel."""
     for w in prange(pos.shape[0]):
         if mask[w]:
-            reset_world(w, rng, p, pos, vel, theta, omega, active, lm_pos, lm_radius, lm_active, walls, n_walls)
+            reset_world(w, rng, params[w], pos, vel, theta, omega, active, lm_pos, lm_radius, lm_active, walls, n_walls)
 
 
 @njit(cache=True, parallel=True)
-def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
+def respawn_agents(mask, rng, params, pos, vel, theta, omega, active):
     """Give every agent with mask[w, i] a fresh start at a random point of its world at least
     ``spawn_spacing`` from every other robot's centre (``core.spawn.respawn_clear``), worlds in parallel."""
     for w in prange(pos.shape[0]):
-        respawn_clear(w, mask, rng, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
+        respawn_clear(w, mask, rng, params[w, P_ARENA], params[w, P_RADIUS] + 0.05, params[w, P_SPACING], pos, vel,
+                      theta, omega, active)
 
 
 @njit(cache=True)
@@ -153,10 +155,12 @@ def world_one(w, pos, active, lm_pos, lm_radius, lm_active, p, d1, j1, d2, occup
 
 
 @njit(cache=True, parallel=True)
-def world_phase(pos, active, lm_pos, lm_radius, lm_active, p, d1, j1, d2, occupied, mean_d, frac, owner, contrib):
-    """``world_one`` for every world, in parallel."""
+def world_phase(pos, active, lm_pos, lm_radius, lm_active, params, d1, j1, d2, occupied, mean_d, frac, owner,
+                contrib):
+    """``world_one`` for every world (with its settings params[w]), in parallel."""
     for w in prange(pos.shape[0]):
-        world_one(w, pos, active, lm_pos, lm_radius, lm_active, p, d1, j1, d2, occupied, mean_d, frac, owner, contrib)
+        world_one(w, pos, active, lm_pos, lm_radius, lm_active, params[w], d1, j1, d2, occupied, mean_d, frac, owner,
+                  contrib)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -248,12 +252,12 @@ def agent_one(w, i, with_reward, first, pos, vel, theta, active, contact, prev_c
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, lm_pos, lm_active,
-                d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib, p, best_d2, best_l, rew,
-                stats, obs):
-    """``agent_one`` for every agent of every world, in parallel."""
+                d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib, params, best_d2, best_l,
+                rew, stats, obs):
+    """``agent_one`` for every agent of every world (with its world's settings params[w]), in parallel."""
     n = pos.shape[1]
     for k in prange(pos.shape[0] * n):
         w = k // n
         agent_one(w, k - w * n, with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb,
-                  lm_pos, lm_active, d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib, p,
-                  best_d2, best_l, rew, stats, obs)
+                  lm_pos, lm_active, d1, j1, d2, occupied, mean_d, prev_mean_d, frac, prev_frac, owner, contrib,
+                  params[w], best_d2, best_l, rew, stats, obs)

@@ -159,11 +159,12 @@ class Flocking(Scenario):
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode"),
                "waypoints_reached": ("waypoints", "waypoints the group reached per episode")}
     success_stat = None
-    # reward weights a curriculum may change during a run (one value for every world: self._params [P])
+    # reward weights a curriculum may change during a run, per world (columns of self._params [E, P])
     settings = {"progress_reward": fk.P_PROGRESS, "waypoint_reward": fk.P_WP_BONUS, "collision_penalty": fk.P_COLL,
                 "collision_onset_penalty": fk.P_ONSET, "alignment_reward": fk.P_ALIGN,
                 "cohesion_penalty": fk.P_COH, "separation_penalty": fk.P_SEP}
     shaping_terms = ("alignment_reward", "cohesion_penalty", "separation_penalty")
+    per_world_settings = True
 
     def __init__(self, config: FlockingConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -202,7 +203,7 @@ class Flocking(Scenario):
         p[fk.P_ONSET] = config.collision_onset_penalty
         p[fk.P_SENSE] = config.sense_range
         p[fk.P_INV_T] = 1.0 / config.max_steps
-        self._params = p
+        self._params = np.repeat(p[None], E, axis=0)         # [E, P] each world's settings (curricula)
         self.set_shaping_scale(1.0)
 
     # ------------------------------------------------------------------ spec

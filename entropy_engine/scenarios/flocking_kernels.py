@@ -15,7 +15,8 @@ from ..core.observe import copy_lidar, ego_velocity, leave_out, neighbour_slots
 from ..core.rng import shuffled_range, uniform
 from ..core.spawn import border_walls, respawn_clear, start_at_rest
 
-# Layout of the float64 ``params`` vector (see Flocking._params).
+# Layout of a row of the float64 ``params`` array [E, N_PARAMS] (see Flocking._params): one row per world,
+# the per-world functions read their world's row ``p``.
 (P_ARENA, P_RADIUS, P_WP_R, P_WP_MARGIN, P_WP_MIN_D, P_SPACING, P_VMAX, P_WP_SCALE, P_PROGRESS, P_WP_BONUS,
  P_ALIGN, P_COH, P_COH_D, P_SEP, P_SEP_D, P_COLL, P_ONSET, P_SENSE, P_INV_T) = range(19)
 N_PARAMS = 19
@@ -74,19 +75,20 @@ def reset_world(w, rng, p, side, pos, vel, theta, omega, active, waypoint, order
 
 
 @njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, waypoint, order, walls, n_walls):
-    """``reset_world`` for every world where mask[w], in parallel."""
+def reset_worlds(mask, rng, params, side, pos, vel, theta, omega, active, waypoint, order, walls, n_walls):
+    """``reset_world`` for every world where mask[w] (with its settings params[w]), in parallel."""
     for w in prange(pos.shape[0]):
         if mask[w]:
-            reset_world(w, rng, p, side, pos, vel, theta, omega, active, waypoint, order, walls, n_walls)
+            reset_world(w, rng, params[w], side, pos, vel, theta, omega, active, waypoint, order, walls, n_walls)
 
 
 @njit(cache=True, parallel=True)
-def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
+def respawn_agents(mask, rng, params, pos, vel, theta, omega, active):
     """Give every agent with mask[w, i] a fresh start at a random point of its world at least
     ``spawn_spacing`` from every other robot's centre (``core.spawn.respawn_clear``), worlds in parallel."""
     for w in prange(pos.shape[0]):
-        respawn_clear(w, mask, rng, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
+        respawn_clear(w, mask, rng, params[w, P_ARENA], params[w, P_RADIUS] + 0.05, params[w, P_SPACING], pos, vel,
+                      theta, omega, active)
 
 
 @njit(cache=True)
@@ -129,10 +131,10 @@ def world_one(w, pos, theta, active, rng, p, redraw, centroid, polar, reached, w
 
 
 @njit(cache=True, parallel=True)
-def world_phase(pos, theta, active, rng, p, redraw, centroid, polar, reached, waypoint, prev_wp):
-    """``world_one`` for every world, in parallel."""
+def world_phase(pos, theta, active, rng, params, redraw, centroid, polar, reached, waypoint, prev_wp):
+    """``world_one`` for every world (with its settings params[w]), in parallel."""
     for w in prange(pos.shape[0]):
-        world_one(w, pos, theta, active, rng, p, redraw, centroid, polar, reached, waypoint, prev_wp)
+        world_one(w, pos, theta, active, rng, params[w], redraw, centroid, polar, reached, waypoint, prev_wp)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -219,10 +221,10 @@ def agent_one(w, i, with_reward, first, pos, vel, theta, active, contact, prev_c
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, nb_idx, centroid,
-                polar, reached, prev_wp, waypoint, p, dist, min_nn, rew, stats, obs):
-    """``agent_one`` for every agent of every world, in parallel."""
+                polar, reached, prev_wp, waypoint, params, dist, min_nn, rew, stats, obs):
+    """``agent_one`` for every agent of every world (with its world's settings params[w]), in parallel."""
     n = pos.shape[1]
     for k in prange(pos.shape[0] * n):
         w = k // n
         agent_one(w, k - w * n, with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb,
-                  nb_idx, centroid, polar, reached, prev_wp, waypoint, p, dist, min_nn, rew, stats, obs)
+                  nb_idx, centroid, polar, reached, prev_wp, waypoint, params[w], dist, min_nn, rew, stats, obs)

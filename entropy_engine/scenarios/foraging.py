@@ -12,7 +12,7 @@ from ..core.backends import make_world
 from ..core.items import Items
 from ..core.landmarks import Landmarks
 from . import foraging_kernels as fk
-from .base import Scenario, ScenarioConfig, check_shaping_scale
+from .base import Scenario, ScenarioConfig
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,20 @@ class Foraging(Scenario):
                "pickups_per_agent": ("pickups", "items a robot picked up per episode"),
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode")}
     success_stat = None
+    # reward weights a curriculum may change during a run, per world (columns of self._params [E, P])
+    settings = {"delivery_reward": fk.P_DELIVERY, "pickup_reward": fk.P_PICKUP,
+                "carry_progress_reward": fk.P_CARRY, "search_progress_reward": fk.P_SEARCH,
+                "collision_penalty": fk.P_COLL, "collision_onset_penalty": fk.P_ONSET}
+    shaping_terms = ("carry_progress_reward", "search_progress_reward")
+    per_world_settings = True
+
+    @classmethod
+    def check_settings(cls, config: ForagingConfig, values: dict[str, float]) -> None:
+        """Beyond finite numbers: every reward weight >= 0 (as in ``ForagingConfig``)."""
+        super().check_settings(config, values)
+        for name, v in values.items():
+            if v < 0:
+                raise ConfigError(f"setting {name} must be >= 0, got {v!r}")
 
     def __init__(self, config: ForagingConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -184,7 +198,7 @@ class Foraging(Scenario):
         p[fk.P_PICKUP] = config.pickup_reward
         p[fk.P_COLL] = config.collision_penalty
         p[fk.P_ONSET] = config.collision_onset_penalty
-        self._params = p
+        self._params = np.repeat(p[None], E, axis=0)         # [E, P] each world's settings (curricula)
         self.set_shaping_scale(1.0)
 
     # ------------------------------------------------------------------ spec
@@ -201,13 +215,6 @@ class Foraging(Scenario):
     def action_space(self) -> spaces.Box:
         """Left and right wheel power."""
         return spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32)
-
-    def set_shaping_scale(self, scale: float) -> None:
-        """Scale ``carry_progress_reward`` and ``search_progress_reward`` by ``scale`` >= 0."""
-        scale = check_shaping_scale(scale)
-        cfg, p = self.config, self._params
-        p[fk.P_CARRY] = cfg.carry_progress_reward * scale
-        p[fk.P_SEARCH] = cfg.search_progress_reward * scale
 
     def _check_room(self, arena: float, n_agents: int) -> None:
         """Refuse arenas that cannot hold the robots' lattice, the nest or the items."""

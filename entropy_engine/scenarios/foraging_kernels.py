@@ -16,7 +16,8 @@ from ..core.observe import copy_lidar, ego_velocity, leave_out
 from ..core.rng import shuffled_range, uniform
 from ..core.spawn import place_clear, start_at_rest
 
-# Layout of the float64 ``params`` vector (see Foraging._params).
+# Layout of a row of the float64 ``params`` array [E, N_PARAMS] (see Foraging._params): one row per world
+# (world w's settings are params[w]).
 (P_ARENA, P_RADIUS, P_SPACING, P_VMAX, P_NEST_MARGIN, P_NEST_SCALE, P_CAPACITY, P_DELIVERY, P_PICKUP, P_CARRY,
  P_SEARCH, P_COLL, P_ONSET) = range(13)
 N_PARAMS = 13
@@ -25,21 +26,22 @@ S_DELIVERED, S_WORLD_DELIVERED, S_PICKUPS, S_COLLISIONS = range(4)
 
 
 @njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, order, nest_pos):
+def reset_worlds(mask, rng, params, side, pos, vel, theta, omega, active, order, nest_pos):
     """Reset the worlds where mask[w]: the nest centre uniform at least ``nest_margin`` from the
     border; the N robots on random distinct cells of a ``side x side`` lattice covering the arena
     (cells ``spawn_spacing`` wide, jittered inside their cell), random headings. order [E, side*side]
     int64 is scratch; the caller checked side*side >= N."""
     n_worlds, n = pos.shape[0], pos.shape[1]
-    L = p[P_ARENA]
-    r = p[P_RADIUS]
-    s = p[P_SPACING]
-    m = p[P_NEST_MARGIN]
-    jitter = max(0.5 * (s - 2.0 * r) - 0.01, 0.0)
-    offset = 0.5 * (L - side * s)
     for w in prange(n_worlds):
         if not mask[w]:
             continue
+        p = params[w]
+        L = p[P_ARENA]
+        r = p[P_RADIUS]
+        s = p[P_SPACING]
+        m = p[P_NEST_MARGIN]
+        jitter = max(0.5 * (s - 2.0 * r) - 0.01, 0.0)
+        offset = 0.5 * (L - side * s)
         nest_pos[w, 0, 0] = m + (L - 2.0 * m) * uniform(rng, w)
         nest_pos[w, 0, 1] = m + (L - 2.0 * m) * uniform(rng, w)
         shuffled_range(rng, w, order, side * side)
@@ -51,19 +53,20 @@ def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, order, nest
 
 
 @njit(cache=True, parallel=True)
-def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
+def respawn_agents(mask, rng, params, pos, vel, theta, omega, active):
     """Give every agent with mask[w, i] a fresh start at a random point of its world at least
     ``spawn_spacing`` from every other robot's centre (64 rejection tries, the last is kept)."""
     n_worlds, n = pos.shape[0], pos.shape[1]
     for w in prange(n_worlds):
         for i in range(n):
             if mask[w, i]:
-                place_clear(rng, w, i, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
+                place_clear(rng, w, i, params[w, P_ARENA], params[w, P_RADIUS] + 0.05, params[w, P_SPACING], pos, vel,
+                            theta, omega, active)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def agent_phase(with_reward, pos, vel, theta, active, contact, prev_contact, lidar, sensed, sensed_index, item_pos,
-                free, load, prev_load, delivered, picked, world_delivered, nest_pos, nest_radius, p, nest_dist,
+                free, load, prev_load, delivered, picked, world_delivered, nest_pos, nest_radius, params, nest_dist,
                 target, target_dist, rew, stats, obs):
     """Per agent: with ``with_reward`` the reward and the per-step values of the episode statistics,
     then the observation; nest_dist [E, N] (distance to the nest centre), target [E, N] (the nearest
@@ -72,17 +75,19 @@ def agent_phase(with_reward, pos, vel, theta, active, contact, prev_contact, lid
 
     sensed [E, N, K, 3] / sensed_index [E, N, K] are ``core.items.Items``' sensor output; load,
     prev_load (before the step), delivered, picked [E, N] and world_delivered [E] its counters.
-    stats [4, E, N] in the order S_DELIVERED .. S_COLLISIONS; obs [E, N, R + 2 + 3K + 4].
+    stats [4, E, N] in the order S_DELIVERED .. S_COLLISIONS; obs [E, N, R + 2 + 3K + 4]. World w's
+    settings are params[w].
     """
     n_worlds, n = pos.shape[0], pos.shape[1]
     n_rays = lidar.shape[2]
     K = sensed.shape[2]
-    vmax = p[P_VMAX]
-    cap = p[P_CAPACITY]
     base = n_rays + 2
     for k in prange(n_worlds * n):
         w = k // n
         i = k - w * n
+        p = params[w]
+        vmax = p[P_VMAX]
+        cap = p[P_CAPACITY]
         copy_lidar(obs, w, i, lidar)
         if not active[w, i]:
             leave_out(obs, w, i, base, with_reward, rew, prev_contact, stats)

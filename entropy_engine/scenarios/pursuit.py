@@ -11,7 +11,7 @@ from ..config import ConfigError, field, require
 from ..core.backends import make_world
 from ..core.neighbours import NeighbourSensor
 from . import pursuit_kernels as pk
-from .base import Scenario, ScenarioConfig, check_shaping_scale
+from .base import Scenario, ScenarioConfig
 from .scripted import ScriptedRobots, check_scripted
 
 
@@ -163,6 +163,22 @@ class Pursuit(Scenario):
                "capture_assists": ("assists", "captures the pursuer took part in per episode"),
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode")}
     success_stat = "captures"
+    # settings a curriculum may change during a run, per world (columns of self._params [E, P])
+    settings = {"capture_reward": pk.P_CAP_REW, "team_reward": pk.P_TEAM_REW, "approach_reward": pk.P_APPROACH,
+                "collision_penalty": pk.P_COLL, "collision_onset_penalty": pk.P_ONSET,
+                "evader_power": pk.P_EV_POWER}
+    shaping_terms = ("approach_reward",)
+    per_world_settings = True
+
+    @classmethod
+    def check_settings(cls, config: PursuitConfig, values: dict[str, float]) -> None:
+        """Beyond finite numbers: reward weights >= 0 and ``0 < evader_power <= 1`` (as in ``PursuitConfig``)."""
+        super().check_settings(config, values)
+        for name, v in values.items():
+            if name == "evader_power" and not 0 < v <= 1:
+                raise ConfigError(f"setting evader_power must be in (0, 1], got {v!r}")
+            if v < 0:
+                raise ConfigError(f"setting {name} must be >= 0, got {v!r}")
 
     def __init__(self, config: PursuitConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -200,7 +216,7 @@ class Pursuit(Scenario):
         p[pk.P_TEAM_REW] = config.team_reward
         p[pk.P_COLL] = config.collision_penalty
         p[pk.P_ONSET] = config.collision_onset_penalty
-        self._params = p
+        self._params = np.repeat(p[None], E, axis=0)         # [E, P] each world's settings (curricula)
         self.set_shaping_scale(1.0)
 
     # ------------------------------------------------------------------ spec
@@ -217,10 +233,6 @@ class Pursuit(Scenario):
     def action_space(self) -> spaces.Box:
         """Left and right wheel power."""
         return spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32)
-
-    def set_shaping_scale(self, scale: float) -> None:
-        """Scale ``approach_reward`` by ``scale`` >= 0."""
-        self._params[pk.P_APPROACH] = self.config.approach_reward * check_shaping_scale(scale)
 
     def _check_room(self, arena: float, n_robots: int) -> None:
         """Refuse arenas whose free area cannot hold the robots ``spawn_spacing`` apart, or too small

@@ -19,7 +19,8 @@ from ..core.observe import copy_lidar, ego_velocity, leave_out
 from ..core.rng import uniform
 from ..core.spawn import place_clear
 
-# Layout of the float64 ``params`` vector (see Pursuit._params).
+# Layout of a row of the float64 ``params`` array [E, N_PARAMS] (see Pursuit._params): one row per world
+# (world w's settings are params[w]).
 (P_ARENA, P_RADIUS, P_SPACING, P_CLEAR, P_CAP_R, P_CAP_N, P_VMAX, P_SENSE, P_EV_POWER, P_WALL_M, P_EV_SCALE,
  P_CAP_REW, P_TEAM_REW, P_APPROACH, P_COLL, P_ONSET) = range(16)
 N_PARAMS = 16
@@ -31,13 +32,14 @@ SLOT = 6    # features of one neighbour slot in the observation: dx, dy, dvx, dv
 
 
 @njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, p, pos, vel, theta, omega, active, captured, caps_total):
+def reset_worlds(mask, rng, params, pos, vel, theta, omega, active, captured, caps_total):
     """Reset the worlds where mask[w]: every robot (pursuers, then evaders) at a random point at
     least ``spawn_spacing`` from the robots already placed (``place_clear``), at rest; no capture."""
     n_worlds, T = pos.shape[0], pos.shape[1]
     for w in prange(n_worlds):
         if not mask[w]:
             continue
+        p = params[w]
         for i in range(T):
             active[w, i] = False
         for i in range(T):
@@ -48,23 +50,25 @@ def reset_worlds(mask, rng, p, pos, vel, theta, omega, active, captured, caps_to
 
 
 @njit(cache=True, parallel=True)
-def respawn_pursuers(mask, rng, p, pos, vel, theta, omega, active):
+def respawn_pursuers(mask, rng, params, pos, vel, theta, omega, active):
     """Pursuers with mask[w, i] restart at a random clear point (``spawn_spacing`` from every robot)."""
     n_worlds, n = mask.shape[0], mask.shape[1]
     for w in prange(n_worlds):
+        p = params[w]
         for i in range(n):
             if mask[w, i]:
                 place_clear(rng, w, i, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
 
 
 @njit(cache=True, parallel=True)
-def respawn_captured(rng, p, pos, vel, theta, omega, active, captured, moved):
+def respawn_captured(rng, params, pos, vel, theta, omega, active, captured, moved):
     """Evaders captured in the last step (captured [E, M]) reappear at a random point at least
     ``respawn_clearance`` from every robot, at rest; moved [E, M] records which did."""
     n_worlds, T = pos.shape[0], pos.shape[1]
     M = captured.shape[1]
     first = T - M
     for w in prange(n_worlds):
+        p = params[w]
         for m in range(M):
             moved[w, m] = captured[w, m]
             if captured[w, m]:
@@ -74,7 +78,7 @@ def respawn_captured(rng, p, pos, vel, theta, omega, active, captured, moved):
 
 
 @njit(cache=True, parallel=True)
-def evader_actions(first, rng, p, pos, theta, active, nb_idx, actions):
+def evader_actions(first, rng, params, pos, theta, active, nb_idx, actions):
     """Wheel powers actions[w, j] of every evader j >= ``first`` (= N, the number of pursuers).
 
     Flee: of ``N_HEADINGS`` directions it picks the one whose point ``LOOKAHEAD`` metres ahead,
@@ -86,10 +90,10 @@ def evader_actions(first, rng, p, pos, theta, active, nb_idx, actions):
     powers are then scaled by ``evader_power``."""
     n_worlds, T = pos.shape[0], pos.shape[1]
     K = nb_idx.shape[2]
-    L = p[P_ARENA]
-    margin = p[P_WALL_M]
-    power = p[P_EV_POWER]
     for w in prange(n_worlds):
+        L = params[w, P_ARENA]
+        margin = params[w, P_WALL_M]
+        power = params[w, P_EV_POWER]
         for j in range(first, T):
             actions[w, j, 0] = 0.0
             actions[w, j, 1] = 0.0
@@ -148,15 +152,15 @@ def evader_actions(first, rng, p, pos, theta, active, nb_idx, actions):
 
 
 @njit(cache=True, parallel=True)
-def detect_captures(first, p, pos, active, captured, hits, caps_now, caps_total, first_flag):
+def detect_captures(first, params, pos, active, captured, hits, caps_now, caps_total, first_flag):
     """Per world: an evader with at least ``capture_count`` active pursuers whose centres are within
     ``capture_range`` of its own is captured (captured [E, M] set; it reappears at the start of the
     next step). hits [E, N]: captures each pursuer took part in; caps_now [E]: captures this step;
     first_flag [E]: the world had no capture before this step; caps_total [E] counts the episode's."""
     n_worlds, T = pos.shape[0], pos.shape[1]
-    r2 = p[P_CAP_R] * p[P_CAP_R]
-    need = np.int64(p[P_CAP_N])
     for w in prange(n_worlds):
+        r2 = params[w, P_CAP_R] * params[w, P_CAP_R]
+        need = np.int64(params[w, P_CAP_N])
         for i in range(first):
             hits[w, i] = 0.0
         first_flag[w] = caps_total[w] == 0
@@ -182,20 +186,22 @@ def detect_captures(first, p, pos, active, captured, hits, caps_now, caps_total,
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def agent_phase(with_reward, first, pos, vel, theta, active, contact, prev_contact, lidar, nb, hits, caps_now,
-                first_flag, moved, p, target, dist, collided, rew, stats, obs):
+                first_flag, moved, params, target, dist, collided, rew, stats, obs):
     """Per pursuer (the first ``first`` robots of each world): reward and per-step statistics
     (``with_reward``), then the observation. target [E, N] int64 / dist [E, N] float64: the nearest
     evader (robot id) and its distance at the last observation, for the approach term, which is
     skipped when that evader reappeared elsewhere (moved [E, M]). nb [E, N+M, K, 6] is the
-    neighbour sensor's output with the evader flag as attribute; obs [E, N, R + 2 + 6K + 2]."""
+    neighbour sensor's output with the evader flag as attribute; obs [E, N, R + 2 + 6K + 2]. World w's
+    settings are params[w]."""
     n_worlds, T = pos.shape[0], pos.shape[1]
     n_rays = lidar.shape[2]
     K = nb.shape[2]
-    vmax = p[P_VMAX]
     base = n_rays + 2
     for k in prange(n_worlds * first):
         w = k // first
         i = k - w * first
+        p = params[w]
+        vmax = p[P_VMAX]
         copy_lidar(obs, w, i, lidar)
         if not active[w, i]:
             leave_out(obs, w, i, base, with_reward, rew, prev_contact, stats)

@@ -153,6 +153,18 @@ class Rendezvous(Scenario):
                "goal_distance": ("distance", "distance to the goal at the episode's end, metres"),
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode")}
     success_stat = "gathered"
+    # reward weights a curriculum may change during a run, per world (columns of self._params [E, P])
+    settings = {"progress_reward": rk.P_PROGRESS, "team_reward": rk.P_TEAM, "zone_reward": rk.P_ZONE,
+                "collision_penalty": rk.P_COLL, "collision_onset_penalty": rk.P_ONSET}
+    per_world_settings = True
+
+    @classmethod
+    def check_settings(cls, config: RendezvousConfig, values: dict[str, float]) -> None:
+        """Beyond finite numbers: every reward weight >= 0 (as in ``RendezvousConfig``)."""
+        super().check_settings(config, values)
+        for name, v in values.items():
+            if v < 0:
+                raise ConfigError(f"setting {name} must be >= 0, got {v!r}")
 
     def __init__(self, config: RendezvousConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -197,7 +209,7 @@ class Rendezvous(Scenario):
         p[rk.P_ZONE] = config.zone_reward
         p[rk.P_COLL] = config.collision_penalty
         p[rk.P_ONSET] = config.collision_onset_penalty
-        self._params = p
+        self._params = np.repeat(p[None], E, axis=0)         # [E, P] each world's settings (curricula)
 
     # ------------------------------------------------------------------ spec
     def observation_space(self) -> spaces.Box:

@@ -16,7 +16,8 @@ from ..core.observe import copy_lidar, ego_velocity, leave_out
 from ..core.rng import shuffled_range, uniform
 from ..core.spawn import place_clear, start_at_rest
 
-# Layout of the float64 ``params`` vector (see Rendezvous._params).
+# Layout of a row of the float64 ``params`` array [E, N_PARAMS] (see Rendezvous._params): one row per world
+# (world w's settings are params[w]).
 (P_ARENA, P_RADIUS, P_SPACING, P_VMAX, P_GOAL_R, P_MARGIN, P_GOAL_SCALE, P_PROGRESS, P_TEAM, P_ZONE, P_COLL,
  P_ONSET) = range(12)
 N_PARAMS = 12
@@ -25,21 +26,22 @@ S_IN_ZONE, S_GATHERED, S_GATHER_TIME, S_DISTANCE, S_COLLISIONS = range(5)
 
 
 @njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, order, goal, informed):
+def reset_worlds(mask, rng, params, side, pos, vel, theta, omega, active, order, goal, informed):
     """Reset the worlds where mask[w]: the N robots on random distinct cells of a ``side x side``
     lattice covering the arena (cells ``spawn_spacing`` wide, jittered), random headings; a goal
     uniform in the arena minus ``goal_margin``; one informed robot, uniform among the N.
     order [E, side*side] int64 is scratch; the caller checked side*side >= N."""
     n_worlds, n = pos.shape[0], pos.shape[1]
-    L = p[P_ARENA]
-    r = p[P_RADIUS]
-    s = p[P_SPACING]
-    m = p[P_MARGIN]
-    jitter = max(0.5 * (s - 2.0 * r) - 0.01, 0.0)
-    offset = 0.5 * (L - side * s)             # the lattice is centred in the arena
     for w in prange(n_worlds):
         if not mask[w]:
             continue
+        p = params[w]
+        L = p[P_ARENA]
+        r = p[P_RADIUS]
+        s = p[P_SPACING]
+        m = p[P_MARGIN]
+        jitter = max(0.5 * (s - 2.0 * r) - 0.01, 0.0)
+        offset = 0.5 * (L - side * s)             # the lattice is centred in the arena
         shuffled_range(rng, w, order, side * side)
         for i in range(n):
             c = order[w, i]
@@ -52,25 +54,26 @@ def reset_worlds(mask, rng, p, side, pos, vel, theta, omega, active, order, goal
 
 
 @njit(cache=True, parallel=True)
-def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
+def respawn_agents(mask, rng, params, pos, vel, theta, omega, active):
     """Give every agent with mask[w, i] a fresh start at a random point of its world at least
     ``spawn_spacing`` from every other robot's centre (64 rejection tries, the last is kept)."""
     n_worlds, n = pos.shape[0], pos.shape[1]
     for w in prange(n_worlds):
         for i in range(n):
             if mask[w, i]:
-                place_clear(rng, w, i, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
+                place_clear(rng, w, i, params[w, P_ARENA], params[w, P_RADIUS] + 0.05, params[w, P_SPACING], pos, vel,
+                            theta, omega, active)
 
 
 @njit(cache=True, parallel=True)
-def world_phase(pos, active, goal, p, dist, progress, in_zone, n_in, n_active, team):
+def world_phase(pos, active, goal, params, dist, progress, in_zone, n_in, n_active, team):
     """Per world: every robot's distance to the goal (dist [E, N]; progress [E, N] = the old value
     minus the new one), in_zone [E, N] (centre within ``goal_radius`` of the goal), n_in [E] and
     n_active [E] (robots in the zone, active robots) and team [E] (the mean progress of the active
     robots, 0 with none). Inactive robots count nowhere."""
     n_worlds, n = pos.shape[0], pos.shape[1]
-    R = p[P_GOAL_R]
     for w in prange(n_worlds):
+        R = params[w, P_GOAL_R]
         k_in = 0
         k = 0
         tot = 0.0
@@ -94,21 +97,22 @@ def world_phase(pos, active, goal, p, dist, progress, in_zone, n_in, n_active, t
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def agent_phase(with_reward, fresh, pos, vel, theta, active, contact, prev_contact, lidar, goal, informed, dist,
-                progress, in_zone, n_in, n_active, team, ever, p, last, rew, stats, obs):
+                progress, in_zone, n_in, n_active, team, ever, params, last, rew, stats, obs):
     """Per agent: reward and the per-step values of the episode statistics (``with_reward``), then
     the observation. fresh [E, N]: the robot's episode started since its last scored step (its
     end-of-episode statistics are written whole, not as a change); last [3, E, N] holds the values
     of those statistics written so far (in zone, gathered, distance); ever [E]: every robot of the
     world has been in the zone at once during this episode (before this step's test: the world
     phase's caller updates it after this kernel). stats [5, E, N] in the order S_IN_ZONE ..
-    S_COLLISIONS; obs [E, N, R + 9]."""
+    S_COLLISIONS; obs [E, N, R + 9]. World w's settings are params[w]."""
     n_worlds, n = pos.shape[0], pos.shape[1]
     n_rays = lidar.shape[2]
-    vmax = p[P_VMAX]
     base = n_rays + 2
     for k in prange(n_worlds * n):
         w = k // n
         i = k - w * n
+        p = params[w]
+        vmax = p[P_VMAX]
         copy_lidar(obs, w, i, lidar)
         if not active[w, i]:
             leave_out(obs, w, i, n_rays, with_reward, rew, prev_contact, stats)

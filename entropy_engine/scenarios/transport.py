@@ -132,6 +132,22 @@ class Transport(Scenario):
                "time_to_goal": ("time", "seconds until the object reached the goal (the episode's length if never)"),
                "object_progress": ("progress", "metres the object got closer to the goal")}
     success_stat = "success"
+    # settings a curriculum may change during a run, per world (columns of self._params [E, P])
+    settings = {"progress_reward": tk.P_PROGRESS, "success_reward": tk.P_SUCCESS, "approach_reward": tk.P_APPROACH,
+                "goal_min_distance": tk.P_GOAL_MIN_D}
+    per_world_settings = True
+
+    @classmethod
+    def check_settings(cls, config: TransportConfig, values: dict[str, float]) -> None:
+        """Beyond finite numbers: reward weights >= 0 and ``0 < goal_min_distance <=`` the configured one
+        (the arena was checked to fit it; read at each new task)."""
+        super().check_settings(config, values)
+        for name, v in values.items():
+            if name == "goal_min_distance" and not 0 < v <= config.goal_min_distance:
+                raise ConfigError(f"setting goal_min_distance must be in (0, {config.goal_min_distance}] (the "
+                                  f"configured goal_min_distance is the farthest), got {v!r}")
+            if v < 0:
+                raise ConfigError(f"setting {name} must be >= 0, got {v!r}")
 
     def __init__(self, config: TransportConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -165,7 +181,7 @@ class Transport(Scenario):
         p[tk.P_SUCCESS] = config.success_reward
         p[tk.P_APPROACH] = config.approach_reward
         p[tk.P_DT] = config.dt
-        self._params = p
+        self._params = np.repeat(p[None], E, axis=0)           # [E, P] each world's settings (curricula)
 
     # ------------------------------------------------------------------ spec
     def observation_space(self) -> spaces.Box:

@@ -15,7 +15,8 @@ from ..core.observe import copy_lidar, ego_velocity, leave_out
 from ..core.rng import uniform
 from ..core.spawn import start_at_rest
 
-# Layout of the float64 ``params`` vector (see Transport._params).
+# Layout of a row of the float64 ``params`` array [E, N_PARAMS] (see Transport._params): one row per world
+# (world w's settings are params[w]).
 (P_ARENA, P_RADIUS, P_OBJ_R, P_OBJ_MARGIN, P_GOAL_R, P_GOAL_MARGIN, P_GOAL_MIN_D, P_SPACING, P_VMAX, P_SCALE,
  P_PROGRESS, P_SUCCESS, P_APPROACH, P_DT) = range(14)
 N_PARAMS = 14
@@ -114,12 +115,13 @@ def _new_task(rng, w, p, opos, ovel, oactive, goal):
 
 
 @njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, p, pos, vel, theta, omega, active, opos, ovel, oactive, goal, gdist, done):
+def reset_worlds(mask, rng, params, pos, vel, theta, omega, active, opos, ovel, oactive, goal, gdist, done):
     """Reset the worlds where mask[w]: a new object and goal, every robot at a random clear spot."""
     n_worlds, n = pos.shape[0], pos.shape[1]
     for w in prange(n_worlds):
         if not mask[w]:
             continue
+        p = params[w]
         _new_task(rng, w, p, opos, ovel, oactive, goal)
         for i in range(n):
             active[w, i] = False
@@ -130,7 +132,7 @@ def reset_worlds(mask, rng, p, pos, vel, theta, omega, active, opos, ovel, oacti
 
 
 @njit(cache=True, parallel=True)
-def respawn_agents(mask, rng, p, pos, vel, theta, omega, active, opos, ovel, oactive, goal, gdist, done):
+def respawn_agents(mask, rng, params, pos, vel, theta, omega, active, opos, ovel, oactive, goal, gdist, done):
     """Restart the robots with mask[w, i]. In a world whose object reached the goal (done[w]) the
     task starts over first: a new object and goal (the masked robots are re-placed, others stay)."""
     n_worlds, n = pos.shape[0], pos.shape[1]
@@ -142,6 +144,7 @@ def respawn_agents(mask, rng, p, pos, vel, theta, omega, active, opos, ovel, oac
                 active[w, i] = False
         if not anyone:
             continue
+        p = params[w]
         if done[w]:
             _new_task(rng, w, p, opos, ovel, oactive, goal)
             gdist[w] = math.sqrt((opos[w, 0, 0] - goal[w, 0]) ** 2 + (opos[w, 0, 1] - goal[w, 1]) ** 2)
@@ -152,29 +155,31 @@ def respawn_agents(mask, rng, p, pos, vel, theta, omega, active, opos, ovel, oac
 
 
 @njit(cache=True, parallel=True)
-def world_phase(opos, goal, p, gdist, prev_gdist, done):
+def world_phase(opos, goal, params, gdist, prev_gdist, done):
     """Per world: the object's centre distance to the goal (gdist [E], the last one in prev_gdist)
     and done [E]: the object's centre is inside the goal zone."""
     for w in prange(opos.shape[0]):
         prev_gdist[w] = gdist[w]
         d = math.sqrt((opos[w, 0, 0] - goal[w, 0]) ** 2 + (opos[w, 0, 1] - goal[w, 1]) ** 2)
         gdist[w] = d
-        done[w] = d <= p[P_GOAL_R]
+        done[w] = d <= params[w, P_GOAL_R]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def agent_phase(with_reward, pos, vel, theta, active, lidar, opos, ovel, goal, gdist, prev_gdist, done, p, gap,
+def agent_phase(with_reward, pos, vel, theta, active, lidar, opos, ovel, goal, gdist, prev_gdist, done, params, gap,
                 prev_contact, rew, stats, terminated, obs):
     """Per robot: reward and per-step statistics (``with_reward``), terminated (the world's object
-    reached the goal), the push-point gap [E, N] and the observation [E, N, R + 8]."""
+    reached the goal), the push-point gap [E, N] and the observation [E, N, R + 8]. World w's settings
+    are params[w]."""
     n_worlds, n = pos.shape[0], pos.shape[1]
     n_rays = lidar.shape[2]
-    vmax = p[P_VMAX]
-    scale = p[P_SCALE]
     base = n_rays + 2
     for k in prange(n_worlds * n):
         w = k // n
         i = k - w * n
+        p = params[w]
+        vmax = p[P_VMAX]
+        scale = p[P_SCALE]
         copy_lidar(obs, w, i, lidar)
         terminated[w, i] = False
         if not active[w, i]:

@@ -185,7 +185,7 @@ def test_shaping_ramp_scales_the_level_values_of_the_shaping_terms():
 PER_WORLD = {"flocking": ("progress_reward", (1.0, 3.0)), "aggregation": ("cluster_reward", (0.5, 2.0)),
              "coverage": ("distance_penalty", (0.05, 0.4)), "rendezvous": ("progress_reward", (0.5, 2.0)),
              "pursuit": ("approach_reward", (0.1, 1.0)), "transport": ("approach_reward", (0.2, 2.0)),
-             "foraging": ("search_progress_reward", (0.1, 1.0))}
+             "foraging": ("search_progress_reward", (0.1, 1.0)), "formation": ("error_penalty", (0.5, 2.0))}
 
 
 @pytest.mark.parametrize("scenario", sorted(PER_WORLD))
@@ -256,7 +256,10 @@ def test_shaping_ramp_scales_the_shaping_terms_of_every_world(scenario):
 
 
 def test_scenarios_reading_one_row_for_all_worlds_refuse_rows_that_differ():
+    """Every built-in scenario reads its settings per world; a scenario added without per-world settings
+    (``_params`` [P], one row for all worlds: here formation's row made so) refuses rows that differ."""
     env = BatchEnv("formation", 2, 3, seed=0)
+    env.scenario._params = env.scenario._params[0].copy()
     cols = env.scenario.setting_columns(["collision_penalty"])
     env.scenario.write_settings(cols, np.array([[1.5], [1.5]]))
     with pytest.raises(ValueError, match="cannot differ per world"):
@@ -548,8 +551,11 @@ def test_bad_curriculum_configs_are_clear_errors_before_training(cur, match):
         resolve_config("default", overrides=dict(curriculum=cur))
 
 
-def test_levels_need_per_world_settings_and_curricula_need_one_process():
-    with pytest.raises(ConfigError, match="per-world settings"):     # formation: one row of settings for all worlds
+def test_levels_need_per_world_settings_and_curricula_need_one_process(monkeypatch):
+    from entropy_engine.scenarios.formation import Formation
+
+    monkeypatch.setattr(Formation, "per_world_settings", False)   # a scenario with one row of settings for all worlds
+    with pytest.raises(ConfigError, match="per-world settings"):
         resolve_config("formation", overrides=dict(curriculum={"metric": "formation_error",
                                                                "levels": {"grid": {"collision_penalty": [1, 2]}}}))
     with pytest.raises(ConfigError, match="workers 0 or 1"):

@@ -24,39 +24,40 @@ d_agent_one = device(fk.agent_one)
 
 
 @cu.jit
-def reset_worlds(mask, rng, p, shape_off, shape_extent, pos, vel, theta, omega, active, shape, slot_off, margin, ref,
+def reset_worlds(mask, rng, params, shape_off, shape_extent, pos, vel, theta, omega, active, shape, slot_off, margin, ref,
                  ref_heading, waypoint, walls, n_walls, contact, prev_contact):
-    """World ``w`` (a thread each) where ``mask[w]``: ``formation_kernels.reset_world``, no contacts."""
+    """World ``w`` (a thread each) where ``mask[w]``: ``formation_kernels.reset_world`` with its settings
+    ``params[w]``, no contacts."""
     w = cu.grid(1)
     if w < pos.shape[0] and mask[w]:
-        d_reset_world(w, rng, p, shape_off, shape_extent, pos, vel, theta, omega, active, shape, slot_off, margin, ref,
-                      ref_heading, waypoint, walls, n_walls)
+        d_reset_world(w, rng, params[w], shape_off, shape_extent, pos, vel, theta, omega, active, shape, slot_off,
+                      margin, ref, ref_heading, waypoint, walls, n_walls)
         for i in range(pos.shape[1]):
             contact[w, i] = False
             prev_contact[w, i] = False
 
 
 @cu.jit
-def world_phase(mask, move, pos, active, rng, p, margin, slot_off, ref, ref_heading, ref_vel, waypoint, slots, assign,
+def world_phase(mask, move, pos, active, rng, params, margin, slot_off, ref, ref_heading, ref_vel, waypoint, slots, assign,
                 match_d, formed, cost, u, v, pp, way, minv, used, rows, row_col):
     """World ``w`` (a thread each) where ``mask[w]``: ``formation_kernels.world_one`` (with ``move`` after a
     physics step: the reference moves)."""
     w = cu.grid(1)
     if w < pos.shape[0] and mask[w]:
-        d_world_one(w, move, pos, active, rng, p, margin, slot_off, ref, ref_heading, ref_vel, waypoint, slots,
+        d_world_one(w, move, pos, active, rng, params[w], margin, slot_off, ref, ref_heading, ref_vel, waypoint, slots,
                     assign, match_d, formed, cost, u, v, pp, way, minv, used, rows, row_col)
 
 
 @cu.jit
 def agent_phase(mask, with_reward, pos, vel, theta, active, contact, prev_contact, lidar, nb, shape, ref, ref_vel,
-                slots, assign, match_d, formed, p, rew, stats, obs):
+                slots, assign, match_d, formed, params, rew, stats, obs):
     """Per agent of the worlds where ``mask[w]``: ``formation_kernels.agent_one``."""
     k = cu.grid(1)
     n = pos.shape[1]
     if k < pos.shape[0] * n and mask[k // n]:
         w = k // n
         d_agent_one(w, k % n, with_reward, pos, vel, theta, active, contact, prev_contact, lidar, nb, shape, ref,
-                    ref_vel, slots, assign, match_d, formed, p, rew, stats, obs)
+                    ref_vel, slots, assign, match_d, formed, params[w], rew, stats, obs)
 
 
 class FormationOnDevice(OnDevice):
@@ -67,7 +68,7 @@ class FormationOnDevice(OnDevice):
         super().__init__(host, world, launch)
         E, N = world.num_worlds, world.n_agents
         new = to_device
-        p = host._params
+        p = host._params[0]     # arena, radius and spacing: the same in every world
         self.arena, self.edge, self.spacing = float(p[fk.P_ARENA]), float(p[fk.P_RADIUS]) + 0.05, float(p[fk.P_SPACING])
         for name in ("shape_off", "shape_extent", "shape", "slot_off", "margin", "ref", "ref_heading", "ref_vel",
                      "waypoint", "slots", "assign", "match_d", "formed"):

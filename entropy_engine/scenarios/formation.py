@@ -178,10 +178,11 @@ class Formation(Scenario):
                "formed_fraction": ("formed", "fraction of steps with every robot within slot_tolerance of its slot"),
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode")}
     success_stat = None
-    # reward weights a curriculum may change during a run (one value for every world: self._params [P])
+    # reward weights a curriculum may change during a run, per world (columns of self._params [E, P])
     settings = {"error_penalty": fk.P_ERR, "slot_reward": fk.P_BONUS, "collision_penalty": fk.P_COLL,
                 "collision_onset_penalty": fk.P_ONSET}
     shaping_terms = ("collision_onset_penalty",)
+    per_world_settings = True
 
     def __init__(self, config: FormationConfig, num_worlds: int, n_agents: int, seed: int | None = None):
         self.config = config
@@ -227,7 +228,7 @@ class Formation(Scenario):
         p[fk.P_TOL] = config.slot_tolerance
         p[fk.P_COLL] = config.collision_penalty
         p[fk.P_INV_T] = 1.0 / config.max_steps
-        self._params = p
+        self._params = np.repeat(p[None], E, axis=0)         # [E, P] each world's settings (curricula)
         self.set_shaping_scale(1.0)
 
     # ------------------------------------------------------------------ spec

@@ -148,21 +148,22 @@ def reset_world(w, rng, p, shape_off, shape_extent, pos, vel, theta, omega, acti
 
 
 @njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, p, shape_off, shape_extent, pos, vel, theta, omega, active, shape, slot_off, margin,
+def reset_worlds(mask, rng, params, shape_off, shape_extent, pos, vel, theta, omega, active, shape, slot_off, margin,
                  ref, ref_heading, waypoint, walls, n_walls):
-    """``reset_world`` for every world where mask[w], in parallel."""
+    """``reset_world`` for every world where mask[w] (with its settings params[w]), in parallel."""
     for w in prange(pos.shape[0]):
         if mask[w]:
-            reset_world(w, rng, p, shape_off, shape_extent, pos, vel, theta, omega, active, shape, slot_off, margin,
+            reset_world(w, rng, params[w], shape_off, shape_extent, pos, vel, theta, omega, active, shape, slot_off, margin,
                         ref, ref_heading, waypoint, walls, n_walls)
 
 
 @njit(cache=True, parallel=True)
-def respawn_agents(mask, rng, p, pos, vel, theta, omega, active):
+def respawn_agents(mask, rng, params, pos, vel, theta, omega, active):
     """A fresh start for every agent with mask[w, i] at a random clear point of its world
     (``core.spawn.respawn_clear``), worlds in parallel."""
     for w in prange(pos.shape[0]):
-        respawn_clear(w, mask, rng, p[P_ARENA], p[P_RADIUS] + 0.05, p[P_SPACING], pos, vel, theta, omega, active)
+        respawn_clear(w, mask, rng, params[w, P_ARENA], params[w, P_RADIUS] + 0.05, params[w, P_SPACING], pos, vel,
+                      theta, omega, active)
 
 
 # ----------------------------------------------------------------------------- one step
@@ -232,11 +233,11 @@ def world_one(w, move, pos, active, rng, p, margin, slot_off, ref, ref_heading, 
 
 
 @njit(cache=True, parallel=True)
-def world_phase(move, pos, active, rng, p, margin, slot_off, ref, ref_heading, ref_vel, waypoint, slots, assign,
+def world_phase(move, pos, active, rng, params, margin, slot_off, ref, ref_heading, ref_vel, waypoint, slots, assign,
                 match_d, formed, cost, u, v, pp, way, minv, used, rows, row_col):
-    """``world_one`` for every world, in parallel."""
+    """``world_one`` for every world (with its settings params[w]), in parallel."""
     for w in prange(pos.shape[0]):
-        world_one(w, move, pos, active, rng, p, margin, slot_off, ref, ref_heading, ref_vel, waypoint, slots, assign,
+        world_one(w, move, pos, active, rng, params[w], margin, slot_off, ref, ref_heading, ref_vel, waypoint, slots, assign,
                   match_d, formed, cost, u, v, pp, way, minv, used, rows, row_col)
 
 
@@ -301,10 +302,10 @@ def agent_one(w, i, with_reward, pos, vel, theta, active, contact, prev_contact,
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def agent_phase(with_reward, pos, vel, theta, active, contact, prev_contact, lidar, nb, shape, ref, ref_vel, slots,
-                assign, match_d, formed, p, rew, stats, obs):
-    """``agent_one`` for every agent of every world, in parallel."""
+                assign, match_d, formed, params, rew, stats, obs):
+    """``agent_one`` for every agent of every world (with its settings params[w]), in parallel."""
     n = pos.shape[1]
     for k in prange(pos.shape[0] * n):
         w = k // n
         agent_one(w, k - w * n, with_reward, pos, vel, theta, active, contact, prev_contact, lidar, nb, shape, ref,
-                  ref_vel, slots, assign, match_d, formed, p, rew, stats, obs)
+                  ref_vel, slots, assign, match_d, formed, params[w], rew, stats, obs)

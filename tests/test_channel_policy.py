@@ -221,3 +221,44 @@ def test_renderer_draws_who_hears_whom_and_the_messages(vocab):
     assert first.shape == frame.shape
     with pytest.raises(ValueError, match="show_comm needs an env with a communication channel"):
         rmod.Renderer(episode_env("navigation", 3, seed=0), show_comm=True)
+
+
+# ----------------------------------------------------------------------------- resume
+def _trainer(env):
+    from entropy_engine.training.config import resolve_config
+    from entropy_engine.training.native import NativeTrainer
+
+    return NativeTrainer(resolve_config("default", overrides=dict(
+        num_worlds=4, n_agents=4, n_steps=16, seq_len=8, batch_size=64, n_epochs=1, lstm_hidden_size=16,
+        encoder_size=16, net_arch=16, max_episode_steps=40, checkpoint_every=0, tensorboard=False, videos=False,
+        threads=1, torch_threads=1, total_steps=100_000, env=env)))
+
+
+def test_resume_continues_the_channel_streams_too(tmp_path):
+    """With channel noise and loss the checkpoint holds the channel's per-world streams after the
+    scenario's: two trainers restored from one file continue identically (before, the channel's draws
+    restarted from the seed in one and continued in the other)."""
+    from entropy_engine.training.checkpoint import load_torch_checkpoint, save_torch_checkpoint
+
+    env = dict(comm_dim=2, comm_noise=0.3, comm_dropout=0.3)
+    a = _trainer(env)
+    for _ in range(3):
+        a.train_iteration()
+    state = a.state_dict()
+    E = a.env.num_worlds
+    assert tuple(state["env_rng"].shape) == (2 * E,)
+    assert np.array_equal(state["env_rng"].numpy()[E:].view(np.uint64), a.env.channel.channel.rng)
+    path = save_torch_checkpoint(tmp_path / "checkpoint.zip", state)
+    b = _trainer(env)
+    b.load_state_dict(load_torch_checkpoint(path))
+    a.load_state_dict(load_torch_checkpoint(path))
+    assert np.array_equal(a.env.rng_state(), b.env.rng_state())
+    for _ in range(2):
+        a.train_iteration()
+        b.train_iteration()
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    with pytest.raises(ValueError, match=r"shape \(8,\) expected"):
+        a.env.set_rng_state(np.zeros(3, np.uint64))
+    a.close()
+    b.close()

@@ -161,6 +161,23 @@ class BatchEnv:
         if self.channel is not None:
             self.channel.channel.seed_worlds(seed, total_worlds, first)
 
+    def rng_state(self) -> np.ndarray:
+        """A copy of the per-world random streams (uint64): the scenario's [E], then the channel's [E]
+        when it is on (checkpoints: a resumed run continues the same draws)."""
+        parts = [self.scenario.rng] + ([self.channel.channel.rng] if self.channel is not None else [])
+        return np.concatenate(parts)
+
+    def set_rng_state(self, state: np.ndarray) -> None:
+        """Restore ``rng_state()``; ValueError (nothing changed) for another shape."""
+        state = np.asarray(state, np.uint64)
+        want = self.rng_state().shape
+        if state.shape != want:
+            raise ValueError(f"random streams of shape {want} expected, got {state.shape}")
+        E = self.num_worlds
+        self.scenario.rng[:] = state[:E]
+        if self.channel is not None:
+            self.channel.channel.rng[:] = state[E:]
+
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every world; returns the observation view [S, D]."""
         if seed is not None:

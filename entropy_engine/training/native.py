@@ -184,10 +184,10 @@ class NativeTrainer:
         return getattr(self.env, "curriculum", None)
 
     def _env_rng(self) -> np.ndarray | None:
-        if self.on_device:
-            return self.env.rng_state()
-        sc = getattr(self.env, "scenario", None)      # None: worlds in worker processes
-        return None if sc is None else sc.rng
+        """A copy of the env's per-world random streams (the scenario's, then the channel's when it is on);
+        None for worlds in worker processes."""
+        get = getattr(self.env, "rng_state", None)
+        return None if get is None else get()
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run (the environment restarts its episodes on load), as
@@ -217,9 +217,7 @@ class NativeTrainer:
             self.curriculum.load_state(state["curriculum"])
         rng, saved = self._env_rng(), state.get("env_rng")
         if rng is not None and saved is not None and tuple(saved.shape) == rng.shape:
-            rng[:] = saved.numpy().view(rng.dtype)
-            if self.on_device:
-                self.env.set_rng_state(rng)
+            self.env.set_rng_state(saved.numpy().view(rng.dtype))
         else:   # worker processes: a fresh stream per resume point, still a function of the seed
             self.env.seed(int(np.random.SeedSequence([self.cfg.seed, self.n_updates]).generate_state(1)[0]))
         self._reset_env()

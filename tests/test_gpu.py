@@ -172,9 +172,11 @@ def test_device_env_runs_curricula_as_batch_env_does():
     ("aggregation", "cluster_reward", (0.5, 2.0, 1.0), "aggregated", dict(link_distance=1.5)),
     ("coverage", "distance_penalty", (0.05, 0.4, 0.1), "all_covered", dict(landmark_radius=0.7, landmark_spacing=1.4)),
     ("formation", "error_penalty", (0.5, 2.0, 1.0), "formed", dict(ref_waypoint_radius=2.5, ref_waypoint_min_distance=0.5)),
+    ("rendezvous", "team_reward", (0.5, 4.0, 2.0), "gathered", dict(arena_size=4.0, goal_radius=1.5, comm_dim=3,
+                                                                     comm_combine="nearest")),
 ])
 def test_device_env_runs_levels_of_reward_weights_per_world(scenario, setting, values, stat, kw):
-    """Levels of a reward weight on the device env of flocking, aggregation, coverage and formation: each world's
+    """Levels of a reward weight on the device env of flocking, aggregation, coverage, formation and rendezvous: each world's
     row of settings reaches its kernels as on the CPU, through world resets that draw new levels."""
     from entropy_engine.envs.curriculum import CurriculumSpec
 

@@ -117,6 +117,35 @@ def test_formation_device_env_matches_batch_env_with_the_matching():
     assert redraws > 0 and handovers > 0, (redraws, handovers)
 
 
+def test_rendezvous_device_env_matches_batch_env_with_its_channel():
+    """Rendezvous on the GPU with its preset's channel (3 values, the nearest senders): the lattice spawns, the
+    goal and the informed robot drawn at resets, the zone, the team's progress, the telescoping statistics
+    (gathered or not: the worlds compared are gathered in some steps, not in others) and the received block
+    agree with the CPU env through world resets."""
+    from entropy_engine.envs.batch import BatchEnv
+
+    kw = dict(max_steps=6, arena_size=4.0, goal_radius=1.5, comm_dim=3, comm_combine="nearest")
+    r = compare_envs("rendezvous", 2, 4, steps=8, **kw)
+    _check_envs(r)
+    assert r["truncated"] > 0 and r["in_zone"] > 0 and r["heard"] > 0, r
+    env = BatchEnv("rendezvous", 2, 4, seed=7, **kw)   # the comparison's worlds, seed and actions
+    env.reset()
+    rs = np.random.default_rng(7)
+    gathered = 0
+    for _ in range(8):
+        env.step(np.clip(rs.uniform(-1, 1, (env.num_slots, env.act_dim)) + 0.4, -1, 1).astype(np.float32))
+        gathered += int(env.scenario.info["in_zone"].all(axis=1).sum())
+    assert 0 < gathered < 16, gathered
+
+
+@pytest.mark.slow
+def test_rendezvous_device_env_matches_batch_env_with_collisions():
+    """Larger worlds driven forward: contacts (the collision terms of the reward and statistics) are compared too."""
+    r = compare_envs("rendezvous", max_steps=12, area_per_agent=2.0, push=0.8, comm_dim=3, comm_combine="nearest")
+    _check_envs(r)
+    assert r["truncated"] > 0 and r["in_zone"] > 0 and r["collided"] > 0 and r["heard"] > 0, r
+
+
 def test_device_env_runs_curricula_as_batch_env_does():
     """Levels (per-world walls, goal distance, active robots, reward weights drawn at each world's reset)
     and stages (promoted on a window of success) on the device env: the same settings reach the same
@@ -143,9 +172,11 @@ def test_device_env_runs_curricula_as_batch_env_does():
     ("aggregation", "cluster_reward", (0.5, 2.0, 1.0), "aggregated", dict(link_distance=1.5)),
     ("coverage", "distance_penalty", (0.05, 0.4, 0.1), "all_covered", dict(landmark_radius=0.7, landmark_spacing=1.4)),
     ("formation", "error_penalty", (0.5, 2.0, 1.0), "formed", dict(ref_waypoint_radius=2.5, ref_waypoint_min_distance=0.5)),
+    ("rendezvous", "team_reward", (0.5, 4.0, 2.0), "gathered", dict(arena_size=4.0, goal_radius=1.5, comm_dim=3,
+                                                                     comm_combine="nearest")),
 ])
 def test_device_env_runs_levels_of_reward_weights_per_world(scenario, setting, values, stat, kw):
-    """Levels of a reward weight on the device env of flocking, aggregation, coverage and formation: each world's
+    """Levels of a reward weight on the device env of flocking, aggregation, coverage, formation and rendezvous: each world's
     row of settings reaches its kernels as on the CPU, through world resets that draw new levels."""
     from entropy_engine.envs.curriculum import CurriculumSpec
 
@@ -183,7 +214,7 @@ def test_device_env_refuses_bad_input_and_what_it_lacks():
     with pytest.raises(RuntimeError, match="world 1: could not place every agent and goal .*too crowded"):
         env.step(zero)
     assert (placed == 3).all()
-    with pytest.raises(ConfigError, match="the device env runs .*'coverage', 'flocking', 'formation', 'navigation'.*got 'pursuit'"):
+    with pytest.raises(ConfigError, match="the device env runs .*'coverage', 'flocking', 'formation', 'navigation', 'rendezvous'], got 'pursuit'"):
         DeviceEnv("pursuit", 2, 3)
 
 
@@ -241,8 +272,8 @@ LEVELS = {"levels": {"grid": {"n_obstacles": [0, 4], "min_goal_distance": [0.5, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation", "coverage", "formation", "levels",
-                                    "default+tokens"])
+@pytest.mark.parametrize("preset", ["default", "flocking", "aggregation", "coverage", "formation", "rendezvous",
+                                    "levels", "default+tokens"])
 def test_training_on_the_device_env_follows_the_cpu_run(preset):
     """Two PPO iterations of a preset's network on the device env give the CPU run's metrics (``levels``:
     the default preset with a level curriculum: the same levels drawn, the same curriculum logs; "+tokens":
@@ -315,7 +346,7 @@ def test_without_a_gpu_the_commands_refuse_clearly(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("scenario", ["flocking", "aggregation", "coverage", "formation"])
+@pytest.mark.parametrize("scenario", ["flocking", "aggregation", "coverage", "formation", "rendezvous"])
 def test_respawn_on_the_gpu_matches_the_scenario(scenario):
     """``gpu.spawn.respawn_clear`` puts the same robots at the same places as the scenario's CPU respawn
     (these scenarios never terminate an agent in training, so the env comparisons do not reach it)."""

@@ -56,6 +56,7 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
                 "coverage": ("coverage", dict(max_steps=12, landmark_radius=0.7, landmark_spacing=1.4)),
                 "formation": ("formation", dict(max_steps=12, ref_waypoint_radius=2.5, ref_waypoint_min_distance=0.5,
                                                 ref_speed=0.9)),
+                "rendezvous": ("rendezvous", dict(max_steps=12, goal_radius=2.0, comm_dim=3, comm_combine="nearest")),
                 # communication channels: continuous messages with noise, loss and delay; tokens to the nearest
                 "navigation_channel": ("navigation", dict(nav, comm_dim=2, comm_noise=0.1, comm_dropout=0.3,
                                                           comm_delay=1, comm_range=4.0)),

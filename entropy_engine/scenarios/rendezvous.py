@@ -229,11 +229,8 @@ class Rendezvous(Scenario):
         w = self.world
         if mask is None:
             mask = np.ones(w.num_worlds, np.bool_)
-        a = w.arena
         rk.reset_worlds(mask, self.rng, self._params, self._side, w.pos, w.vel, w.theta, w.omega, w.active,
-                        self._order, self.goal, self.informed)
-        w.walls[mask, :4] = np.array([[0, 0, a, 0], [a, 0, a, a], [a, a, 0, a], [0, a, 0, 0]], np.float32)
-        w.n_walls[mask] = 4
+                        self._order, self.goal, self.informed, w.walls, w.n_walls)
         w.contact[mask] = False
         self.prev_contact[mask] = False
         self._fresh[mask] = True

@@ -152,16 +152,22 @@ class DeviceChannel:
         upload(self.rng, np.ascontiguousarray(state, np.uint64))
 
     # ------------------------------------------------------------------ the step
-    def check_tokens(self, actions) -> None:
-        """With ``comm_vocab``: raise ValueError (``envs.validate.check_tokens``'s message) unless the
-        token columns of ``actions`` [S, A] (a finite torch tensor) are whole numbers in 0 .. V-1."""
+    def bad_tokens(self, actions):
+        """With ``comm_vocab``: a bool tensor on the device (no host sync), True when a token column of
+        ``actions`` [S, A] is not a whole number in 0 .. V-1; None without tokens."""
         if not self.vocab:
-            return
+            return None
         tok = actions[:, self.act_dim0:]
         bad = (tok < 0) | (tok > self.vocab - 1)
         if tok.is_floating_point():
             bad |= tok != tok.floor()
-        if bool(bad.any()):
+        return bad.any()
+
+    def check_tokens(self, actions) -> None:
+        """With ``comm_vocab``: raise ValueError (``envs.validate.check_tokens``'s message) unless the
+        token columns of ``actions`` [S, A] (a finite torch tensor) are whole numbers in 0 .. V-1."""
+        bad = self.bad_tokens(actions)
+        if bad is not None and bool(bad):
             from ..envs.validate import check_tokens
 
             check_tokens(actions.detach().cpu().double().numpy(), self.act_dim0, self.vocab)

@@ -216,10 +216,12 @@ class DeviceEnv:
         if a.shape not in ((self.num_slots, self.act_dim), (self.num_worlds, self.n_agents, self.act_dim)):
             raise ValueError(f"actions must have shape ({self.num_slots}, {self.act_dim}) or "
                              f"({self.num_worlds}, {self.n_agents}, {self.act_dim}), got {tuple(a.shape)}")
-        if not bool(torch.isfinite(a).all()):
-            raise ValueError("actions contain NaN or inf")
         a = a.reshape(self.num_slots, self.act_dim)
-        if self.channel is not None:
+        bad = ~torch.isfinite(a).all()
+        tokens = None if self.channel is None else self.channel.bad_tokens(a)
+        if bool(bad if tokens is None else bad | tokens):   # one host sync for both checks
+            if bool(bad):
+                raise ValueError("actions contain NaN or inf")
             self.channel.check_tokens(a)   # comm_vocab: whole numbers in 0 .. V-1, else ValueError
         self.actions.copy_(a)
         self.actions[:, :self._clamped].clamp_(-1.0, 1.0)

@@ -8,7 +8,7 @@ over seeds; for each curriculum the share of (its seed, a scratch seed) pairs it
 exact one-sided permutation test of its mean against training from scratch) and writes every
 number to ``--json``::
 
-    python -m entropy_engine.training.curriculum_compare --seeds 0 1 2 3 4 --threads 1 --json docs/curriculum_compare.json
+    python -m entropy_engine.training.curriculum_compare --seeds 0 1 2 3 4 5 6 7 --threads 1 --json docs/curriculum_compare.json
 """
 from __future__ import annotations
 

@@ -263,10 +263,12 @@ def test_robots_sitting_out_are_left_out_of_the_update():
     buf.returns.copy_(ret)
     assert float(buf.sequences()["mask"].sum()) == float((~off).sum())
 
+    counts = []
+
     def update():
         model = copy.deepcopy(tr.model)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        ppo_update(model, opt, buf.sequences(), cfg, torch.Generator().manual_seed(0))
+        counts.append(ppo_update(model, opt, buf.sequences(), cfg, torch.Generator().manual_seed(0))["train/n_updates"])
         return [p.detach().clone() for p in model.parameters()]
 
     before = update()
@@ -276,3 +278,5 @@ def test_robots_sitting_out_are_left_out_of_the_update():
     assert all(torch.equal(a, b) for a, b in zip(before, update()))
     buf.active.fill_(1.0)                                        # without the mask the garbage would count
     assert not all(torch.equal(a, b) for a, b in zip(before, update()))
+    # as many minibatches either way (processes averaging gradients must pair theirs): set by the rollout's size
+    assert counts[0] == counts[-1] == cfg.n_epochs * round(32 * 24 / cfg.batch_size), counts

@@ -135,15 +135,17 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
     averaged over the processes (``sync.gradients``) before the clip and the optimizer step, and
     target_kl decides on the processes' mean KL (``sync.mean``). Each epoch then has exactly
     ``round(samples / batch_size)`` minibatches in every process (the sequence count, cut at episode
-    starts, differs between processes), so that the processes' collective calls pair up.
+    starts, differs between processes; ``samples`` is the rollout's size ``data["rollout_steps"]``,
+    robots that sat out included, where given), so that the processes' collective calls pair up.
     """
     # the network's input (observations, and their change for obs_delta models), built once rather than
     # in every minibatch of every epoch
     inputs = model.features(data["obs"], data.get("prev_obs"), data["starts"])
-    data = {k: v for k, v in data.items() if k not in ("obs", "prev_obs")}
+    total = data.get("rollout_steps")      # the rollout's size, sat-out robots included (RolloutBuffer)
+    data = {k: v for k, v in data.items() if k not in ("obs", "prev_obs", "rollout_steps")}
     data["inputs"] = inputs
     n_seq = data["inputs"].shape[1]
-    n_samples = int(_samples(data))
+    n_samples = int(_samples(data)) if total is None else int(total)
     n_batches = max(1, round(n_samples / cfg.batch_size))
     per_batch = -(-n_seq // n_batches)
     amp = getattr(cfg, "update_dtype", "float32") == "bfloat16" if bf16 is None else bf16

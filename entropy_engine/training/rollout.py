@@ -45,8 +45,8 @@ class RolloutBuffer:
         (the state is zeroed at step 0 of sequences that begin an episode). Returns tensors
         [seq_len, B, ...] for B sequences, ``mask`` [seq_len, B] (1 = real step of an active robot,
         0 = padding or a robot sitting out) and ``states`` [L, 2, B, H] (the state before step 0);
-        sequences with no active step are left out. ``steps`` < n_steps uses only the first
-        ``steps`` steps (a shorter last rollout).
+        sequences with no active step are left out; ``rollout_steps`` (a 0-d tensor) is ``steps * S``.
+        ``steps`` < n_steps uses only the first ``steps`` steps (a shorter last rollout).
         """
         T, S, L = self.n_steps if steps is None else steps, self.n_slots, self.seq_len
         dev = self.obs.device
@@ -74,4 +74,7 @@ class RolloutBuffer:
         keep = out["mask"].sum(0) > 0                                # [B] sequences with an active step
         if not bool(keep.all()):
             out = {k: (v[:, :, keep] if k == "states" else v[:, keep]) for k, v in out.items()}
+        # the rollout's size (every slot, sitting out or not): sets the number of minibatches, which must
+        # not depend on how many robots sat out (processes that average gradients pair their minibatches)
+        out["rollout_steps"] = torch.tensor(T * S)
         return out

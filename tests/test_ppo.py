@@ -280,3 +280,49 @@ def test_robots_sitting_out_are_left_out_of_the_update():
     assert not all(torch.equal(a, b) for a, b in zip(before, update()))
     # as many minibatches either way (processes averaging gradients must pair theirs): set by the rollout's size
     assert counts[0] == counts[-1] == cfg.n_epochs * round(32 * 24 / cfg.batch_size), counts
+
+
+def test_a_process_with_fewer_sequences_than_minibatches_still_pairs_its_collectives():
+    """``--ray-workers`` with robots sitting out: a process may hold fewer sequences than the rollout's
+    size asks minibatches. It must still take part in every gradient average (with zero gradients for
+    the empty ones) and stay finite, or the processes' all-reduces stop pairing (a hang) or NaN spreads."""
+    import copy
+
+    from entropy_engine.training.config import PRESETS
+    from entropy_engine.training.native import NativeTrainer
+    from entropy_engine.training.ppo import ppo_update
+
+    cfg = build_config(TrainConfig, dict(PRESETS["default"], num_worlds=2, n_agents=2, n_steps=16, seq_len=8,
+                                         batch_size=16, n_epochs=2, threads=1, torch_threads=1))
+    tr = NativeTrainer(cfg)
+    last = tr.collect()
+    buf = tr.buffer
+    adv, ret = compute_gae(buf.rewards, buf.values, buf.dones, last, cfg.gamma, cfg.gae_lambda)
+    buf.advantages.copy_(adv)
+    buf.returns.copy_(ret)
+    data = buf.sequences()
+    n_seq = data["starts"].shape[1]
+    data["rollout_steps"] = torch.tensor(16 * (n_seq + 3))     # the others' rollouts ask n_seq + 3 minibatches
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def gradients(self, params):
+            params = list(params)
+            self.calls.append(all(p.grad is None or not p.grad.any() for p in params))
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+
+        def mean(self, value):
+            return value
+
+    sync = Recorder()
+    model = copy.deepcopy(tr.model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    out = ppo_update(model, opt, data, cfg, torch.Generator().manual_seed(0), sync=sync)
+    assert len(sync.calls) == cfg.n_epochs * (n_seq + 3) == out["train/n_updates"]
+    assert sum(sync.calls) == cfg.n_epochs * 3               # the empty minibatches add zero gradients
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert all(math.isfinite(v) for k, v in out.items() if k != "train/explained_variance")

@@ -136,7 +136,9 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
     target_kl decides on the processes' mean KL (``sync.mean``). Each epoch then has exactly
     ``round(samples / batch_size)`` minibatches in every process (the sequence count, cut at episode
     starts, differs between processes; ``samples`` is the rollout's size ``data["rollout_steps"]``,
-    robots that sat out included, where given), so that the processes' collective calls pair up.
+    robots that sat out included, where given), so that the processes' collective calls pair up; a
+    process left with fewer sequences than minibatches (many robots sat out) adds zero gradients for
+    the empty ones and still steps with the others.
     """
     # the network's input (observations, and their change for obs_delta models), built once rather than
     # in every minibatch of every epoch
@@ -151,7 +153,7 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
     amp = getattr(cfg, "update_dtype", "float32") == "bfloat16" if bf16 is None else bf16
     parts = max(1, parts if pool is not None else 1)
     sums: dict[str, float] = {}
-    count = 0
+    count = empty = 0     # minibatch steps; those without a sequence here (sync only)
     stop = False
     for _ in range(cfg.n_epochs):
         perm = torch.randperm(n_seq, generator=generator, device=generator.device if generator is not None
@@ -159,6 +161,17 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
         batches = (torch.tensor_split(perm, n_batches) if sync is not None
                    else [perm[i:i + per_batch] for i in range(0, n_seq, per_batch)])
         for idx in batches:
+            if len(idx) == 0:          # with sync: this process has fewer sequences than minibatches (robots
+                optimizer.zero_grad(set_to_none=True)   # sat out): it adds zero gradients to the average and
+                sync.gradients(model.parameters())     # steps with the others, so that the collectives pair
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                count += 1
+                empty += 1
+                if cfg.target_kl > 0 and sync.mean(0.0) > 1.5 * cfg.target_kl:
+                    stop = True
+                    break
+                continue
             mb = {k: v.index_select(1, idx) for k, v in data.items() if k != "states"}
             state = data["states"].index_select(2, idx)
             if cfg.normalize_advantage:
@@ -187,7 +200,8 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
         v_pred, v_ret = data["values"][valid], data["returns"][valid]
     else:
         v_pred, v_ret = data["values"].flatten(), data["returns"].flatten()
-    out = {f"train/{k}": v / max(count, 1) for k, v in sums.items()}
+    used = count - empty
+    out = {f"train/{k}": v / max(used, 1) for k, v in sums.items()}
     out["train/explained_variance"] = explained_variance(v_pred, v_ret)
     out["train/std"] = float(torch.exp(model.log_std.detach()).mean())
     out["train/n_updates"] = float(count)

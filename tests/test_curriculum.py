@@ -618,3 +618,22 @@ def test_compare_statistics_by_hand():
     assert permutation_p([1.0, 4.0], [2.0, 3.0]) == pytest.approx(4 / 6)     # difference 0: 4 splits reach it
     assert pair_wins([3.0, 4.0], [1.0, 2.0]) == 1.0
     assert pair_wins([1.0, 2.0], [2.0, 3.0]) == pytest.approx(0.125)          # one tie of four pairs
+
+
+def test_goal_radius_levels_make_the_goal_larger_per_world():
+    """``goal_radius`` as a navigation setting: the worlds drawn on the large-goal level end their
+    robots' episodes at once (every goal is within 50 m), the others do not; 0 is a clear error."""
+    from entropy_engine.scenarios import navigation_kernels as nk
+
+    spec = resolve_config("default", overrides=dict(curriculum={"levels": {"grid": {"goal_radius": [0.3, 50.0]}}})
+                          ).curriculum_spec
+    env = BatchEnv("navigation", 4, 3, seed=3, curriculum=spec)
+    env.reset()
+    levels = np.array([1, 0, 0, 1])
+    env.curriculum.levels[:] = levels
+    env.curriculum.apply()
+    np.testing.assert_array_equal(env.scenario._params[:, nk.P_GOAL_R], np.where(levels == 1, 50.0, 0.3))
+    term = env.step(np.zeros((env.num_slots, env.act_dim), np.float32))[2].reshape(4, 3)
+    np.testing.assert_array_equal(term, np.repeat(levels[:, None] == 1, 3, axis=1))
+    with pytest.raises(ConfigError, match="goal_radius must be > 0"):
+        resolve_config("default", overrides=dict(curriculum={"levels": {"grid": {"goal_radius": [0.0, 1.0]}}}))

@@ -129,7 +129,8 @@ class Navigation(Scenario):
     ## Settings that may change during a run, per world (``settings``; curricula)
 
     ``n_obstacles`` (at most the configured count), ``obstacle_min_length``, ``obstacle_max_length``
-    (at most the configured one), ``min_goal_distance``, ``active_fraction`` and every reward weight;
+    (at most the configured one), ``min_goal_distance``, ``goal_radius`` (a larger goal is an easier
+    task), ``active_fraction`` and every reward weight;
     the kernels read each world's values from its row of ``_params`` [E, P].
 
     ## Arguments
@@ -147,7 +148,7 @@ class Navigation(Scenario):
                "collisions_per_agent": ("collisions", "contact onsets per agent-episode")}
     success_stat = "success"
     # settings a curriculum may change during a run, per world (columns of self._params [E, P])
-    settings = {"n_obstacles": nk.P_N_OBST, "obstacle_min_length": nk.P_OBST_MIN,
+    settings = {"n_obstacles": nk.P_N_OBST, "obstacle_min_length": nk.P_OBST_MIN, "goal_radius": nk.P_GOAL_R,
                 "obstacle_max_length": nk.P_OBST_MAX, "min_goal_distance": nk.P_MIN_GOAL_D,
                 "active_fraction": nk.P_ACTIVE, "progress_reward": nk.P_PROGRESS, "goal_reward": nk.P_GOAL_BONUS,
                 "collision_penalty": nk.P_COLLISION, "time_penalty": nk.P_TIME,
@@ -161,7 +162,7 @@ class Navigation(Scenario):
         """Beyond finite numbers: at most the configured ``n_obstacles`` walls (the wall arrays hold
         that many) and an integer count, walls no longer than the configured ``obstacle_max_length``
         (the spawn room was checked for it), ``0 < obstacle_min_length <= obstacle_max_length``,
-        ``min_goal_distance >= 0``, ``0 < active_fraction <= 1``."""
+        ``min_goal_distance >= 0``, ``goal_radius > 0``, ``0 < active_fraction <= 1``."""
         super().check_settings(config, values)
         get = lambda name: float(values.get(name, getattr(config, name)))   # noqa: E731
         n = get("n_obstacles")
@@ -174,6 +175,8 @@ class Navigation(Scenario):
                               f"(the configured obstacle_max_length), got {lo!r} and {hi!r}")
         if get("min_goal_distance") < 0:
             raise ConfigError(f"setting min_goal_distance must be >= 0, got {get('min_goal_distance')!r}")
+        if not get("goal_radius") > 0:
+            raise ConfigError(f"setting goal_radius must be > 0 (metres), got {get('goal_radius')!r}")
         if not 0 < get("active_fraction") <= 1:
             raise ConfigError(f"setting active_fraction must be in (0, 1], got {get('active_fraction')!r}")
 
@@ -295,7 +298,8 @@ class Navigation(Scenario):
         """Every active agent's goal as a ring in the agent's colour."""
         active = self.world.active[world_index]
         for i in np.flatnonzero(active):
-            canvas.ring(self.goals[world_index, i], self.config.goal_radius, canvas.agent_color(i))
+            canvas.ring(self.goals[world_index, i], float(self._params[world_index, nk.P_GOAL_R]),
+                        canvas.agent_color(i))
 
 
 def navigation_heuristic(obs: np.ndarray, n_rays: int = 32, lidar_range: float = 3.0) -> np.ndarray:

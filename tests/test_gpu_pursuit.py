@@ -81,6 +81,39 @@ def test_pursuit_device_env_matches_batch_env_through_captures_and_resets():
     assert r["captures"] >= 4 and r["moved"] >= 3 and r["truncated"] > 0, r
 
 
+def test_pursuit_before_the_physics_matches_the_scenario():
+    """``PursuitOnDevice.world_actions`` is ``Pursuit.step`` up to the physics: captured evaders reappear,
+    the sensor sees them where they are now (in a large arena with a short sensing range the robots near
+    a new spot find the evader only in a rebuilt grid), the evaders' policy and the scaled pursuer
+    actions give the same wheel powers."""
+    from entropy_engine.gpu.env import DeviceEnv
+    from entropy_engine.gpu.target import to_device, upload
+    from entropy_engine.scenarios import make_scenario
+    from entropy_engine.scenarios import pursuit_kernels as pk
+
+    kw = dict(arena_size=16.0, sense_range=4.0, n_evaders=3, respawn_clearance=1.0, pursuer_power=0.7)
+    host = make_scenario("pursuit", 4, 10, 2, **kw)
+    host.reset()
+    env = DeviceEnv("pursuit", 4, 10, seed=2, **kw)
+    env.reset()
+    host.captured[:] = True             # every evader reappears elsewhere
+    upload(env.sc.captured, host.captured)
+    act = np.random.default_rng(0).uniform(-1, 1, (4, 10, 2)).astype(np.float32)
+    w = host.world
+    pk.respawn_captured(host.rng, host._params, w.pos, w.vel, w.theta, w.omega, w.active, host.captured, host.moved)
+    host.sensor.sense(attributes=host.scripted.kind)
+    pk.evader_actions(10, host.rng, host._params, w.pos, w.theta, w.active, host.sensor.indices, host.scripted.actions)
+    wheels = host.scripted.world_actions(act, 0.7)
+    got = env.sc.world_actions(to_device(act))
+    np.testing.assert_array_equal(_host(env.world.pos, w.pos), w.pos)
+    np.testing.assert_array_equal(_host(env.sc.nb.indices, host.sensor.indices), host.sensor.indices)
+    np.testing.assert_allclose(_host(env.sc.nb.out, host.sensor.out), host.sensor.out, atol=TOL)
+    np.testing.assert_allclose(_host(got, wheels), wheels, atol=TOL)
+    # the check is meaningful: robots sense evaders at their new places
+    idx = host.sensor.indices[:, :10]
+    assert (idx >= 10).sum() >= 3, idx
+
+
 def test_pursuit_respawn_on_the_gpu_matches_the_scenario():
     """Pursuers respawned inside a running world (never by pursuit's own rules, so the env comparison does
     not reach it) land where the CPU scenario puts them; only the pursuers' columns are read."""

@@ -57,6 +57,7 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
                 "formation": ("formation", dict(max_steps=12, ref_waypoint_radius=2.5, ref_waypoint_min_distance=0.5,
                                                 ref_speed=0.9)),
                 "rendezvous": ("rendezvous", dict(max_steps=12, goal_radius=2.0, comm_dim=3, comm_combine="nearest")),
+                "pursuit": ("pursuit", dict(max_steps=12, arena_size=6.0, capture_range=2.0, n_evaders=2)),
                 # communication channels: continuous messages with noise, loss and delay; tokens to the nearest
                 "navigation_channel": ("navigation", dict(nav, comm_dim=2, comm_noise=0.1, comm_dropout=0.3,
                                                           comm_delay=1, comm_range=4.0)),

@@ -138,7 +138,7 @@ def test_pursuit_respawn_on_the_gpu_matches_the_scenario():
     assert flags.all()
 
 
-def test_pursuit_device_env_spaces_slots_and_refusals():
+def test_pursuit_device_env_spaces_and_slots():
     from entropy_engine.envs.batch import BatchEnv
     from entropy_engine.gpu.env import DeviceEnv
 
@@ -151,8 +151,23 @@ def test_pursuit_device_env_spaces_slots_and_refusals():
     assert bool(env.active_slots.all())
     with pytest.raises(ValueError, match=r"shape \(6, 2\)"):
         env.step(torch.zeros(5, 2))
-    with pytest.raises(ConfigError, match="no communication channel with scripted robots"):
-        DeviceEnv("pursuit", 2, 3, comm_dim=2)
+    with pytest.raises(ConfigError, match="n_agents must be an integer >= 2"):
+        DeviceEnv("pursuit", 2, 1)
+
+
+@pytest.mark.slow
+def test_pursuit_device_env_with_a_channel_matches_batch_env():
+    """With a channel only the pursuers talk (the evaders have no radio, as in ``BatchEnv``): noise, loss
+    and a step of delay, through captures and world resets."""
+    from entropy_engine.gpu.agreement import compare_envs
+
+    r = compare_envs("pursuit", steps=10, comm_dim=2, comm_noise=0.1, comm_dropout=0.3, comm_delay=1, comm_range=4.0,
+                     **dict(SMALL, max_steps=6))
+    for key in ("reset_obs", "obs", "reward", "terminal_obs", "episode_return", "episode_stats"):
+        assert r[key] <= TOL, (key, r)
+    for key in ("done_mismatch", "info_mismatch", "length_mismatch"):
+        assert r[key] == 0, (key, r)
+    assert r["heard"] > 0 and r["captures"] > 0 and r["truncated"] > 0, r
 
 
 @pytest.mark.slow

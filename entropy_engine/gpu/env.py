@@ -25,8 +25,8 @@ message, ``comm_dim`` values in [-1, 1] or with ``comm_vocab = V`` tokens, whole
 received block; a respawned agent and a reset world start with an empty block). Scenarios with
 scripted robots (pursuit's evaders: ``scenarios.scripted``) hold them in the device world after the
 learners; the env's slots, observations, rewards and ``active_slots`` are the learners', and the
-adapter's ``world_actions`` runs the scripted robots' policy before each physics step (no channel
-with scripted robots yet: refused). What it does not do
+adapter's ``world_actions`` runs the scripted robots' policy before each physics step; with a channel
+only the learners talk (``BatchEnv``'s ``talkers``). What it does not do
 (use ``BatchEnv`` with ``backend="cuda"`` or ``"numba"`` for these): the other scenarios,
 ``on_goal="deactivate"`` and ``autoreset=False`` (evaluation runs on the CPU env; a model file does
 not depend on where it trained).
@@ -112,10 +112,6 @@ class DeviceEnv:
 
         self._ek = env_kernels
         self.host = host = make_scenario(scenario, num_worlds, n_agents, seed, **config)   # numba: layouts, spaces
-        if host.n_scripted and host.config.comm_dim:
-            raise ConfigError(f"the device env has no communication channel with scripted robots yet ({scenario!r} "
-                              f"with comm_dim {host.config.comm_dim}); use BatchEnv (backend 'numba' or 'cuda') "
-                              "for it, or comm_dim 0")
         self.config = host.config
         self.num_worlds = E = host.world.num_worlds
         self.n_agents = N = host.n_learners

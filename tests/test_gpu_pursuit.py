@@ -81,7 +81,8 @@ def test_pursuit_device_env_matches_batch_env_through_captures_and_resets():
     assert r["captures"] >= 4 and r["moved"] >= 3 and r["truncated"] > 0, r
 
 
-def test_pursuit_before_the_physics_matches_the_scenario():
+@pytest.mark.parametrize("schedule", ["world", "agent"])
+def test_pursuit_before_the_physics_matches_the_scenario(schedule):
     """``PursuitOnDevice.world_actions`` is ``Pursuit.step`` up to the physics: captured evaders reappear,
     the sensor sees them where they are now (in a large arena with a short sensing range the robots near
     a new spot find the evader only in a rebuilt grid), the evaders' policy and the scaled pursuer
@@ -95,6 +96,7 @@ def test_pursuit_before_the_physics_matches_the_scenario():
     host = make_scenario("pursuit", 4, 10, 2, **kw)
     host.reset()
     env = DeviceEnv("pursuit", 4, 10, seed=2, **kw)
+    env.world.schedule_override = schedule   # the world's grid rebuilt by the schedule's own build
     env.reset()
     host.captured[:] = True             # every evader reappears elsewhere
     upload(env.sc.captured, host.captured)

@@ -4,8 +4,9 @@ Pursuit's world holds N pursuers (the learners, the env's slots) and M evaders (
 ``scenarios.scripted``) after them. Its step (``Pursuit.step``) is reproduced in the same order:
 before the physics (``world_actions``) the evaders captured in the last step reappear
 (``pursuit_kernels.respawn_captured_world``, a thread per world), the neighbour sensor runs (every
-robot, over the grid of the current positions: rebuilt for the worlds where an evader moved; the CPU
-senses only when one moved, which gives the same result since the sensor is otherwise current),
+robot, over the grid of the current positions: rebuilt for the worlds where an evader moved, or for
+every world in the agent schedule; the CPU senses only when one moved, which gives the same result
+since the sensor is otherwise current),
 the evaders' policy writes their wheel powers (``evader_world``, a thread per world: its random
 draws are sequential) and the pursuers' actions are copied in times ``pursuer_power``; after the
 physics (``after_step``) the sensor, ``detect_world`` (a thread per world) and ``agent_one`` (a
@@ -161,8 +162,11 @@ class PursuitOnDevice(OnDevice):
         w, worlds = self.world, self.launch.worlds()
         respawn_captured[worlds](self.rng, self.params, w.pos, w.vel, w.theta, w.omega, w.active, self.captured,
                                  self.moved, self.moved_world)
-        w.refresh_lidar(self.moved_world)   # the grid of the moved evaders' worlds (the lidar is recomputed
-        self.nb.sense(w, self.robots)       # by the physics step anyway)
+        if w.schedule == "world":   # the grid of the worlds where an evader moved (one launch; their lidar,
+            w.refresh_lidar(self.moved_world)   # recomputed here too, is recomputed by the physics step anyway)
+        else:
+            w.build_grid()          # every world's grid, in parallel (no lidar)
+        self.nb.sense(w, self.robots)
         evader_actions[worlds](self.first, self.rng, self.params, w.pos, w.theta, w.active, self.nb.indices,
                                self.wheels)
         pursuer_actions[self.launch.agents()](self.scale, actions, self.wheels)

@@ -199,3 +199,21 @@ def test_training_pursuit_on_the_device_env_follows_the_cpu_run():
         for key in keys:
             assert abs(a[key] - b[key]) <= 1e-3 * max(1.0, abs(a[key])), (key, a[key], b[key])
     assert any(m["env/captures_per_episode"] > 0 for m in logs["numba"]), logs["numba"]
+
+
+@pytest.mark.slow
+def test_pursuit_device_env_runs_levels_of_evader_power_per_world():
+    """Levels of the evaders' power and the capture reward: each world's row of settings reaches the
+    evaders' policy and the reward on the device as on the CPU, through world resets that draw new levels."""
+    from entropy_engine.envs.curriculum import CurriculumSpec
+    from entropy_engine.gpu.agreement import compare_envs
+
+    spec = CurriculumSpec("levels", ("evader_power", "capture_reward"), ((1.0, 5.0), (0.3, 1.0), (0.6, 3.0)),
+                          "captures", "captures", uniform_share=0.5, stats_window=20)
+    r = compare_envs("pursuit", steps=14, curriculum=spec, **dict(SMALL, max_steps=5))
+    for key in ("reset_obs", "obs", "reward", "terminal_obs", "episode_return", "episode_stats"):
+        assert r[key] <= TOL, (key, r)
+    for key in ("done_mismatch", "info_mismatch", "length_mismatch", "curriculum_mismatch"):
+        assert r[key] == 0, (key, r)
+    assert r["captures"] > 0 and r["truncated"] > 0, r
+    assert len(set(r["curriculum"]["levels"])) > 1, r["curriculum"]

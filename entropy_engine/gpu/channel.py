@@ -44,9 +44,11 @@ def _join(w, i, own, out, obs):
 def send(head, a0, vocab, actions, active, rng, keys, msgs, valid):
     """Agent (w, i) per thread: its message (``actions[w, i, a0:]``: values in [-1, 1], or with
     ``vocab`` tokens written as one-hots) into ring slot ``head``, ``valid`` = it is active; thread
-    (w, 0) draws world w's key of this step (``Channel.step`` / ``receive_all``)."""
+    (w, 0) draws world w's key of this step (``Channel.step`` / ``receive_all``). The agents are the
+    learners (``actions`` [E, N, A]); a scenario's scripted robots after them never send (their
+    ``valid`` stays False, as the CPU's silent robots)."""
     k = cu.grid(1)
-    n = active.shape[1]
+    n = actions.shape[1]
     if k < active.shape[0] * n:
         w = k // n
         i = k % n
@@ -68,9 +70,10 @@ def send(head, a0, vocab, actions, active, rng, keys, msgs, valid):
 def receive(rs, keys, msgs, valid, pos, theta, active, walls, n_walls, comm_range, mode, noise, dropout, occlusion,
             cell, g, cell_start, cell_items, best_d2, acc, best_j, out, own, obs):
     """Agent (w, i) per thread: ``core.channel._receive`` (the messages of ring slot ``rs``, the grid
-    of the current positions), then its observation row (``own`` [E, N, D0] and ``out`` into ``obs``)."""
+    of the current positions), then its observation row (``own`` [E, N, D0] and ``out`` into ``obs``).
+    Only the learners (the first N robots) receive: a scripted robot's row is never read."""
     k = cu.grid(1)
-    n = pos.shape[1]
+    n = own.shape[1]
     if k < pos.shape[0] * n:
         w = k // n
         i = k % n
@@ -85,8 +88,8 @@ def restart(agents, worlds, valid, out, own, obs):
     its messages in every ring slot are forgotten and its received block is zeros
     (``Channel.clear``); then its observation row is joined again."""
     k = cu.grid(1)
-    n = out.shape[1]
-    if k < out.shape[0] * n:
+    n = own.shape[1]
+    if k < own.shape[0] * n:
         w = k // n
         i = k % n
         if agents[w, i] or worlds[w]:
@@ -115,7 +118,7 @@ class DeviceChannel:
         cfg = host.config
         self.world, self.launch, self.own = world, launch, own_obs
         self.num_worlds = E = world.num_worlds
-        N = world.n_agents
+        N = host.n_learners   # the agents; a scenario's scripted robots after them have no radio
         self.observation_space, self.action_space = eng.observation_space, eng.action_space
         self.agent_action_space, self.tokens = eng.agent_action_space, eng.tokens
         self.obs_dim0, self.act_dim0 = eng.obs_dim0, eng.act_dim0

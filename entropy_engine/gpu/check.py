@@ -4,7 +4,7 @@ On a machine with an NVIDIA GPU: the agreement of the cuda backend with numba on
 schedules, 40 steps; the device env of every scenario it carries, navigation with two kinds of
 communication channel and navigation with a level curriculum, against BatchEnv), then the speed
 cases of ``gpu.bench``: the physics step of 16,384 worlds x 10 agents and of one world of 1,000,000
-agents (each schedule), the device env (navigation with and without a channel, flocking),
+agents (each schedule), the device env (navigation with and without a channel, flocking, pursuit),
 end-to-end training (``gpu.bench.TRAIN_CASE``) and the numba CPU backend beside them. Prints a
 table; writes everything as JSON. ``--quick`` uses small sizes (a smoke test, also in numba's CUDA
 simulator).
@@ -57,6 +57,7 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
                 "formation": ("formation", dict(max_steps=12, ref_waypoint_radius=2.5, ref_waypoint_min_distance=0.5,
                                                 ref_speed=0.9)),
                 "rendezvous": ("rendezvous", dict(max_steps=12, goal_radius=2.0, comm_dim=3, comm_combine="nearest")),
+                "pursuit": ("pursuit", dict(max_steps=12, arena_size=6.0, capture_range=2.0, n_evaders=2)),
                 # communication channels: continuous messages with noise, loss and delay; tokens to the nearest
                 "navigation_channel": ("navigation", dict(nav, comm_dim=2, comm_noise=0.1, comm_dropout=0.3,
                                                           comm_delay=1, comm_range=4.0)),
@@ -89,6 +90,7 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
     if "env" not in skip:
         add(bench.env_case(*big, seconds))
         add(bench.env_case(*big, seconds, scenario="flocking"))
+        add(bench.env_case(*big, seconds, scenario="pursuit"))   # + 3 scripted evaders per world
         add(bench.env_case(*big, seconds, comm_dim=2, comm_noise=0.1, comm_dropout=0.2))   # the channel's cost
     if "train" not in skip:
         add(bench.train_case(**(dict(num_worlds=4, n_steps=32, batch_size=640, iterations=1) if quick else {})))

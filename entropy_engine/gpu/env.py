@@ -4,12 +4,12 @@ The same episodes as ``envs.batch.BatchEnv(scenario, ..., on_goal="respawn", aut
 training env): the physics step (``gpu.device_world``), the scenario's reward, observation, respawns
 and resets (its adapter: ``gpu.navigation.NavigationOnDevice``, ``gpu.flocking.FlockingOnDevice``,
 ``gpu.aggregation.AggregationOnDevice``, ``gpu.coverage.CoverageOnDevice``,
-``gpu.formation.FormationOnDevice``, ``gpu.rendezvous.RendezvousOnDevice``)
-and the episode bookkeeping (``gpu.env_kernels``) are CUDA kernels compiled from the CPU code, and
-the per-world random streams are the CPU's, so a seed gives the same layouts and, within float
-rounding, the same trajectories. ``step`` takes the actions as a torch tensor on the GPU and returns
-torch tensors that view the env's device arrays (no copies to the host; overwritten by the next
-step), like ``BatchEnv`` returns views of its numpy arrays.
+``gpu.formation.FormationOnDevice``, ``gpu.rendezvous.RendezvousOnDevice``,
+``gpu.pursuit.PursuitOnDevice``) and the episode bookkeeping (``gpu.env_kernels``) are CUDA kernels
+compiled from the CPU code, and the per-world random streams are the CPU's, so a seed gives the same
+layouts and, within float rounding, the same trajectories. ``step`` takes the actions as a torch
+tensor on the GPU and returns torch tensors that view the env's device arrays (no copies to the
+host; overwritten by the next step), like ``BatchEnv`` returns views of its numpy arrays.
 
 Curricula (``curriculum=``, a ``CurriculumSpec``) are ``envs.curriculum.Curriculum`` itself, on the
 host: it writes each world's settings into the host scenario's ``_params`` and every write is copied
@@ -22,7 +22,11 @@ Scenarios on the GPU: ``DEVICE_SCENARIOS``, each with or without a communication
 (``comm_dim > 0``, ``gpu.channel``: as in ``BatchEnv``, the action is the scenario's actions then the
 message, ``comm_dim`` values in [-1, 1] or with ``comm_vocab = V`` tokens, whole numbers 0 .. V-1
 (anything else refused with ``BatchEnv``'s ValueError); the observation is the scenario's then the
-received block; a respawned agent and a reset world start with an empty block). What it does not do
+received block; a respawned agent and a reset world start with an empty block). Scenarios with
+scripted robots (pursuit's evaders: ``scenarios.scripted``) hold them in the device world after the
+learners; the env's slots, observations, rewards and ``active_slots`` are the learners', and the
+adapter's ``world_actions`` runs the scripted robots' policy before each physics step; with a channel
+only the learners talk (``BatchEnv``'s ``talkers``). What it does not do
 (use ``BatchEnv`` with ``backend="cuda"`` or ``"numba"`` for these): the other scenarios,
 ``on_goal="deactivate"`` and ``autoreset=False`` (evaluation runs on the CPU env; a model file does
 not depend on where it trained).
@@ -43,7 +47,8 @@ CROWDED_EVERY = 16   # steps between checks that every autoreset placed everythi
 # scenario -> "module:adapter class" (imported when used)
 DEVICE_SCENARIOS = {"navigation": "navigation:NavigationOnDevice", "flocking": "flocking:FlockingOnDevice",
                     "aggregation": "aggregation:AggregationOnDevice", "coverage": "coverage:CoverageOnDevice",
-                    "formation": "formation:FormationOnDevice", "rendezvous": "rendezvous:RendezvousOnDevice"}
+                    "formation": "formation:FormationOnDevice", "rendezvous": "rendezvous:RendezvousOnDevice",
+                    "pursuit": "pursuit:PursuitOnDevice"}
 
 
 class Launch:
@@ -107,8 +112,6 @@ class DeviceEnv:
 
         self._ek = env_kernels
         self.host = host = make_scenario(scenario, num_worlds, n_agents, seed, **config)   # numba: layouts, spaces
-        if host.n_scripted:
-            raise ConfigError(f"the device env has no scripted robots yet ({scenario!r} has {host.n_scripted})")
         self.config = host.config
         self.num_worlds = E = host.world.num_worlds
         self.n_agents = N = host.n_learners
@@ -116,8 +119,8 @@ class DeviceEnv:
         self.observation_space, self.action_space = host.observation_space(), host.action_space()
         self.agent_action_space = self.action_space
         self.tokens = None
-        self.world = DeviceWorld(host.world)
-        self.launch = Launch(E, N)
+        self.world = DeviceWorld(host.world)   # the learners, then the scenario's scripted robots (if any)
+        self.launch = Launch(E, N)             # over the learners (the env's slots)
         self.sc = sc = _adapter(scenario)(host, self.world, self.launch)
         self.channel = None   # comm_dim > 0: gpu.channel (messages after the scenario's actions, received after its obs)
         if host.config.comm_dim:
@@ -227,7 +230,7 @@ class DeviceEnv:
         self.actions[:, :self._clamped].clamp_(-1.0, 1.0)
         w, sc, ek = self.world, self.sc, self._ek
         agents, worlds = self.launch.agents(), self.launch.worlds()
-        w.step(self.actions_d)
+        w.step(sc.world_actions(self.actions_d))   # scripted robots: their policy runs first, in the adapter
         sc.after_step()
         if self.channel is not None:
             self.channel.deliver(self.actions_d)   # the physics read only the scenario's columns
@@ -278,8 +281,9 @@ class DeviceEnv:
 
     @property
     def active_slots(self):
-        """[S] bool (a torch view): the slots whose robot takes part now (``BatchEnv.active_slots``)."""
-        return torch_view(self.world.active).view(self.num_slots)
+        """[S] bool: the slots whose robot takes part now (``BatchEnv.active_slots``): a torch view of the
+        world's flags, or with scripted robots a copy of the learners' columns."""
+        return torch_view(self.world.active)[:, :self.n_agents].reshape(self.num_slots)
 
     def running_episodes(self) -> dict[str, Any]:
         """The statistics of the episodes still running, as host numpy copies."""

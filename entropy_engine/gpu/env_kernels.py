@@ -27,7 +27,8 @@ def bookkeep(world_done, active, reward, ended, stats, ep_return, ep_length, ep_
     episode statistics of live agents, done flags, the terminal observation and the finished episode's
     statistics of done slots, cleared statistics for them and for every slot of a world that ends,
     and which agents respawn (terminated in a world that goes on). ``ended`` [E, N]: the scenario's
-    termination rule this step."""
+    termination rule this step. ``active`` is the world's [E, T] (T >= N: scripted robots after the
+    learners); only its first N columns, the learners', are read."""
     k = cu.grid(1)
     n = reward.shape[1]
     if k >= reward.shape[0] * n:

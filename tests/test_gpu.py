@@ -214,8 +214,8 @@ def test_device_env_refuses_bad_input_and_what_it_lacks():
     with pytest.raises(RuntimeError, match="world 1: could not place every agent and goal .*too crowded"):
         env.step(zero)
     assert (placed == 3).all()
-    with pytest.raises(ConfigError, match="the device env runs .*'coverage', 'flocking', 'formation', 'navigation', 'rendezvous'], got 'pursuit'"):
-        DeviceEnv("pursuit", 2, 3)
+    with pytest.raises(ConfigError, match=r"the device env runs \[.*'navigation'.*\], got 'no_such_scenario'"):
+        DeviceEnv("no_such_scenario", 2, 3)
 
 
 def test_cuda_backend_refuses_objects_and_explains_a_missing_gpu(monkeypatch):

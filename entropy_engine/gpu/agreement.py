@@ -2,8 +2,9 @@
 
 ``compare_worlds`` builds one scenario on the ``numba`` backend and one on ``cuda`` from the same seed,
 steps both with the same actions and returns the largest differences seen (positions, velocities,
-lidar, observations, rewards) and the number of contact flags, grid cells and reset states that
-differ. The tests run it in numba's CUDA simulator; ``python -m entropy_engine.gpu.check`` runs it
+lidar, observations, rewards; with movable objects also the objects' positions and velocities) and the
+number of contact flags, grid cells and reset states that differ; ``objects_moved`` counts the steps in
+which some object moved (on the CPU), so a caller can check that objects were pushed. The tests run it in numba's CUDA simulator; ``python -m entropy_engine.gpu.check`` runs it
 on a real GPU.
 """
 from __future__ import annotations
@@ -15,9 +16,12 @@ import numpy as np
 
 def compare_worlds(scenario: str = "navigation", num_worlds: int = 2, n_agents: int = 8, steps: int = 10,
                    seed: int = 3, schedule: str | None = None, push: float = 0.5, worlds_per_block: int | None = None,
-                   **config: Any) -> dict[str, float]:
+                   heuristic: bool = False, objects_ahead: bool = False, **config: Any) -> dict[str, float]:
     """Step ``scenario`` on both backends with the same random actions (biased forward by ``push``
-    so that robots meet walls and each other); returns the worst differences over all steps."""
+    so that robots meet walls and each other; with ``heuristic`` the scenario's scripted policy on
+    the CPU's observations plus uniform noise of +-``push``; with ``objects_ahead`` each world's object m
+is put just ahead of its robot m after the reset, so that driving forward pushes it); returns the
+worst differences over all steps."""
     from ..scenarios import make_scenario
     from .target import download
 
@@ -27,16 +31,31 @@ def compare_worlds(scenario: str = "navigation", num_worlds: int = 2, n_agents: 
     gpu.world.device.worlds_per_block = worlds_per_block
     cpu.reset()
     gpu.reset()
+    if objects_ahead:
+        for sc in (cpu, gpu):
+            _objects_ahead(sc.world)
     a, b = cpu.world, gpu.world
     out = {"reset_pos": float(np.abs(a.pos - b.pos).max()), "reset_walls": float(np.abs(a.walls - b.walls).max()),
            "pos": 0.0, "vel": 0.0, "theta": 0.0, "lidar": 0.0, "obs": 0.0, "reward": 0.0,
            "contact_mismatch": 0, "grid_mismatch": 0, "contacts": 0, "steps": steps}
+    oa, ob = a.objects, b.objects
+    if oa.max_objects:
+        out.update({"reset_opos": float(np.abs(oa.pos - ob.pos).max()), "opos": 0.0, "ovel": 0.0,
+                    "objects_moved": 0})
     rs = np.random.default_rng(seed)
     shape = (a.num_worlds, cpu.n_learners, cpu.action_space().shape[0])
     for _ in range(steps):
-        act = np.clip(rs.uniform(-1.0, 1.0, shape) + push, -1.0, 1.0).astype(np.float32)
+        if heuristic:
+            act = np.clip(cpu.heuristic(cpu.obs) + rs.uniform(-push, push, shape), -1.0, 1.0).astype(np.float32)
+        else:
+            act = np.clip(rs.uniform(-1.0, 1.0, shape) + push, -1.0, 1.0).astype(np.float32)
+        before = oa.pos.copy()
         cpu.step(act)
         gpu.step(act)
+        if oa.max_objects:
+            out["opos"] = max(out["opos"], float(np.abs(oa.pos - ob.pos).max()))
+            out["ovel"] = max(out["ovel"], float(np.abs(oa.vel - ob.vel).max()))
+            out["objects_moved"] += int((oa.pos != before).any())
         for key, x, y in (("pos", a.pos, b.pos), ("vel", a.vel, b.vel), ("lidar", a.lidar, b.lidar),
                           ("obs", cpu.obs, gpu.obs), ("reward", cpu.reward, gpu.reward)):
             out[key] = max(out[key], float(np.abs(x - y).max()))
@@ -51,6 +70,18 @@ def compare_worlds(scenario: str = "navigation", num_worlds: int = 2, n_agents: 
         download(dev.cell_items, ci_b)
         out["grid_mismatch"] += int((cs_a != cs_b).sum() + (ci_a != ci_b).sum())
     return out
+
+
+def _objects_ahead(world) -> None:
+    """Object m of every world 5 cm ahead of robot m (m < min(M, N)), clear of the border."""
+    ob, r = world.objects, world.radius
+    for m in range(min(ob.max_objects, world.n_agents)):
+        d = ob.radius[:, m] + r + 0.05
+        x = world.pos[:, m, 0] + np.cos(world.theta[:, m]) * d
+        y = world.pos[:, m, 1] + np.sin(world.theta[:, m]) * d
+        lo, hi = ob.radius[:, m] + 0.01, world.arena - ob.radius[:, m] - 0.01
+        ob.pos[:, m, 0] = np.clip(x, lo, hi)
+        ob.pos[:, m, 1] = np.clip(y, lo, hi)
 
 
 def compare_envs(scenario: str = "navigation", num_worlds: int = 3, n_agents: int = 6, steps: int = 14,

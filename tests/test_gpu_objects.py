@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from entropy_engine.gpu.agreement import _objects_ahead, compare_worlds
+from entropy_engine.gpu.agreement import _objects_ahead, compare_envs, compare_worlds
 
 TOL = 1e-4
 
@@ -89,3 +89,40 @@ def test_cuda_world_with_objects_runs_the_scenario():
     moved = np.linalg.norm(w.objects.pos - before, axis=-1)
     assert (moved[:, 0] > 0.01).all(), moved    # pushed by robot 0 of each world
     assert np.isfinite(sc.obs).all()
+
+
+def _check_envs(r):
+    for key in ("reset_obs", "obs", "reward", "terminal_obs", "episode_return", "episode_stats", "opos", "ovel"):
+        assert r[key] <= TOL, (key, r)
+    for key in ("done_mismatch", "info_mismatch", "length_mismatch"):
+        assert r[key] == 0, (key, r)
+
+
+@pytest.mark.slow
+def test_transport_device_env_matches_batch_env_while_pushing():
+    """The scripted pushers (plus noise) move the objects in the compared steps; world resets at max_steps."""
+    r = compare_envs("transport", 3, 4, 40, seed=7, push=0.2, heuristic=True, max_steps=30, goal_radius=1.3,
+                     goal_min_distance=1.0, n_objects=2, object_friction=0.0)
+    _check_envs(r)
+    assert r["objects_moved"] >= 5, r
+    assert r["truncated"] > 0 and r["collided"] > 0, r
+
+
+@pytest.mark.slow
+def test_transport_device_env_matches_batch_env_through_deliveries_with_a_channel():
+    """Objects that start inside a wide goal zone are delivered: every robot of the world terminates and
+    respawns with a new task (``respawn_world``); a channel reads the robots' grid the object step leaves."""
+    r = compare_envs("transport", 3, 4, 16, seed=7, push=0.6, max_steps=12, goal_radius=1.5, goal_min_distance=1.0,
+                     n_objects=2, object_friction=0.0, comm_dim=2, comm_range=4.0)
+    _check_envs(r)
+    assert r["delivered"] > 0 and r["terminated"] > 0 and r["truncated"] > 0, r
+    assert r["heard"] > 0, r
+
+
+def test_device_env_runs_transport():
+    """``DeviceEnv('transport')`` builds (registered in ``DEVICE_SCENARIOS``) and its first steps match BatchEnv."""
+    from entropy_engine.gpu.env import DEVICE_SCENARIOS
+
+    assert "transport" in DEVICE_SCENARIOS
+    r = compare_envs("transport", 2, 3, 3, seed=5, push=0.5, max_steps=12)
+    _check_envs(r)

@@ -85,15 +85,20 @@ def _objects_ahead(world) -> None:
 
 
 def compare_envs(scenario: str = "navigation", num_worlds: int = 3, n_agents: int = 6, steps: int = 14,
-                 seed: int = 7, push: float = 0.4, shaping: float = 0.5, **config: Any) -> dict[str, Any]:
+                 seed: int = 7, push: float = 0.4, shaping: float = 0.5, heuristic: bool = False,
+                 **config: Any) -> dict[str, Any]:
     """Step ``BatchEnv`` (numba, on the host) and ``gpu.env.DeviceEnv`` of ``scenario`` from the same seed
     with the same actions; returns the worst differences of observations, rewards, terminal observations
-    and finished episodes' statistics, the number of done flags, info flags and episode lengths that
+    and finished episodes' statistics (the actions: uniform noise biased forward by ``push``; with
+    ``heuristic`` the scenario's scripted policy on the CPU env's observations plus noise of
+    +-``push``), the number of done flags, info flags and episode lengths that
     differ, how many steps ended with different curriculum states (stage, levels, statistics: with
     ``curriculum=`` a ``CurriculumSpec``), and how many terminations, truncations and info flags were
     compared. With a channel (``comm_dim`` in ``config``) the observations include the received
     block, the message columns of the actions are random values (random tokens with ``comm_vocab``)
-    and ``heard`` counts the slots that heard a message."""
+    and ``heard`` counts the slots that heard a message. With movable objects (transport) also the worst
+    differences of the objects' positions and velocities, and ``objects_moved``: the steps after which
+    some object had a nonzero velocity (pushed in that step: resets and new tasks start objects at rest)."""
     import torch
 
     from ..envs.batch import BatchEnv
@@ -108,12 +113,21 @@ def compare_envs(scenario: str = "navigation", num_worlds: int = 3, n_agents: in
     out.update({key: 0 for key in a.info_keys})
     if a.channel is not None:
         out["heard"] = 0   # slots that heard at least one message (the received block's count), summed over steps
+    objects = a.scenario.world.objects
+    if objects.max_objects:
+        from .target import download
+
+        out.update({"opos": 0.0, "ovel": 0.0, "objects_moved": 0})
+        opos_b, ovel_b = np.zeros_like(objects.pos), np.zeros_like(objects.vel)
     a.set_shaping_scale(shaping)
     b.set_shaping_scale(shaping)
     rs = np.random.default_rng(seed)
     S, A = a.num_slots, a.act_dim
     for _ in range(steps):
-        act = np.clip(rs.uniform(-1, 1, (S, A)) + push, -1, 1).astype(np.float32)
+        if heuristic:
+            act = np.clip(a.heuristic_actions() + rs.uniform(-push, push, (S, A)), -1, 1).astype(np.float32)
+        else:
+            act = np.clip(rs.uniform(-1, 1, (S, A)) + push, -1, 1).astype(np.float32)
         if a.tokens is not None:   # discrete messages: random tokens in their columns
             act[:, a.tokens[0]:] = rs.integers(0, a.tokens[1], (S, A - a.tokens[0]))
         o1, r1, te1, tr1, i1 = a.step(act)
@@ -136,6 +150,12 @@ def compare_envs(scenario: str = "navigation", num_worlds: int = 3, n_agents: in
                 out["episode_stats"] = max(out["episode_stats"], float(np.abs(i1[key][d] - host(i2[key])[d]).max()))
         if a.channel is not None:
             out["heard"] += int((o1[:, -1] > 0).sum())
+        if objects.max_objects:
+            download(b.world.opos, opos_b)
+            download(b.world.ovel, ovel_b)
+            out["opos"] = max(out["opos"], float(np.abs(objects.pos - opos_b).max()))
+            out["ovel"] = max(out["ovel"], float(np.abs(objects.vel - ovel_b).max()))
+            out["objects_moved"] += int((objects.vel != 0).any())
         out["terminated"] += int(te1.sum())
         out["truncated"] += int(tr1.sum())
         out["curriculum_mismatch"] += int(a.curriculum.state() != b.curriculum.state())

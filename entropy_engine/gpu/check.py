@@ -57,6 +57,9 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
                 "formation": ("formation", dict(max_steps=12, ref_waypoint_radius=2.5, ref_waypoint_min_distance=0.5,
                                                 ref_speed=0.9)),
                 "rendezvous": ("rendezvous", dict(max_steps=12, goal_radius=2.0, comm_dim=3, comm_combine="nearest")),
+                # objects pushed by the scripted pushers (plus noise), some starting in the goal (deliveries)
+                "transport": ("transport", dict(max_steps=30, goal_radius=1.3, goal_min_distance=1.0, n_objects=2,
+                                                object_friction=0.0, heuristic=True, push=0.2)),
                 # communication channels: continuous messages with noise, loss and delay; tokens to the nearest
                 "navigation_channel": ("navigation", dict(nav, comm_dim=2, comm_noise=0.1, comm_dropout=0.3,
                                                           comm_delay=1, comm_range=4.0)),

@@ -218,24 +218,23 @@ def test_device_env_refuses_bad_input_and_what_it_lacks():
         DeviceEnv("no_such_scenario", 2, 3)
 
 
-def test_cuda_backend_refuses_objects_and_explains_a_missing_gpu(monkeypatch):
+def test_cuda_backend_carries_objects_and_explains_a_missing_gpu(monkeypatch):
     from entropy_engine.scenarios import make_scenario
 
-    with pytest.raises(ConfigError, match="movable objects"):
-        make_scenario("transport", 1, 2, 0, backend="cuda")
+    sc = make_scenario("transport", 1, 2, 0, backend="cuda", n_objects=2)   # objects on the GPU (tests/test_gpu_objects.py)
+    assert sc.world.device.n_objects == 2 and sc.world.device.n_bodies == 4
     monkeypatch.setattr(target, "available", lambda: False)
     with pytest.raises(ConfigError, match="NVIDIA GPU"):
         make_scenario("navigation", 1, 2, 0, backend="cuda")
 
 
 @pytest.mark.slow
-def test_every_scenario_without_objects_runs_on_the_cuda_backend():
-    """The host-synced backend carries any scenario: a few steps of each agree with numba."""
+def test_every_scenario_runs_on_the_cuda_backend():
+    """The host-synced backend carries any scenario (transport: with its object): a few steps of each agree
+    with numba."""
     from entropy_engine.scenarios import SCENARIOS
 
     for name in sorted(SCENARIOS):
-        if name == "transport":
-            continue
         kw = {"comm_dim": 2} if name == "rendezvous" else {}
         r = compare_worlds(name, 2, 5, 3, seed=1, **kw)
         assert r["pos"] <= TOL and r["contact_mismatch"] == 0 and r["reward"] <= TOL, (name, r)

@@ -34,14 +34,15 @@ def _timed(fn: Callable[[], None], sync: Callable[[], None], seconds: float, str
 
 
 def physics_case(num_worlds: int, n_agents: int, seconds: float = 3.0, schedule: str | None = None,
-                 **config: Any) -> dict[str, Any]:
-    """The physics step alone (``DeviceWorld.step``) on a navigation layout, random actions fixed on the GPU."""
+                 scenario: str = "navigation", **config: Any) -> dict[str, Any]:
+    """The physics step alone (``DeviceWorld.step``) on a layout of ``scenario`` (navigation; transport: with
+    its movable objects), random actions fixed on the GPU."""
     from ..scenarios import make_scenario
     from .device_world import DeviceWorld
     from .target import cuda
 
     t0 = time.perf_counter()
-    sc = make_scenario("navigation", num_worlds, n_agents, 0, **config)
+    sc = make_scenario(scenario, num_worlds, n_agents, 0, **config)
     sc.reset()
     dev = DeviceWorld(sc.world)
     if schedule is not None:
@@ -51,7 +52,8 @@ def physics_case(num_worlds: int, n_agents: int, seconds: float = 3.0, schedule:
     setup = time.perf_counter() - t0
     sec = _timed(lambda: dev.step(act), cuda().synchronize, seconds)
     n = num_worlds * n_agents
-    return {"case": "physics", "num_worlds": num_worlds, "n_agents": n_agents, "n_rays": sc.config.n_rays,
+    return {"case": "physics" if scenario == "navigation" else f"physics ({scenario})", "num_worlds": num_worlds,
+            "n_agents": n_agents, "n_rays": sc.config.n_rays,
             "schedule": dev.schedule, "step_ms": sec * 1e3, "agent_steps_per_s": n / sec, "setup_s": setup}
 
 

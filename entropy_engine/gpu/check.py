@@ -1,10 +1,11 @@
 """The one-command GPU check: ``entropy bench --backend cuda [--json FILE]`` (or ``python -m entropy_engine.gpu.check``).
 
 On a machine with an NVIDIA GPU: the agreement of the cuda backend with numba on small worlds (both
-schedules, 40 steps; the device env of every scenario it carries, navigation with two kinds of
+schedules, 40 steps, with and without movable objects; the device env of every scenario it carries, navigation with two kinds of
 communication channel and navigation with a level curriculum, against BatchEnv), then the speed
 cases of ``gpu.bench``: the physics step of 16,384 worlds x 10 agents and of one world of 1,000,000
-agents (each schedule), the device env (navigation with and without a channel, flocking, pursuit),
+agents (each schedule), of 16,384 transport worlds (10 robots and a movable object each; each
+schedule), the device env (navigation with and without a channel, flocking, pursuit, transport),
 end-to-end training (``gpu.bench.TRAIN_CASE``) and the numba CPU backend beside them. Prints a
 table; writes everything as JSON. ``--quick`` uses small sizes (a smoke test, also in numba's CUDA
 simulator).
@@ -49,6 +50,11 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
             r["seconds"] = time.perf_counter() - t0
             out[f"agreement_{sched}"] = r
             print(f"agreement ({sched}): {r}", flush=True)
+            # movable objects: transport with clutter, each object started just ahead of a robot driving into it
+            r = compare_worlds("transport", 4, 6, 5 if quick else 40, schedule=sched, push=0.8, objects_ahead=True,
+                               n_objects=2, object_friction=0.01)
+            out[f"agreement_objects_{sched}"] = r
+            print(f"agreement with movable objects ({sched}): {r}", flush=True)
         nav = dict(max_steps=12, goal_radius=1.2, n_obstacles=3)
         envs = {"navigation": ("navigation", nav),
                 "flocking": ("flocking", dict(max_steps=12, waypoint_radius=4.0, waypoint_min_distance=1.0)),
@@ -58,6 +64,9 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
                                                 ref_speed=0.9)),
                 "rendezvous": ("rendezvous", dict(max_steps=12, goal_radius=2.0, comm_dim=3, comm_combine="nearest")),
                 "pursuit": ("pursuit", dict(max_steps=12, arena_size=6.0, capture_range=2.0, n_evaders=2)),
+                # objects pushed by the scripted pushers (plus noise), some starting in the goal (deliveries)
+                "transport": ("transport", dict(max_steps=30, goal_radius=1.3, goal_min_distance=1.0, n_objects=2,
+                                                object_friction=0.0, heuristic=True, push=0.2)),
                 # communication channels: continuous messages with noise, loss and delay; tokens to the nearest
                 "navigation_channel": ("navigation", dict(nav, comm_dim=2, comm_noise=0.1, comm_dropout=0.3,
                                                           comm_delay=1, comm_range=4.0)),
@@ -86,11 +95,14 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
         for (E, N) in (big, huge):
             for sched in ("world", "agent") if N <= 128 else ("agent",):
                 add(bench.physics_case(E, N, seconds, schedule=sched))
+        for sched in ("world", "agent"):   # with a movable object per world (transport's layout: 11 bodies)
+            add(bench.physics_case(*big, seconds, schedule=sched, scenario="transport"))
         add(bench.cpu_case(64, 10, seconds))
     if "env" not in skip:
         add(bench.env_case(*big, seconds))
         add(bench.env_case(*big, seconds, scenario="flocking"))
         add(bench.env_case(*big, seconds, scenario="pursuit"))   # + 3 scripted evaders per world
+        add(bench.env_case(*big, seconds, scenario="transport"))
         add(bench.env_case(*big, seconds, comm_dim=2, comm_noise=0.1, comm_dropout=0.2))   # the channel's cost
     if "train" not in skip:
         add(bench.train_case(**(dict(num_worlds=4, n_steps=32, batch_size=640, iterations=1) if quick else {})))

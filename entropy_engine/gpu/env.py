@@ -5,9 +5,10 @@ training env): the physics step (``gpu.device_world``), the scenario's reward, o
 and resets (its adapter: ``gpu.navigation.NavigationOnDevice``, ``gpu.flocking.FlockingOnDevice``,
 ``gpu.aggregation.AggregationOnDevice``, ``gpu.coverage.CoverageOnDevice``,
 ``gpu.formation.FormationOnDevice``, ``gpu.rendezvous.RendezvousOnDevice``,
-``gpu.pursuit.PursuitOnDevice``) and the episode bookkeeping (``gpu.env_kernels``) are CUDA kernels
-compiled from the CPU code, and the per-world random streams are the CPU's, so a seed gives the same
-layouts and, within float rounding, the same trajectories. ``step`` takes the actions as a torch
+``gpu.pursuit.PursuitOnDevice``, ``gpu.transport.TransportOnDevice``: its objects pushed by
+``gpu.object_kernels``) and the episode bookkeeping (``gpu.env_kernels``) are CUDA kernels compiled
+from the CPU code, and the per-world random streams are the CPU's, so a seed gives the same layouts
+and, within float rounding, the same trajectories. ``step`` takes the actions as a torch
 tensor on the GPU and returns torch tensors that view the env's device arrays (no copies to the
 host; overwritten by the next step), like ``BatchEnv`` returns views of its numpy arrays.
 
@@ -48,7 +49,7 @@ CROWDED_EVERY = 16   # steps between checks that every autoreset placed everythi
 DEVICE_SCENARIOS = {"navigation": "navigation:NavigationOnDevice", "flocking": "flocking:FlockingOnDevice",
                     "aggregation": "aggregation:AggregationOnDevice", "coverage": "coverage:CoverageOnDevice",
                     "formation": "formation:FormationOnDevice", "rendezvous": "rendezvous:RendezvousOnDevice",
-                    "pursuit": "pursuit:PursuitOnDevice"}
+                    "pursuit": "pursuit:PursuitOnDevice", "transport": "transport:TransportOnDevice"}
 
 
 class Launch:

@@ -7,13 +7,14 @@ may have written (a reset, a respawn, an agent that left), steps it on the GPU (
 and downloads positions, velocities, headings, lidar and contacts for the scenario's kernels.
 Those copies are what this backend costs; the device env (``gpu.env.DeviceEnv``, used by
 ``entropy train --backend cuda --device cuda`` and ``entropy bench --backend cuda``) keeps the whole
-loop on the GPU instead. Worlds with movable objects are refused (their solver has no GPU driver yet).
+loop on the GPU instead. Worlds with movable objects (transport) step on the GPU too
+(``gpu.object_kernels``): the objects' arrays are uploaded with the robots' and their positions and
+velocities downloaded after the step.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..config import ConfigError
 from ..core.params import WorldConfig
 from ..core.state import WorldState
 from .target import require, to_device, upload
@@ -23,11 +24,8 @@ class CudaWorld(WorldState):
     """``num_worlds`` worlds of ``n_agents`` agents stepped on the GPU (see the module docstring)."""
 
     def __init__(self, config: WorldConfig, num_worlds: int, n_agents: int, max_walls: int, max_objects: int = 0):
-        if max_objects:
-            raise ConfigError("the cuda backend does not simulate movable objects yet; use backend 'numba' for "
-                              "scenarios with objects (transport)")
         require()
-        super().__init__(config, num_worlds, n_agents, max_walls)
+        super().__init__(config, num_worlds, n_agents, max_walls, max_objects)
         from .device_world import DeviceWorld
 
         self.device = DeviceWorld(self)
@@ -37,5 +35,9 @@ class CudaWorld(WorldState):
         dev = self.device
         dev.upload(("pos", "vel", "theta", "omega", "active", "walls", "n_walls"))
         upload(self._actions, np.asarray(actions, np.float32))
+        if dev.n_objects:
+            dev.upload_objects()
         dev.step(self._actions)
         dev.download()
+        if dev.n_objects:
+            dev.download_objects()

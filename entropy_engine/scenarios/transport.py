@@ -118,7 +118,7 @@ class Transport(Scenario):
     ## Arguments
 
     ``Transport(config, num_worlds, n_agents, seed)``: see ``TransportConfig`` for every field.
-    Needs the compiled backend (``backend='numba'``): the pymunk backend has no movable objects.
+    Needs a compiled backend (``backend='numba'`` or ``'cuda'``): the pymunk backend has no movable objects.
     """
 
     name = "transport"

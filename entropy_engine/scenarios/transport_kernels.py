@@ -3,7 +3,9 @@
 Random numbers come from one SplitMix64 stream per world (``core.rng``), so a world's layouts
 depend only on the seed and its own history, never on threads. A step is two kernels:
 ``world_phase`` (per world: the object's distance to the goal, success) and ``agent_phase`` (per
-robot: reward, episode statistics, observation).
+robot: reward, episode statistics, observation). Each is a ``prange`` driver over a per-world or
+per-robot njit function (``reset_world``, ``respawn_world``, ``world_one``, ``agent_one``), which
+``gpu.transport`` compiles for the GPU.
 """
 from __future__ import annotations
 
@@ -114,104 +116,129 @@ def _new_task(rng, w, p, opos, ovel, oactive, goal):
         oactive[w, k] = True
 
 
-@njit(cache=True, parallel=True)
-def reset_worlds(mask, rng, params, pos, vel, theta, omega, active, opos, ovel, oactive, goal, gdist, done):
-    """Reset the worlds where mask[w]: a new object and goal, every robot at a random clear spot."""
-    n_worlds, n = pos.shape[0], pos.shape[1]
-    for w in prange(n_worlds):
-        if not mask[w]:
-            continue
-        p = params[w]
-        _new_task(rng, w, p, opos, ovel, oactive, goal)
-        for i in range(n):
+@njit(cache=True)
+def reset_world(w, rng, p, pos, vel, theta, omega, active, opos, ovel, oactive, goal, gdist, done):
+    """Reset world w with its settings ``p`` (``params[w]``): a new object and goal, every robot at a
+    random clear spot."""
+    n = pos.shape[1]
+    _new_task(rng, w, p, opos, ovel, oactive, goal)
+    for i in range(n):
+        active[w, i] = False
+    for i in range(n):
+        _place_robot(rng, w, i, p, pos, active, opos, vel, theta, omega)
+    gdist[w] = math.sqrt((opos[w, 0, 0] - goal[w, 0]) ** 2 + (opos[w, 0, 1] - goal[w, 1]) ** 2)
+    done[w] = False
+
+
+@njit(cache=True)
+def respawn_world(w, mask, rng, p, pos, vel, theta, omega, active, opos, ovel, oactive, goal, gdist, done):
+    """Restart world w's robots with mask[w, i] (settings ``p``); returns whether there were any. If the
+    world's object reached the goal (done[w]) the task starts over first: a new object and goal (the
+    masked robots are re-placed, others stay)."""
+    n = pos.shape[1]
+    anyone = False
+    for i in range(n):
+        if mask[w, i]:
+            anyone = True
             active[w, i] = False
-        for i in range(n):
-            _place_robot(rng, w, i, p, pos, active, opos, vel, theta, omega)
+    if not anyone:
+        return False
+    if done[w]:
+        _new_task(rng, w, p, opos, ovel, oactive, goal)
         gdist[w] = math.sqrt((opos[w, 0, 0] - goal[w, 0]) ** 2 + (opos[w, 0, 1] - goal[w, 1]) ** 2)
         done[w] = False
+    for i in range(n):
+        if mask[w, i]:
+            _place_robot(rng, w, i, p, pos, active, opos, vel, theta, omega)
+    return True
+
+
+@njit(cache=True, inline="always")
+def world_one(w, opos, goal, p, gdist, prev_gdist, done):
+    """World w: the object's centre distance to the goal (gdist, the last one in prev_gdist) and done:
+    the object's centre is inside the goal zone (settings ``p``)."""
+    prev_gdist[w] = gdist[w]
+    d = math.sqrt((opos[w, 0, 0] - goal[w, 0]) ** 2 + (opos[w, 0, 1] - goal[w, 1]) ** 2)
+    gdist[w] = d
+    done[w] = d <= p[P_GOAL_R]
+
+
+@njit(cache=True, inline="always")
+def agent_one(w, i, with_reward, pos, vel, theta, active, lidar, opos, ovel, goal, gdist, prev_gdist, done, p, gap,
+              prev_contact, rew, stats, terminated, obs):
+    """Robot i of world w (settings ``p``): reward and per-step statistics (``with_reward``),
+    terminated, the push-point gap and the observation."""
+    n_rays = lidar.shape[2]
+    base = n_rays + 2
+    vmax = p[P_VMAX]
+    scale = p[P_SCALE]
+    copy_lidar(obs, w, i, lidar)
+    terminated[w, i] = False
+    if not active[w, i]:
+        leave_out(obs, w, i, base, with_reward, rew, prev_contact, stats)
+        return
+    px = pos[w, i, 0]
+    py = pos[w, i, 1]
+    ox = opos[w, 0, 0]
+    oy = opos[w, 0, 1]
+    new_gap = _push_gap(px, py, ox, oy, goal[w, 0], goal[w, 1], p)
+    if with_reward:
+        rr = p[P_PROGRESS] * (prev_gdist[w] - gdist[w]) + p[P_APPROACH] * (gap[w, i] - new_gap)
+        if done[w]:
+            rr += p[P_SUCCESS]
+        rew[w, i] = rr
+        stats[S_SUCCESS, w, i] = 1.0 if done[w] else 0.0
+        stats[S_TIME, w, i] = p[P_DT]
+        stats[S_PROGRESS, w, i] = prev_gdist[w] - gdist[w]
+        terminated[w, i] = done[w]
+    gap[w, i] = new_gap
+    th = theta[w, i]
+    c = math.cos(th)
+    s = math.sin(th)
+    ego_velocity(obs, w, i, n_rays, vel[w, i, 0], vel[w, i, 1], c, s, vmax)
+    dx = ox - px
+    dy = oy - py
+    f = 1.0 / max(scale, math.sqrt(dx * dx + dy * dy))
+    obs[w, i, base] = min(max((dx * c + dy * s) * f, -1.0), 1.0)
+    obs[w, i, base + 1] = min(max((-dx * s + dy * c) * f, -1.0), 1.0)
+    gx = goal[w, 0] - ox
+    gy = goal[w, 1] - oy
+    f = 1.0 / max(scale, math.sqrt(gx * gx + gy * gy))
+    obs[w, i, base + 2] = min(max((gx * c + gy * s) * f, -1.0), 1.0)
+    obs[w, i, base + 3] = min(max((-gx * s + gy * c) * f, -1.0), 1.0)
+    ego_velocity(obs, w, i, base + 4, ovel[w, 0, 0], ovel[w, 0, 1], c, s, vmax)
+
+
+# ----------------------------------------------------------------------------- CPU drivers
+@njit(cache=True, parallel=True)
+def reset_worlds(mask, rng, params, pos, vel, theta, omega, active, opos, ovel, oactive, goal, gdist, done):
+    """Reset the worlds where mask[w] (``reset_world``)."""
+    for w in prange(pos.shape[0]):
+        if mask[w]:
+            reset_world(w, rng, params[w], pos, vel, theta, omega, active, opos, ovel, oactive, goal, gdist, done)
 
 
 @njit(cache=True, parallel=True)
 def respawn_agents(mask, rng, params, pos, vel, theta, omega, active, opos, ovel, oactive, goal, gdist, done):
-    """Restart the robots with mask[w, i]. In a world whose object reached the goal (done[w]) the
-    task starts over first: a new object and goal (the masked robots are re-placed, others stay)."""
-    n_worlds, n = pos.shape[0], pos.shape[1]
-    for w in prange(n_worlds):
-        anyone = False
-        for i in range(n):
-            if mask[w, i]:
-                anyone = True
-                active[w, i] = False
-        if not anyone:
-            continue
-        p = params[w]
-        if done[w]:
-            _new_task(rng, w, p, opos, ovel, oactive, goal)
-            gdist[w] = math.sqrt((opos[w, 0, 0] - goal[w, 0]) ** 2 + (opos[w, 0, 1] - goal[w, 1]) ** 2)
-            done[w] = False
-        for i in range(n):
-            if mask[w, i]:
-                _place_robot(rng, w, i, p, pos, active, opos, vel, theta, omega)
+    """Restart the robots with mask[w, i] (``respawn_world``)."""
+    for w in prange(pos.shape[0]):
+        respawn_world(w, mask, rng, params[w], pos, vel, theta, omega, active, opos, ovel, oactive, goal, gdist, done)
 
 
 @njit(cache=True, parallel=True)
 def world_phase(opos, goal, params, gdist, prev_gdist, done):
-    """Per world: the object's centre distance to the goal (gdist [E], the last one in prev_gdist)
-    and done [E]: the object's centre is inside the goal zone."""
+    """Per world: ``world_one`` (the object's distance to the goal, success)."""
     for w in prange(opos.shape[0]):
-        prev_gdist[w] = gdist[w]
-        d = math.sqrt((opos[w, 0, 0] - goal[w, 0]) ** 2 + (opos[w, 0, 1] - goal[w, 1]) ** 2)
-        gdist[w] = d
-        done[w] = d <= params[w, P_GOAL_R]
+        world_one(w, opos, goal, params[w], gdist, prev_gdist, done)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def agent_phase(with_reward, pos, vel, theta, active, lidar, opos, ovel, goal, gdist, prev_gdist, done, params, gap,
                 prev_contact, rew, stats, terminated, obs):
-    """Per robot: reward and per-step statistics (``with_reward``), terminated (the world's object
-    reached the goal), the push-point gap [E, N] and the observation [E, N, R + 8]. World w's settings
-    are params[w]."""
+    """Per robot: ``agent_one`` (reward and per-step statistics with ``with_reward``, terminated, the
+    push-point gap [E, N] and the observation [E, N, R + 8]). World w's settings are params[w]."""
     n_worlds, n = pos.shape[0], pos.shape[1]
-    n_rays = lidar.shape[2]
-    base = n_rays + 2
     for k in prange(n_worlds * n):
         w = k // n
-        i = k - w * n
-        p = params[w]
-        vmax = p[P_VMAX]
-        scale = p[P_SCALE]
-        copy_lidar(obs, w, i, lidar)
-        terminated[w, i] = False
-        if not active[w, i]:
-            leave_out(obs, w, i, base, with_reward, rew, prev_contact, stats)
-            continue
-        px = pos[w, i, 0]
-        py = pos[w, i, 1]
-        ox = opos[w, 0, 0]
-        oy = opos[w, 0, 1]
-        new_gap = _push_gap(px, py, ox, oy, goal[w, 0], goal[w, 1], p)
-        if with_reward:
-            rr = p[P_PROGRESS] * (prev_gdist[w] - gdist[w]) + p[P_APPROACH] * (gap[w, i] - new_gap)
-            if done[w]:
-                rr += p[P_SUCCESS]
-            rew[w, i] = rr
-            stats[S_SUCCESS, w, i] = 1.0 if done[w] else 0.0
-            stats[S_TIME, w, i] = p[P_DT]
-            stats[S_PROGRESS, w, i] = prev_gdist[w] - gdist[w]
-            terminated[w, i] = done[w]
-        gap[w, i] = new_gap
-        th = theta[w, i]
-        c = math.cos(th)
-        s = math.sin(th)
-        ego_velocity(obs, w, i, n_rays, vel[w, i, 0], vel[w, i, 1], c, s, vmax)
-        dx = ox - px
-        dy = oy - py
-        f = 1.0 / max(scale, math.sqrt(dx * dx + dy * dy))
-        obs[w, i, base] = min(max((dx * c + dy * s) * f, -1.0), 1.0)
-        obs[w, i, base + 1] = min(max((-dx * s + dy * c) * f, -1.0), 1.0)
-        gx = goal[w, 0] - ox
-        gy = goal[w, 1] - oy
-        f = 1.0 / max(scale, math.sqrt(gx * gx + gy * gy))
-        obs[w, i, base + 2] = min(max((gx * c + gy * s) * f, -1.0), 1.0)
-        obs[w, i, base + 3] = min(max((-gx * s + gy * c) * f, -1.0), 1.0)
-        ego_velocity(obs, w, i, base + 4, ovel[w, 0, 0], ovel[w, 0, 1], c, s, vmax)
+        agent_one(w, k - w * n, with_reward, pos, vel, theta, active, lidar, opos, ovel, goal, gdist, prev_gdist,
+                  done, params[w], gap, prev_contact, rew, stats, terminated, obs)

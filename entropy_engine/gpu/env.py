@@ -4,7 +4,8 @@ The same episodes as ``envs.batch.BatchEnv(scenario, ..., on_goal="respawn", aut
 training env): the physics step (``gpu.device_world``), the scenario's reward, observation, respawns
 and resets (its adapter: ``gpu.navigation.NavigationOnDevice``, ``gpu.flocking.FlockingOnDevice``,
 ``gpu.aggregation.AggregationOnDevice``, ``gpu.coverage.CoverageOnDevice``,
-``gpu.formation.FormationOnDevice``, ``gpu.rendezvous.RendezvousOnDevice``)
+``gpu.formation.FormationOnDevice``, ``gpu.rendezvous.RendezvousOnDevice``,
+``gpu.foraging.ForagingOnDevice``)
 and the episode bookkeeping (``gpu.env_kernels``) are CUDA kernels compiled from the CPU code, and
 the per-world random streams are the CPU's, so a seed gives the same layouts and, within float
 rounding, the same trajectories. ``step`` takes the actions as a torch tensor on the GPU and returns
@@ -43,7 +44,8 @@ CROWDED_EVERY = 16   # steps between checks that every autoreset placed everythi
 # scenario -> "module:adapter class" (imported when used)
 DEVICE_SCENARIOS = {"navigation": "navigation:NavigationOnDevice", "flocking": "flocking:FlockingOnDevice",
                     "aggregation": "aggregation:AggregationOnDevice", "coverage": "coverage:CoverageOnDevice",
-                    "formation": "formation:FormationOnDevice", "rendezvous": "rendezvous:RendezvousOnDevice"}
+                    "formation": "formation:FormationOnDevice", "rendezvous": "rendezvous:RendezvousOnDevice",
+                    "foraging": "foraging:ForagingOnDevice"}
 
 
 class Launch:

@@ -74,7 +74,8 @@ def _compare(num_worlds, n_agents, steps, seed=2, heuristic=True, curriculum=Non
             out["info_mismatch"] += int((i1[key] != h(i2[key])).sum())
         d = te1 | tr1
         if d.any():
-            out["terminal_obs"] = max(out["terminal_obs"], float(np.abs(i1["terminal_obs"][d] - h(i2["terminal_obs"])[d]).max()))
+            diff = np.abs(i1["terminal_obs"][d] - h(i2["terminal_obs"])[d])
+            out["terminal_obs"] = max(out["terminal_obs"], float(diff.max()))
             for name in a.stat_names + ("return",):
                 key = "episode_" + name
                 out["episode_stats"] = max(out["episode_stats"], float(np.abs(i1[key][d] - h(i2[key])[d]).max()))
@@ -128,6 +129,7 @@ def test_foraging_device_env_matches_batch_env_through_pickups_deliveries_and_re
     assert r["picked"] > 0 and r["delivered"] > 0 and r["truncated"] > 0, r
 
 
+@pytest.mark.slow
 def test_foraging_respawns_on_the_gpu_release_carried_items_as_on_the_cpu():
     """``Foraging.respawn`` on both: what the respawned robots carry goes back to clear places first (the same
     draws from the world's stream), then they restart clear of the others; the envs go on agreeing."""
@@ -223,3 +225,37 @@ def test_foraging_device_env_with_a_channel_matches_batch_env():
     for key in ("done_mismatch", "info_mismatch", "length_mismatch"):
         assert r[key] == 0, (key, r)
     assert r["truncated"] > 0 and r["heard"] > 0, r
+
+
+@pytest.mark.slow
+def test_training_foraging_on_the_device_env_follows_the_cpu_run():
+    """Two PPO iterations of the ``foraging`` preset's network on the device env give the CPU run's logged
+    metrics and final observations (as ``tests/test_gpu.py`` checks the other presets)."""
+    import warnings
+
+    from entropy_engine.training.config import PRESETS, TrainConfig, build_config
+    from entropy_engine.training.native import NativeTrainer
+
+    env = {k: v for k, v in KW.items() if k != "max_steps"}   # the episode length: max_episode_steps below
+    base = dict(PRESETS["foraging"], env=dict(PRESETS["foraging"].get("env", {}), **env))
+    logs, obs = {}, {}
+    for backend in ("numba", "cuda"):
+        cfg = build_config(TrainConfig, dict(base, num_worlds=2, n_agents=4, n_steps=32, seq_len=16, batch_size=128,
+                                             total_steps=512, backend=backend, max_episode_steps=20, threads=1,
+                                             torch_threads=1))
+        seen = []
+        tr = NativeTrainer(cfg, log=lambda s, m: seen.append(m))
+        assert type(tr.env).__name__ == ("DeviceEnv" if backend == "cuda" else "BatchEnv")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tr.learn()
+        obs[backend] = tr.obs.cpu().numpy().copy()
+        logs[backend] = seen
+    np.testing.assert_allclose(obs["cuda"], obs["numba"], atol=TOL)
+    assert len(logs["numba"]) == len(logs["cuda"]) == 2
+    for a, b in zip(logs["numba"], logs["cuda"]):
+        keys = [k for k in a if k.startswith(("env/", "rollout/")) or k == "train/value_loss"]
+        assert "env/episodes" in keys and keys == [k for k in b if k in keys]
+        for key in keys:
+            assert abs(a[key] - b[key]) <= 1e-3 * max(1.0, abs(a[key])), (key, a[key], b[key])
+    assert logs["numba"][-1]["env/pickups_per_agent"] > 0, logs["numba"][-1]   # items were picked up

@@ -57,6 +57,9 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
                 "formation": ("formation", dict(max_steps=12, ref_waypoint_radius=2.5, ref_waypoint_min_distance=0.5,
                                                 ref_speed=0.9)),
                 "rendezvous": ("rendezvous", dict(max_steps=12, goal_radius=2.0, comm_dim=3, comm_combine="nearest")),
+                "foraging": ("foraging", dict(max_steps=12, n_items=10, item_radius=0.3, item_margin=0.3,
+                                              nest_radius=2.0, nest_margin=2.0, item_spacing=0.0, nest_clearance=0.0,
+                                              arena_size=7.0)),
                 # communication channels: continuous messages with noise, loss and delay; tokens to the nearest
                 "navigation_channel": ("navigation", dict(nav, comm_dim=2, comm_noise=0.1, comm_dropout=0.3,
                                                           comm_delay=1, comm_range=4.0)),

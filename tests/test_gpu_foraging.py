@@ -41,16 +41,20 @@ def _item_state_mismatch(cpu_items, dev_items) -> tuple[int, float]:
     return bad, max(dpos, float(np.abs(cpu_items.sensed - _host(dev_items.sensed)).max()))
 
 
-def _compare(num_worlds, n_agents, steps, seed=2, heuristic=True, curriculum=None, respawn_at=(), **config):
+def _compare(num_worlds, n_agents, steps, seed=2, heuristic=True, curriculum=None, respawn_at=(), schedule=None,
+             **config):
     """Step ``BatchEnv`` and ``DeviceEnv`` with the same actions (the scenario's heuristic on the CPU env's
     observations, or random forward-biased ones); at the steps in ``respawn_at`` robot 0 of every world (a
-    carrier where one exists) is respawned on both. Returns the worst differences and what was compared."""
+    carrier where one exists) is respawned on both; ``schedule`` forces the device world's schedule ('world' or
+    'agent': how the step's grid, which the items read, is built). Returns the worst differences and what was
+    compared."""
     from entropy_engine.envs.batch import BatchEnv
     from entropy_engine.gpu.env import DeviceEnv
 
     cfg = dict(KW, **config)
     a = BatchEnv("foraging", num_worlds, n_agents, seed=seed, curriculum=curriculum, **cfg)
     b = DeviceEnv("foraging", num_worlds, n_agents, seed=seed, curriculum=curriculum, **cfg)
+    b.world.schedule_override = schedule
     o1 = a.reset()
     out = {"reset_obs": float(np.abs(o1 - b.reset().cpu().numpy()).max()), "obs": 0.0, "reward": 0.0,
            "terminal_obs": 0.0, "episode_stats": 0.0, "item_pos": 0.0, "done_mismatch": 0, "info_mismatch": 0,
@@ -133,9 +137,10 @@ def test_foraging_device_env_matches_batch_env_through_pickups_deliveries_and_re
 def test_foraging_respawns_on_the_gpu_release_carried_items_as_on_the_cpu():
     """``Foraging.respawn`` on both: what the respawned robots carry goes back to clear places first (the same
     draws from the world's stream), then they restart clear of the others; the envs go on agreeing."""
-    r = _compare(2, 6, 9, respawn_at=(4, 6))
-    _check(r)
-    assert r["respawned_carriers"] > 0 and r["picked"] > 0, r
+    for schedule in ("world", "agent"):
+        r = _compare(2, 6, 9, respawn_at=(4, 6), schedule=schedule)
+        _check(r)
+        assert r["respawned_carriers"] > 0 and r["picked"] > 0, (schedule, r)
 
 
 def test_item_update_and_sensor_on_the_gpu_match_the_cpu():

@@ -50,7 +50,10 @@ Items are sorted into a grid of the world's cell size (``grid.cell_span``); the 
 the cells within ``sense_range`` and a pick-up only the agent-grid cells within touching reach, so
 both grow with the local density, not with N or M. Placing an item checks the other items of its
 world (O(M) per try) and the robots near it over the agent grid.
-``items_reference.py`` holds the plain-numpy versions the tests compare against.
+``items_reference.py`` holds the plain-numpy versions the tests compare against. Each driver
+(``scatter``, ``release``, ``update``, ``sense_items``) runs a per-world or per-agent function
+(``scatter_world``, ``release_world``, ``update_world``, ``sense_one``) in a ``prange`` loop; the
+GPU compiles the same functions (``gpu.foraging``).
 """
 from __future__ import annotations
 
@@ -144,178 +147,216 @@ def place_item(w, m, rng, p, present, agent_pos, agent_active, g, cell_start, ce
     item_pos[w, m, 1] = y
 
 
+@njit(cache=True)
+def scatter_world(w, n_items, rng, p, item_pos, present, carrier, free, load, agent_pos, agent_active, g, cell_start,
+                  cell_items, nest_pos, nest_radius, nest_active, item_start, item_fill, item_cells):
+    """World w: the first n_items slots present and placed one by one (each clear of the ones before
+    it), the rest absent; nobody carries anything; the item grid rebuilt. (CPU driver: ``scatter``;
+    GPU: ``gpu.foraging``.)"""
+    for m in range(item_pos.shape[1]):
+        present[w, m] = False
+        carrier[w, m] = -1
+        free[w, m] = False
+    for i in range(load.shape[1]):
+        load[w, i] = 0
+    for m in range(n_items):
+        place_item(w, m, rng, p, present, agent_pos, agent_active, g, cell_start, cell_items,
+                   item_pos, nest_pos, nest_radius, nest_active)
+        present[w, m] = True
+        free[w, m] = True
+    build_item_grid(w, item_pos, free, p[P_CELL], g, item_start, item_fill, item_cells)
+
+
 @njit(cache=True, parallel=True)
 def scatter(mask, n_items, rng, p, item_pos, present, carrier, free, load, agent_pos, agent_active, g, cell_start,
             cell_items, nest_pos, nest_radius, nest_active, item_start, item_fill, item_cells):
-    """Worlds where mask[w]: the first n_items slots present and placed one by one (each clear of the
-    ones before it), the rest absent; nobody carries anything; the item grid rebuilt."""
+    """``scatter_world`` for every world where mask[w], in parallel."""
     for w in prange(item_pos.shape[0]):
-        if not mask[w]:
-            continue
-        for m in range(item_pos.shape[1]):
-            present[w, m] = False
+        if mask[w]:
+            scatter_world(w, n_items, rng, p, item_pos, present, carrier, free, load, agent_pos, agent_active, g,
+                          cell_start, cell_items, nest_pos, nest_radius, nest_active, item_start, item_fill,
+                          item_cells)
+
+
+@njit(cache=True)
+def release_world(w, mask, rng, p, item_pos, present, carrier, free, load, agent_pos, agent_active, g, cell_start,
+                  cell_items, nest_pos, nest_radius, nest_active, item_start, item_fill, item_cells):
+    """World w: items carried by the agents where mask[w, i] are placed again somewhere clear (free),
+    in item order; those agents carry nothing afterwards; the item grid rebuilt if an item moved."""
+    touched = False
+    for m in range(item_pos.shape[1]):
+        j = carrier[w, m]
+        if present[w, m] and j >= 0 and mask[w, j]:
             carrier[w, m] = -1
-            free[w, m] = False
-        for i in range(load.shape[1]):
-            load[w, i] = 0
-        for m in range(n_items):
             place_item(w, m, rng, p, present, agent_pos, agent_active, g, cell_start, cell_items,
                        item_pos, nest_pos, nest_radius, nest_active)
-            present[w, m] = True
             free[w, m] = True
+            touched = True
+    for i in range(load.shape[1]):
+        if mask[w, i]:
+            load[w, i] = 0
+    if touched:
         build_item_grid(w, item_pos, free, p[P_CELL], g, item_start, item_fill, item_cells)
 
 
 @njit(cache=True, parallel=True)
 def release(mask, rng, p, item_pos, present, carrier, free, load, agent_pos, agent_active, g, cell_start,
             cell_items, nest_pos, nest_radius, nest_active, item_start, item_fill, item_cells):
-    """Items carried by the agents where mask[w, i] are placed again somewhere clear (free);
-    those agents carry nothing afterwards; the item grid of those worlds rebuilt."""
+    """``release_world`` for every world, in parallel: items carried by the agents where mask[w, i]
+    are placed again somewhere clear (free); those agents carry nothing afterwards."""
     for w in prange(item_pos.shape[0]):
-        touched = False
-        for m in range(item_pos.shape[1]):
-            j = carrier[w, m]
-            if present[w, m] and j >= 0 and mask[w, j]:
-                carrier[w, m] = -1
-                place_item(w, m, rng, p, present, agent_pos, agent_active, g, cell_start, cell_items,
-                           item_pos, nest_pos, nest_radius, nest_active)
-                free[w, m] = True
-                touched = True
-        for i in range(load.shape[1]):
-            if mask[w, i]:
-                load[w, i] = 0
-        if touched:
-            build_item_grid(w, item_pos, free, p[P_CELL], g, item_start, item_fill, item_cells)
+        release_world(w, mask, rng, p, item_pos, present, carrier, free, load, agent_pos, agent_active, g,
+                      cell_start, cell_items, nest_pos, nest_radius, nest_active, item_start, item_fill, item_cells)
+
+
+@njit(cache=True)
+def update_world(w, rng, p, item_pos, present, carrier, free, load, delivered, picked, world_delivered, agent_pos,
+                 agent_active, g, cell_start, cell_items, nest_pos, nest_radius, nest_active, item_start, item_fill,
+                 item_cells):
+    """One step of the rules of the module docstring for world w (items in index order); writes
+    delivered[w], picked[w], world_delivered[w] and world w's item grid (the agent grid must hold the
+    current robot positions). (CPU driver: ``update``; GPU:
+    ``gpu.foraging``.)"""
+    n = agent_pos.shape[1]
+    n_items = item_pos.shape[1]
+    touch = p[P_AGENT_R] + p[P_ITEM_R]
+    touch2 = touch * touch
+    cap = np.int32(p[P_CAPACITY])
+    for i in range(n):
+        delivered[w, i] = 0
+        picked[w, i] = 0
+    total = 0
+    # 1 and 2: carried items follow, are re-placed when the carrier left, or are delivered
+    for m in range(n_items):
+        j = carrier[w, m]
+        if not present[w, m] or j < 0:
+            continue
+        if agent_active[w, j]:
+            ax = np.float64(agent_pos[w, j, 0])
+            ay = np.float64(agent_pos[w, j, 1])
+            if not _in_nest(ax, ay, nest_pos, nest_radius, nest_active, w, 0.0):
+                item_pos[w, m, 0] = agent_pos[w, j, 0]
+                item_pos[w, m, 1] = agent_pos[w, j, 1]
+                continue
+            delivered[w, j] += 1
+            total += 1
+        load[w, j] -= 1
+        carrier[w, m] = -1
+        place_item(w, m, rng, p, present, agent_pos, agent_active, g, cell_start, cell_items,
+                   item_pos, nest_pos, nest_radius, nest_active)
+        free[w, m] = True
+    world_delivered[w] = total
+    # 3: pick-ups, items in index order, each by the nearest touching agent with room
+    for m in range(n_items):
+        if not free[w, m]:
+            continue
+        x = np.float64(item_pos[w, m, 0])
+        y = np.float64(item_pos[w, m, 1])
+        best = np.inf
+        best_j = -1
+        x0, x1, y0, y1 = cell_span(x, y, touch, p[P_CELL], g)
+        for cy in range(y0, y1 + 1):
+            for cx in range(x0, x1 + 1):
+                c = cy * g + cx
+                for kk in range(cell_start[w, c], cell_start[w, c + 1]):
+                    j = cell_items[w, kk]
+                    if not agent_active[w, j] or load[w, j] >= cap:
+                        continue
+                    d2 = (np.float64(agent_pos[w, j, 0]) - x) ** 2 + (np.float64(agent_pos[w, j, 1]) - y) ** 2
+                    if d2 <= touch2 and (d2 < best or (d2 == best and j < best_j)):
+                        best = d2
+                        best_j = j
+        if best_j >= 0:
+            carrier[w, m] = best_j
+            free[w, m] = False
+            load[w, best_j] += 1
+            picked[w, best_j] += 1
+            item_pos[w, m, 0] = agent_pos[w, best_j, 0]
+            item_pos[w, m, 1] = agent_pos[w, best_j, 1]
+    # 4: the grid of the free items
+    build_item_grid(w, item_pos, free, p[P_CELL], g, item_start, item_fill, item_cells)
 
 
 @njit(cache=True, parallel=True)
 def update(rng, p, item_pos, present, carrier, free, load, delivered, picked, world_delivered, agent_pos,
            agent_active, g, cell_start, cell_items, nest_pos, nest_radius, nest_active, item_start, item_fill,
            item_cells):
-    """One step of the rules of the module docstring for every world; writes delivered, picked
-    [E, N], world_delivered [E] and the item grid (item_start [E, g*g+1], item_cells [E, M];
-    item_fill is scratch). The agent grid must hold the current robot positions."""
-    n_worlds, n = agent_pos.shape[0], agent_pos.shape[1]
-    n_items = item_pos.shape[1]
-    touch = p[P_AGENT_R] + p[P_ITEM_R]
-    touch2 = touch * touch
-    cap = np.int32(p[P_CAPACITY])
-    for w in prange(n_worlds):
-        for i in range(n):
-            delivered[w, i] = 0
-            picked[w, i] = 0
-        total = 0
-        # 1 and 2: carried items follow, are re-placed when the carrier left, or are delivered
-        for m in range(n_items):
-            j = carrier[w, m]
-            if not present[w, m] or j < 0:
-                continue
-            if agent_active[w, j]:
-                ax = np.float64(agent_pos[w, j, 0])
-                ay = np.float64(agent_pos[w, j, 1])
-                if not _in_nest(ax, ay, nest_pos, nest_radius, nest_active, w, 0.0):
-                    item_pos[w, m, 0] = agent_pos[w, j, 0]
-                    item_pos[w, m, 1] = agent_pos[w, j, 1]
-                    continue
-                delivered[w, j] += 1
-                total += 1
-            load[w, j] -= 1
-            carrier[w, m] = -1
-            place_item(w, m, rng, p, present, agent_pos, agent_active, g, cell_start, cell_items,
-                       item_pos, nest_pos, nest_radius, nest_active)
-            free[w, m] = True
-        world_delivered[w] = total
-        # 3: pick-ups, items in index order, each by the nearest touching agent with room
-        for m in range(n_items):
-            if not free[w, m]:
-                continue
-            x = np.float64(item_pos[w, m, 0])
-            y = np.float64(item_pos[w, m, 1])
-            best = np.inf
-            best_j = -1
-            x0, x1, y0, y1 = cell_span(x, y, touch, p[P_CELL], g)
-            for cy in range(y0, y1 + 1):
-                for cx in range(x0, x1 + 1):
-                    c = cy * g + cx
-                    for kk in range(cell_start[w, c], cell_start[w, c + 1]):
-                        j = cell_items[w, kk]
-                        if not agent_active[w, j] or load[w, j] >= cap:
-                            continue
-                        d2 = (np.float64(agent_pos[w, j, 0]) - x) ** 2 + (np.float64(agent_pos[w, j, 1]) - y) ** 2
-                        if d2 <= touch2 and (d2 < best or (d2 == best and j < best_j)):
-                            best = d2
-                            best_j = j
-            if best_j >= 0:
-                carrier[w, m] = best_j
-                free[w, m] = False
-                load[w, best_j] += 1
-                picked[w, best_j] += 1
-                item_pos[w, m, 0] = agent_pos[w, best_j, 0]
-                item_pos[w, m, 1] = agent_pos[w, best_j, 1]
-        # 4: the grid of the free items
-        build_item_grid(w, item_pos, free, p[P_CELL], g, item_start, item_fill, item_cells)
+    """``update_world`` for every world, in parallel: one step of the rules of the module docstring;
+    writes delivered, picked [E, N], world_delivered [E] and the item grid (item_start [E, g*g+1],
+    item_cells [E, M]; item_fill is scratch). The agent grid must hold the current robot positions."""
+    for w in prange(agent_pos.shape[0]):
+        update_world(w, rng, p, item_pos, present, carrier, free, load, delivered, picked, world_delivered, agent_pos,
+                     agent_active, g, cell_start, cell_items, nest_pos, nest_radius, nest_active, item_start,
+                     item_fill, item_cells)
 
 
-@njit(cache=True, parallel=True)
-def sense_items(pos, theta, active, item_pos, p, g, item_start, item_cells, d2buf, out_index, out):
-    """out [E, N, K, 3] and out_index [E, N, K]: the K nearest free items of every agent within
-    ``sense_range`` over the item grid (see the module docstring); d2buf [E, N, K] float64 scratch."""
-    n = pos.shape[1]
+@njit(cache=True, inline="always")
+def sense_one(w, i, pos, theta, active, item_pos, p, g, item_start, item_cells, d2buf, out_index, out):
+    """Agent i of world w: out[w, i] [K, 3] and out_index[w, i] [K], its K nearest free items within
+    ``sense_range`` over the item grid (see the module docstring); d2buf [E, N, K] float64 scratch.
+    (CPU driver: ``sense_items``; GPU: ``gpu.foraging``.)"""
     k_max = out.shape[2]
     rng_ = p[P_RANGE]
     r2 = rng_ * rng_
     inv = 1.0 / rng_
+    for s in range(k_max):
+        out_index[w, i, s] = -1
+        out[w, i, s, 0] = 0.0
+        out[w, i, s, 1] = 0.0
+        out[w, i, s, 2] = 0.0
+    if not active[w, i]:
+        return
+    px = np.float64(pos[w, i, 0])
+    py = np.float64(pos[w, i, 1])
+    found = 0
+    x0, x1, y0, y1 = cell_span(px, py, rng_, p[P_CELL], g)
+    for cy in range(y0, y1 + 1):
+        for cx in range(x0, x1 + 1):
+            c = cy * g + cx
+            for kk in range(item_start[w, c], item_start[w, c + 1]):
+                m = item_cells[w, kk]
+                dx = np.float64(item_pos[w, m, 0]) - px
+                dy = np.float64(item_pos[w, m, 1]) - py
+                d2 = dx * dx + dy * dy
+                if d2 > r2:
+                    continue
+                if found == k_max:
+                    ld = d2buf[w, i, k_max - 1]
+                    if d2 > ld or (d2 == ld and m > out_index[w, i, k_max - 1]):
+                        continue
+                    s = k_max - 1
+                else:
+                    s = found
+                    found += 1
+                while s > 0:
+                    pd = d2buf[w, i, s - 1]
+                    if pd < d2 or (pd == d2 and out_index[w, i, s - 1] < m):
+                        break
+                    d2buf[w, i, s] = pd
+                    out_index[w, i, s] = out_index[w, i, s - 1]
+                    s -= 1
+                d2buf[w, i, s] = d2
+                out_index[w, i, s] = m
+    th = np.float64(theta[w, i])
+    ct = math.cos(th)
+    st = math.sin(th)
+    for s in range(found):
+        m = out_index[w, i, s]
+        dx = np.float64(item_pos[w, m, 0]) - px
+        dy = np.float64(item_pos[w, m, 1]) - py
+        out[w, i, s, 0] = min(max((ct * dx + st * dy) * inv, -1.0), 1.0)
+        out[w, i, s, 1] = min(max((-st * dx + ct * dy) * inv, -1.0), 1.0)
+        out[w, i, s, 2] = 1.0
+
+
+@njit(cache=True, parallel=True)
+def sense_items(pos, theta, active, item_pos, p, g, item_start, item_cells, d2buf, out_index, out):
+    """``sense_one`` for every agent, in parallel: out [E, N, K, 3] and out_index [E, N, K], the K
+    nearest free items of every agent within ``sense_range`` over the item grid."""
+    n = pos.shape[1]
     for k in prange(pos.shape[0] * n):
         w = k // n
-        i = k - w * n
-        for s in range(k_max):
-            out_index[w, i, s] = -1
-            out[w, i, s, 0] = 0.0
-            out[w, i, s, 1] = 0.0
-            out[w, i, s, 2] = 0.0
-        if not active[w, i]:
-            continue
-        px = np.float64(pos[w, i, 0])
-        py = np.float64(pos[w, i, 1])
-        found = 0
-        x0, x1, y0, y1 = cell_span(px, py, rng_, p[P_CELL], g)
-        for cy in range(y0, y1 + 1):
-            for cx in range(x0, x1 + 1):
-                c = cy * g + cx
-                for kk in range(item_start[w, c], item_start[w, c + 1]):
-                    m = item_cells[w, kk]
-                    dx = np.float64(item_pos[w, m, 0]) - px
-                    dy = np.float64(item_pos[w, m, 1]) - py
-                    d2 = dx * dx + dy * dy
-                    if d2 > r2:
-                        continue
-                    if found == k_max:
-                        ld = d2buf[w, i, k_max - 1]
-                        if d2 > ld or (d2 == ld and m > out_index[w, i, k_max - 1]):
-                            continue
-                        s = k_max - 1
-                    else:
-                        s = found
-                        found += 1
-                    while s > 0:
-                        pd = d2buf[w, i, s - 1]
-                        if pd < d2 or (pd == d2 and out_index[w, i, s - 1] < m):
-                            break
-                        d2buf[w, i, s] = pd
-                        out_index[w, i, s] = out_index[w, i, s - 1]
-                        s -= 1
-                    d2buf[w, i, s] = d2
-                    out_index[w, i, s] = m
-        th = np.float64(theta[w, i])
-        ct = math.cos(th)
-        st = math.sin(th)
-        for s in range(found):
-            m = out_index[w, i, s]
-            dx = np.float64(item_pos[w, m, 0]) - px
-            dy = np.float64(item_pos[w, m, 1]) - py
-            out[w, i, s, 0] = min(max((ct * dx + st * dy) * inv, -1.0), 1.0)
-            out[w, i, s, 1] = min(max((-st * dx + ct * dy) * inv, -1.0), 1.0)
-            out[w, i, s, 2] = 1.0
+        sense_one(w, k - w * n, pos, theta, active, item_pos, p, g, item_start, item_cells, d2buf, out_index, out)
 
 
 def _positive(name: str, v, allow_zero: bool = False) -> float:

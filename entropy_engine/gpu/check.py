@@ -67,6 +67,9 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
                 # objects pushed by the scripted pushers (plus noise), some starting in the goal (deliveries)
                 "transport": ("transport", dict(max_steps=30, goal_radius=1.3, goal_min_distance=1.0, n_objects=2,
                                                 object_friction=0.0, heuristic=True, push=0.2)),
+                "foraging": ("foraging", dict(max_steps=12, n_items=10, item_radius=0.3, item_margin=0.3,
+                                              nest_radius=2.0, nest_margin=2.0, item_spacing=0.0, nest_clearance=0.0,
+                                              arena_size=7.0)),
                 # communication channels: continuous messages with noise, loss and delay; tokens to the nearest
                 "navigation_channel": ("navigation", dict(nav, comm_dim=2, comm_noise=0.1, comm_dropout=0.3,
                                                           comm_delay=1, comm_range=4.0)),

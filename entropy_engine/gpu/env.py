@@ -6,9 +6,10 @@ and resets (its adapter: ``gpu.navigation.NavigationOnDevice``, ``gpu.flocking.F
 ``gpu.aggregation.AggregationOnDevice``, ``gpu.coverage.CoverageOnDevice``,
 ``gpu.formation.FormationOnDevice``, ``gpu.rendezvous.RendezvousOnDevice``,
 ``gpu.pursuit.PursuitOnDevice``, ``gpu.transport.TransportOnDevice``: its objects pushed by
-``gpu.object_kernels``) and the episode bookkeeping (``gpu.env_kernels``) are CUDA kernels compiled
-from the CPU code, and the per-world random streams are the CPU's, so a seed gives the same layouts
-and, within float rounding, the same trajectories. ``step`` takes the actions as a torch
+``gpu.object_kernels``, ``gpu.foraging.ForagingOnDevice``: its items in ``gpu.items``) and the
+episode bookkeeping (``gpu.env_kernels``) are CUDA kernels compiled from the CPU code, and the
+per-world random streams are the CPU's, so a seed gives the same layouts and, within float
+rounding, the same trajectories. ``step`` takes the actions as a torch
 tensor on the GPU and returns torch tensors that view the env's device arrays (no copies to the
 host; overwritten by the next step), like ``BatchEnv`` returns views of its numpy arrays.
 
@@ -28,8 +29,8 @@ scripted robots (pursuit's evaders: ``scenarios.scripted``) hold them in the dev
 learners; the env's slots, observations, rewards and ``active_slots`` are the learners', and the
 adapter's ``world_actions`` runs the scripted robots' policy before each physics step; with a channel
 only the learners talk (``BatchEnv``'s ``talkers``). What it does not do
-(use ``BatchEnv`` with ``backend="cuda"`` or ``"numba"`` for these): the other scenarios,
-``on_goal="deactivate"`` and ``autoreset=False`` (evaluation runs on the CPU env; a model file does
+(use ``BatchEnv`` with ``backend="cuda"`` or ``"numba"`` for these): a scenario without a GPU
+adapter (every built-in one has one; a new scenario needs its own, gpu/README.md), ``on_goal="deactivate"`` and ``autoreset=False`` (evaluation runs on the CPU env; a model file does
 not depend on where it trained).
 """
 from __future__ import annotations
@@ -49,7 +50,8 @@ CROWDED_EVERY = 16   # steps between checks that every autoreset placed everythi
 DEVICE_SCENARIOS = {"navigation": "navigation:NavigationOnDevice", "flocking": "flocking:FlockingOnDevice",
                     "aggregation": "aggregation:AggregationOnDevice", "coverage": "coverage:CoverageOnDevice",
                     "formation": "formation:FormationOnDevice", "rendezvous": "rendezvous:RendezvousOnDevice",
-                    "pursuit": "pursuit:PursuitOnDevice", "transport": "transport:TransportOnDevice"}
+                    "pursuit": "pursuit:PursuitOnDevice", "transport": "transport:TransportOnDevice",
+                    "foraging": "foraging:ForagingOnDevice"}
 
 
 class Launch:

@@ -198,3 +198,25 @@ def test_islands_partition_the_robots_in_contact():
         firsts = [members[offsets[s]] for s in range(count)]
         assert firsts == sorted(firsts)
         assert all(np.all(np.diff(members[offsets[s]: offsets[s + 1]]) > 0) for s in range(count))
+
+
+def test_respawn_clear_moves_only_the_masked_learners_and_keeps_clear_of_scripted_robots():
+    """``core.spawn.respawn_clear`` with a mask over the learners [E, N] of a world that also holds
+    scripted robots after them: the masked learners restart clear of every robot, the scripted robots
+    are untouched (the mask has no column for them)."""
+    from entropy_engine.core.rng import seed_states
+    from entropy_engine.core.spawn import respawn_clear
+
+    E, N, M = 1, 3, 2
+    pos = np.array([[[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0], [5.0, 5.0]]], np.float32)
+    vel = np.ones((E, N + M, 2), np.float32)
+    theta = np.zeros((E, N + M), np.float32)
+    omega = np.ones((E, N + M), np.float32)
+    active = np.ones((E, N + M), np.bool_)
+    mask = np.array([[True, False, True]])
+    before = pos.copy()
+    respawn_clear(0, mask, seed_states(3, E), 6.0, 0.5, 1.0, pos, vel, theta, omega, active)
+    assert not np.array_equal(pos[0, 0], before[0, 0]) and not np.array_equal(pos[0, 2], before[0, 2])
+    np.testing.assert_array_equal(pos[0, [1, 3, 4]], before[0, [1, 3, 4]])
+    np.testing.assert_array_equal(vel[0, [1, 3, 4]], 1.0)
+    assert (vel[0, [0, 2]] == 0).all()

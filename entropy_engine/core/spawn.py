@@ -60,7 +60,9 @@ def border_walls(w, L, walls, n_walls):
 def respawn_clear(w, mask, rng, arena, edge, spacing, pos, vel, theta, omega, active):
     """Every robot ``i`` of world ``w`` with mask[w, i] restarts by ``place_clear`` (a random point
     ``edge`` from the border and ``spacing`` from the other robots, at rest): the respawn of the
-    scenarios without per-robot goals (flocking, aggregation, coverage, formation, rendezvous), on the CPU and the GPU."""
-    for i in range(pos.shape[1]):
+    scenarios without per-robot goals (flocking, aggregation, coverage, formation, rendezvous), on the CPU and the GPU.
+    ``mask`` [E, N] covers the learners; scripted robots after them (``scenarios.scripted``) are kept
+    clear of but never respawned here."""
+    for i in range(mask.shape[1]):
         if mask[w, i]:
             place_clear(rng, w, i, arena, edge, spacing, pos, vel, theta, omega, active)

@@ -381,15 +381,33 @@ def test_the_one_command_gpu_check_runs_its_agreement_part(tmp_path):
     from entropy_engine.gpu.check import run
 
     path = tmp_path / "gpu.json"
-    assert run(str(path), 0.1, skip=("physics", "env", "train"), quick=True) == 0
+    assert run(str(path), 0.1, skip=("physics", "env", "train", "quality"), quick=True) == 0
     out = json.loads(path.read_text())
     envs = [k for k in out if k.startswith("agreement_env_")]
-    assert {"agreement_env_navigation", "agreement_env_flocking", "agreement_env_levels"} <= set(envs), envs
+    scenarios = ("navigation", "flocking", "aggregation", "coverage", "formation", "rendezvous", "pursuit", "transport",
+                 "foraging", "levels")
+    assert {f"agreement_env_{name}" for name in scenarios} <= set(envs), envs
     for key in envs:
         _check_envs(out[key])
         assert out[key]["curriculum_mismatch"] == 0, key
     for sched in ("world", "agent"):
         _check(out[f"agreement_{sched}"])
+
+
+@pytest.mark.slow
+def test_the_one_command_gpu_check_measures_the_quality_target(tmp_path):
+    """Its last part trains the default preset on the device env for a wall-clock budget and evaluates
+    the policy on the CPU env (``--quick``: 1 s on 4 worlds, 4 episodes): the JSON holds what it measured."""
+    import json
+
+    from entropy_engine.gpu.check import run
+
+    path = tmp_path / "gpu.json"
+    assert run(str(path), 0.1, skip=("agreement", "physics", "env", "train"), quick=True) == 0
+    q = json.loads(path.read_text())["quality"]
+    assert q["agent_steps"] >= 4 * 10 * 32 and q["wall_s"] >= 1.0          # at least one iteration, then the budget
+    assert 0.0 <= q["success_rate"] <= 1.0 and q["episodes"] == 4 and q["agent_episodes"] >= 40
+    assert q["target_success_rate"] == 0.99 and q["num_worlds"] == 4
 
 
 # ----------------------------------------------------------------------------- the channel on the GPU

@@ -6,8 +6,10 @@ communication channel and navigation with a level curriculum, against BatchEnv),
 cases of ``gpu.bench``: the physics step of 16,384 worlds x 10 agents and of one world of 1,000,000
 agents (each schedule), of 16,384 transport worlds (10 robots and a movable object each; each
 schedule), the device env (navigation with and without a channel, flocking, pursuit, transport),
-end-to-end training (``gpu.bench.TRAIN_CASE``) and the numba CPU backend beside them. Prints a
-table; writes everything as JSON. ``--quick`` uses small sizes (a smoke test, also in numba's CUDA
+end-to-end training (``gpu.bench.TRAIN_CASE``) and the numba CPU backend beside them; last the
+quality target: the ``default`` preset trained on the device env for 60 s of wall time
+(``gpu.bench.QUALITY_CASE``) and evaluated over 100 episodes on the CPU env. Prints a table; writes
+everything as JSON. ``--quick`` uses small sizes (a smoke test, also in numba's CUDA
 simulator).
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", default="gpu_check.json")
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: agreement physics env train")
+    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: agreement physics env train quality")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the command")
     args = ap.parse_args(argv)
     return run(args.json, args.seconds, args.skip, args.quick)
@@ -109,6 +111,13 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
         add(bench.env_case(*big, seconds, comm_dim=2, comm_noise=0.1, comm_dropout=0.2))   # the channel's cost
     if "train" not in skip:
         add(bench.train_case(**(dict(num_worlds=4, n_steps=32, batch_size=640, iterations=1) if quick else {})))
+    if "quality" not in skip:   # the default preset trained for 60 s of wall time, then 100 evaluation episodes
+        r = bench.quality_case(**(dict(seconds=1.0, episodes=4, num_worlds=4, n_steps=32, batch_size=640)
+                                  if quick else {}))
+        out["quality"] = r
+        add(r)
+        print(f"quality in {r['budget_s']:g} s: success_rate {r['success_rate']:.3f} (target {r['target_success_rate']})"
+              f", {r['agent_steps']:,} agent-steps in {r['wall_s']:.1f} s", flush=True)
     out["rows"] = rows
     if json_path:
         with open(json_path, "w") as f:

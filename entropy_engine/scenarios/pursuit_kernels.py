@@ -72,7 +72,7 @@ def respawn_pursuers(mask, rng, params, pos, vel, theta, omega, active):
         respawn_world(w, mask, rng, params[w], pos, vel, theta, omega, active)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def respawn_captured_world(w, rng, p, pos, vel, theta, omega, active, captured, moved):
     """Evaders of world ``w`` captured in the last step (captured [E, M]) reappear at a random point at
     least ``respawn_clearance`` from every robot, at rest; moved [E, M] records which did. Returns
@@ -97,7 +97,7 @@ def respawn_captured(rng, params, pos, vel, theta, omega, active, captured, move
         respawn_captured_world(w, rng, params[w], pos, vel, theta, omega, active, captured, moved)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def evader_world(w, first, rng, p, pos, theta, active, nb_idx, actions):
     """Wheel powers actions[w, j] of every evader j >= ``first`` (= N, the number of pursuers) of
     world ``w`` (settings ``p`` = params[w]).
@@ -178,7 +178,7 @@ def evader_actions(first, rng, params, pos, theta, active, nb_idx, actions):
         evader_world(w, first, rng, params[w], pos, theta, active, nb_idx, actions)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def detect_world(w, first, p, pos, active, captured, hits, caps_now, caps_total, first_flag):
     """World ``w`` (settings ``p`` = params[w]): an evader with at least ``capture_count`` active
     pursuers whose centres are within ``capture_range`` of its own is captured (captured [E, M] set;

@@ -5,7 +5,7 @@ schedules, 40 steps, with and without movable objects; the device env of every s
 communication channel and navigation with a level curriculum, against BatchEnv), then the speed
 cases of ``gpu.bench``: the physics step of 16,384 worlds x 10 agents and of one world of 1,000,000
 agents (each schedule), of 16,384 transport worlds (10 robots and a movable object each; each
-schedule), the device env (navigation with and without a channel, flocking, pursuit, transport),
+schedule), the device env (navigation with and without a channel, flocking, pursuit, transport, foraging),
 end-to-end training (``gpu.bench.TRAIN_CASE``) and the numba CPU backend beside them; last the
 quality target: the ``default`` preset trained on the device env for 60 s of wall time
 (``gpu.bench.QUALITY_CASE``) and evaluated over 100 episodes on the CPU env. Prints a table; writes
@@ -108,6 +108,7 @@ def run(json_path, seconds: float = 2.0, skip=(), quick: bool = False) -> int:
         add(bench.env_case(*big, seconds, scenario="flocking"))
         add(bench.env_case(*big, seconds, scenario="pursuit"))   # + 3 scripted evaders per world
         add(bench.env_case(*big, seconds, scenario="transport"))
+        add(bench.env_case(*big, seconds, scenario="foraging"))
         add(bench.env_case(*big, seconds, comm_dim=2, comm_noise=0.1, comm_dropout=0.2))   # the channel's cost
     if "train" not in skip:
         add(bench.train_case(**(dict(num_worlds=4, n_steps=32, batch_size=640, iterations=1) if quick else {})))

@@ -51,7 +51,7 @@ class TrainConfig:
     seed: int = field(0, "Seed of the environment, the network initialisation and the sampling.")
     backend: str = field(
         "numba", "Physics: 'numba' (compiled kernels, threads), 'pymunk' (the original's Chipmunk2D) or 'cuda' "
-                 "(an NVIDIA GPU; with device 'cuda' the navigation env runs wholly on the GPU: gpu/README.md).")
+                 "(an NVIDIA GPU; with device 'cuda' the scenario's env runs wholly on the GPU: gpu/README.md).")
     pymunk_lidar: Literal["compiled", "pymunk"] = field(
         "compiled", "pymunk backend: lidar by the compiled ray kernels or by pymunk segment queries.")
     workers: int = field(

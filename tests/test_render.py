@@ -20,6 +20,7 @@ from entropy_engine.render.gif import read_gif, record_episode, side_by_side, wr
 from entropy_engine.render.renderer import (BACKGROUND, COLLISION_COLOR, WALL_COLOR, Renderer,  # noqa: E402
                                             agent_color)
 from entropy_engine.scenarios import Navigation  # noqa: E402
+from entropy_engine.scenarios import navigation_kernels as nk  # noqa: E402
 
 ARENA = 10.0
 
@@ -42,7 +43,9 @@ def fake_scenario(n_agents: int = 4) -> SimpleNamespace:
     )
     world.pos[0, :4] = [[2.0, 2.0], [8.0, 2.0], [2.0, 8.0], [8.0, 8.0]][:n_agents]
     goals = world.pos + np.float32(1.0)
-    sc = SimpleNamespace(world=world, goals=goals, config=SimpleNamespace(goal_radius=0.3))
+    params = np.zeros((1, nk.N_PARAMS), np.float64)
+    params[0, nk.P_GOAL_R] = 0.3                       # each world's goal radius (a curriculum setting)
+    sc = SimpleNamespace(world=world, goals=goals, config=SimpleNamespace(goal_radius=0.3), _params=params)
     sc.draw = lambda canvas, wi: Navigation.draw(sc, canvas, wi)     # navigation's own drawing hook
     return sc
 

@@ -307,6 +307,7 @@ def test_a_process_with_fewer_sequences_than_minibatches_still_pairs_its_collect
     class Recorder:
         def __init__(self):
             self.calls = []
+            self.means = 0
 
         def gradients(self, params):
             params = list(params)
@@ -316,6 +317,7 @@ def test_a_process_with_fewer_sequences_than_minibatches_still_pairs_its_collect
                     p.grad = torch.zeros_like(p)
 
         def mean(self, value):
+            self.means += 1
             return value
 
     sync = Recorder()
@@ -324,5 +326,6 @@ def test_a_process_with_fewer_sequences_than_minibatches_still_pairs_its_collect
     out = ppo_update(model, opt, data, cfg, torch.Generator().manual_seed(0), sync=sync)
     assert len(sync.calls) == cfg.n_epochs * (n_seq + 3) == out["train/n_updates"]
     assert sum(sync.calls) == cfg.n_epochs * 3               # the empty minibatches add zero gradients
+    assert sync.means == len(sync.calls)                       # and join the KL average (target_kl 0 too)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert all(math.isfinite(v) for k, v in out.items() if k != "train/explained_variance")

@@ -168,7 +168,8 @@ def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, data: dict[
                 optimizer.step()
                 count += 1
                 empty += 1
-                if cfg.target_kl > 0 and sync.mean(0.0) > 1.5 * cfg.target_kl:
+                kl = sync.mean(0.0)    # every process joins every collective, as the others do below
+                if cfg.target_kl > 0 and kl > 1.5 * cfg.target_kl:
                     stop = True
                     break
                 continue

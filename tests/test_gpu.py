@@ -9,7 +9,6 @@ resets, done flags and episode lengths must be identical.
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ import torch
 from entropy_engine.config import ConfigError
 from entropy_engine.gpu import target
 from entropy_engine.gpu.agreement import compare_envs, compare_worlds
+from gpu_checks import assert_runs_agree, train_on_both_backends
 
 TOL = 1e-4
 
@@ -277,37 +277,18 @@ def test_training_on_the_device_env_follows_the_cpu_run(preset):
     """Two PPO iterations of a preset's network on the device env give the CPU run's metrics (``levels``:
     the default preset with a level curriculum: the same levels drawn, the same curriculum logs; "+tokens":
     with a channel of discrete messages, so the policy's token columns travel as tensors on the device)."""
-    from entropy_engine.training.config import PRESETS, TrainConfig, build_config
-    from entropy_engine.training.native import NativeTrainer
+    from entropy_engine.training.config import PRESETS
 
     base = PRESETS[preset.split("+")[0]] if preset != "levels" else dict(
         PRESETS["default"], env=dict(PRESETS["default"]["env"], n_obstacles=4), curriculum=LEVELS)
     if preset.endswith("+tokens"):
         base = dict(base, env=dict(base.get("env", {}), comm_dim=2, comm_vocab=3, comm_noise=0.1, comm_dropout=0.2))
-    logs = {}
-    obs = {}
-    for backend in ("numba", "cuda"):
-        cfg = build_config(TrainConfig, dict(base, num_worlds=2, n_agents=4, n_steps=32, seq_len=16,
-                                             batch_size=128, total_steps=512, backend=backend, max_episode_steps=20,
-                                             threads=1, torch_threads=1))
-        seen = []
-        tr = NativeTrainer(cfg, log=lambda s, m: seen.append(m))
-        assert type(tr.env).__name__ == ("DeviceEnv" if backend == "cuda" else "BatchEnv")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tr.learn()
-        state = tr.state_dict()      # the env's random streams travel through checkpoints: a resumed run
-        tr.load_state_dict(state)    # restarts its episodes from them, on either env
-        obs[backend] = tr.obs.cpu().numpy().copy()
-        logs[backend] = seen
-    np.testing.assert_allclose(obs["cuda"], obs["numba"], atol=TOL)
-    assert len(logs["numba"]) == len(logs["cuda"]) == 2
-    for a, b in zip(logs["numba"], logs["cuda"]):
-        keys = [k for k in a if k.startswith(("env/", "rollout/", "curriculum/")) or k == "train/value_loss"]
-        assert "env/episodes" in keys and keys == [k for k in b if k in keys]
-        assert preset != "levels" or "curriculum/level3_prob" in keys
-        for key in keys:
-            assert abs(a[key] - b[key]) <= 1e-3 * max(1.0, abs(a[key])), (key, a[key], b[key])
+    # resume: the env's random streams travel through checkpoints: a resumed run restarts its episodes
+    # from them, on either env
+    logs, obs = train_on_both_backends(base, resume=True)
+    for a in logs["numba"]:
+        assert preset != "levels" or "curriculum/level3_prob" in a
+    assert_runs_agree(logs, obs, TOL, prefixes=("env/", "rollout/", "curriculum/"))
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from entropy_engine.gpu.target import download, to_device
+from gpu_checks import assert_runs_agree, train_on_both_backends
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -236,31 +237,10 @@ def test_foraging_device_env_with_a_channel_matches_batch_env():
 def test_training_foraging_on_the_device_env_follows_the_cpu_run():
     """Two PPO iterations of the ``foraging`` preset's network on the device env give the CPU run's logged
     metrics and final observations (as ``tests/test_gpu.py`` checks the other presets)."""
-    import warnings
-
-    from entropy_engine.training.config import PRESETS, TrainConfig, build_config
-    from entropy_engine.training.native import NativeTrainer
+    from entropy_engine.training.config import PRESETS
 
     env = {k: v for k, v in KW.items() if k != "max_steps"}   # the episode length: max_episode_steps below
     base = dict(PRESETS["foraging"], env=dict(PRESETS["foraging"].get("env", {}), **env))
-    logs, obs = {}, {}
-    for backend in ("numba", "cuda"):
-        cfg = build_config(TrainConfig, dict(base, num_worlds=2, n_agents=4, n_steps=32, seq_len=16, batch_size=128,
-                                             total_steps=512, backend=backend, max_episode_steps=20, threads=1,
-                                             torch_threads=1))
-        seen = []
-        tr = NativeTrainer(cfg, log=lambda s, m: seen.append(m))
-        assert type(tr.env).__name__ == ("DeviceEnv" if backend == "cuda" else "BatchEnv")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tr.learn()
-        obs[backend] = tr.obs.cpu().numpy().copy()
-        logs[backend] = seen
-    np.testing.assert_allclose(obs["cuda"], obs["numba"], atol=TOL)
-    assert len(logs["numba"]) == len(logs["cuda"]) == 2
-    for a, b in zip(logs["numba"], logs["cuda"]):
-        keys = [k for k in a if k.startswith(("env/", "rollout/")) or k == "train/value_loss"]
-        assert "env/episodes" in keys and keys == [k for k in b if k in keys]
-        for key in keys:
-            assert abs(a[key] - b[key]) <= 1e-3 * max(1.0, abs(a[key])), (key, a[key], b[key])
+    logs, obs = train_on_both_backends(base)
+    assert_runs_agree(logs, obs, TOL)
     assert logs["numba"][-1]["env/pickups_per_agent"] > 0, logs["numba"][-1]   # items were picked up

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from entropy_engine.gpu.agreement import _objects_ahead, compare_envs, compare_worlds
+from gpu_checks import assert_runs_agree, train_on_both_backends
 
 TOL = 1e-4
 
@@ -132,31 +133,10 @@ def test_device_env_runs_transport():
 def test_training_transport_on_the_device_env_follows_the_cpu_run():
     """Two PPO iterations of the transport preset's network on the device env (chosen for ``backend='cuda'``)
     give the CPU run's metrics and final observations."""
-    import warnings
+    from entropy_engine.training.config import PRESETS
 
-    from entropy_engine.training.config import PRESETS, TrainConfig, build_config
-    from entropy_engine.training.native import NativeTrainer
-
-    logs, obs = {}, {}
-    for backend in ("numba", "cuda"):
-        cfg = build_config(TrainConfig, dict(PRESETS["transport"], num_worlds=2, n_agents=4, n_steps=32, seq_len=16,
-                                             batch_size=128, total_steps=512, backend=backend, max_episode_steps=20,
-                                             threads=1, torch_threads=1))
-        seen = []
-        tr = NativeTrainer(cfg, log=lambda s, m: seen.append(m))
-        assert type(tr.env).__name__ == ("DeviceEnv" if backend == "cuda" else "BatchEnv")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tr.learn()
-        obs[backend] = tr.obs.cpu().numpy().copy()
-        logs[backend] = seen
-    np.testing.assert_allclose(obs["cuda"], obs["numba"], atol=TOL)
-    assert len(logs["numba"]) == len(logs["cuda"]) == 2
-    for a, b in zip(logs["numba"], logs["cuda"]):
-        keys = [k for k in a if k.startswith(("env/", "rollout/")) or k == "train/value_loss"]
-        assert "env/episodes" in keys and keys == [k for k in b if k in keys]
-        for key in keys:
-            assert abs(a[key] - b[key]) <= 1e-3 * max(1.0, abs(a[key])), (key, a[key], b[key])
+    logs, obs = train_on_both_backends(PRESETS["transport"])
+    assert_runs_agree(logs, obs, TOL)
 
 
 def _pushing_layout(world):

@@ -8,13 +8,13 @@ separate check, pursuer respawns; tolerances as in tests/test_gpu.py.
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest
 import torch
 
 from entropy_engine.config import ConfigError
+from gpu_checks import assert_runs_agree, train_on_both_backends
 
 TOL = 1e-4
 # a small arena and a wide capture range: captures in most episodes of a few steps
@@ -175,29 +175,10 @@ def test_pursuit_device_env_with_a_channel_matches_batch_env():
 @pytest.mark.slow
 def test_training_pursuit_on_the_device_env_follows_the_cpu_run():
     """Two PPO iterations of the pursuit preset's network on the device env log the CPU run's metrics."""
-    from entropy_engine.training.config import PRESETS, TrainConfig, build_config
-    from entropy_engine.training.native import NativeTrainer
+    from entropy_engine.training.config import PRESETS
 
-    logs, obs = {}, {}
-    for backend in ("numba", "cuda"):
-        cfg = build_config(TrainConfig, dict(PRESETS["pursuit"], num_worlds=2, n_agents=4, n_steps=32, seq_len=16,
-                                             batch_size=128, total_steps=512, backend=backend, max_episode_steps=20,
-                                             threads=1, torch_threads=1, env=dict(arena_size=6.0, capture_range=1.5)))
-        seen = []
-        tr = NativeTrainer(cfg, log=lambda s, m: seen.append(m))
-        assert type(tr.env).__name__ == ("DeviceEnv" if backend == "cuda" else "BatchEnv")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tr.learn()
-        obs[backend] = tr.obs.cpu().numpy().copy()
-        logs[backend] = seen
-    np.testing.assert_allclose(obs["cuda"], obs["numba"], atol=TOL)
-    assert len(logs["numba"]) == len(logs["cuda"]) == 2
-    for a, b in zip(logs["numba"], logs["cuda"]):
-        keys = [k for k in a if k.startswith(("env/", "rollout/")) or k == "train/value_loss"]
-        assert "env/captures_per_episode" in keys and keys == [k for k in b if k in keys]
-        for key in keys:
-            assert abs(a[key] - b[key]) <= 1e-3 * max(1.0, abs(a[key])), (key, a[key], b[key])
+    logs, obs = train_on_both_backends(dict(PRESETS["pursuit"], env=dict(arena_size=6.0, capture_range=1.5)))
+    assert_runs_agree(logs, obs, TOL, required="env/captures_per_episode")
     assert any(m["env/captures_per_episode"] > 0 for m in logs["numba"]), logs["numba"]
 
 
